@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`.
+# Everything else is plain CMake + Ninja in build/.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build demo test bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+configure: $(BUILD)/build.ninja
+
+build: deps configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job for now: check every model in models/ and print its summary.
+demo: build
+	@for m in models/*.kiln; do echo "== $$m"; $(BUILD)/bin/kilnc check $$m || exit 1; echo; done
+
+# All tests (lit + GoogleTest) through ctest; ctest's summary line is printed last.
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) > ctest.log 2>&1; rc=$$?; \
+	  cat ctest.log | grep -v 'tests passed, .* tests failed out of'; \
+	  grep 'tests passed, .* tests failed out of' ctest.log || echo "ctest failed to run"; exit $$rc
+
+bench:
+	@scripts/install-deps.sh bench
+	@echo "bench/ arrives with the inference compiler"
+
+fuzz:
+	@scripts/install-deps.sh fuzz
+	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_ENABLE_FUZZER=ON
+	cmake --build $(BUILD)-fuzz --target kiln-frontend-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus && cp -n models/*.kiln fuzz-corpus/ 2>/dev/null || true
+	$(BUILD)-fuzz/bin/kiln-frontend-fuzzer fuzz-corpus -max_total_time=$${FUZZ_SECONDS:-600} -max_len=65536 -timeout=10 -rss_limit_mb=4096
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Kiln needs, or says exactly how to.
+#   scripts/install-deps.sh build   what `make test` and `make demo` need
+#   scripts/install-deps.sh bench   plus PyTorch and OpenBLAS, for bench/ and the fixture scripts
+set -euo pipefail
+
+build_pkgs=(cmake ninja-build g++ ccache
+  llvm-14-dev libmlir-14-dev mlir-14-tools llvm-14-tools libhalide14-0-dev
+  googletest libgtest-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist)
+bench_pkgs=(python3-torch python3-numpy libopenblas0-pthread)
+fuzz_pkgs=(clang-14 libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+  build) ;;
+  bench) want+=("${bench_pkgs[@]}") ;;
+  fuzz) want+=("${fuzz_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|bench|fuzz]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "Kiln needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q "${missing[@]}"
