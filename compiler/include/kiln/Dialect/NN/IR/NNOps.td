@@ -1,0 +1,188 @@
+//===- NNOps.td - operations of the nn dialect ------------*- tablegen -*-===//
+//
+// One op per layer kind of Kiln's DSL, named and attributed like torch.nn.
+// Every layer op checks its result type against the shape the shared shape
+// functions (ShapeInference.h) compute, the same functions the importer uses,
+// so `kilnc` and `kiln-opt` report shape errors in the same words.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_DIALECT_NN_IR_NNOPS_TD
+#define KILN_DIALECT_NN_IR_NNOPS_TD
+
+include "kiln/Dialect/NN/IR/NNBase.td"
+
+//===----------------------------------------------------------------------===//
+// Parameters and buffers
+//===----------------------------------------------------------------------===//
+
+// Not NoSideEffect on purpose: a declared module's state belongs to the
+// model's state_dict even when the forward pass does not read it, as in
+// PyTorch, so dead-code elimination must not drop it.
+class NN_StateOp<string mnemonic> : NN_Op<mnemonic> {
+  let arguments = (ins StrAttr:$name, OptionalAttr<ElementsAttr>:$value);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let verifier = [{ return ::kiln::nn::verifyStateOp(*this); }];
+}
+
+def NN_ParamOp : NN_StateOp<"param"> {
+  let summary = "a trainable parameter, named by its state_dict key";
+  let description = [{
+    A learnable tensor of the model (PyTorch's `nn.Parameter`): weights and
+    biases, BatchNorm's γ (`weight`) and β (`bias`). Unbound until weights are
+    loaded; a bound parameter has a `value` of its own type.
+
+    ```mlir
+    %w = nn.param "fc1.weight" : tensor<128x784xf32>
+    ```
+  }];
+}
+
+def NN_BufferOp : NN_StateOp<"buffer"> {
+  let summary = "a non-trainable buffer, named by its state_dict key";
+  let description = [{
+    State that is saved with the model but not trained by gradients:
+    BatchNorm's `running_mean`, `running_var` and `num_batches_tracked`.
+
+    ```mlir
+    %n = nn.buffer "bn1.num_batches_tracked" : tensor<i64>
+    ```
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Layers with parameters
+//===----------------------------------------------------------------------===//
+
+def NN_LinearOp : NN_LayerOp<"linear"> {
+  let summary = "y = x·Wᵀ + b over the last dimension (torch.nn.Linear)";
+  let description = [{
+    `weight` is `[out_features, in_features]`, `bias` (optional) is
+    `[out_features]`. The input is `[*, in_features]` with at least two
+    dimensions, the first being the batch.
+
+    ```mlir
+    %y = nn.linear %x, %w, %b : (tensor<?x784xf32>, tensor<128x784xf32>, tensor<128xf32>) -> tensor<?x128xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, NN_Tensor:$weight,
+                       Optional<NN_Tensor>:$bias);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def NN_Conv2DOp : NN_LayerOp<"conv2d"> {
+  let summary = "2-D convolution over NCHW input (torch.nn.Conv2d)";
+  let description = [{
+    `weight` is `[out_channels, in_channels, kH, kW]`, `bias` (optional)
+    `[out_channels]`; `stride` and `padding` are `[h, w]` (zero padding).
+
+    ```mlir
+    %y = nn.conv2d %x, %w, %b {padding = [0, 0], stride = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>, tensor<6xf32>) -> tensor<?x6x24x24xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, NN_Tensor:$weight,
+                       Optional<NN_Tensor>:$bias,
+                       I64ArrayAttr:$stride, I64ArrayAttr:$padding);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def NN_BatchNormOp : NN_LayerOp<"batch_norm", [AttrSizedOperandSegments]> {
+  let summary = "batch normalization over dimension 1 (torch.nn.BatchNorm1d/2d)";
+  let description = [{
+    `y = (x − mean) / sqrt(var + eps) · weight + bias`, per channel (dim 1) of
+    a `[N, C]`, `[N, C, L]` or `[N, C, H, W]` input.
+
+    The state is explicit: `weight`/`bias` are present when `affine`;
+    `running_mean`, `running_var` and `num_batches_tracked` when
+    `track_running_stats`. In eval mode (no `training` attribute) the op
+    normalizes with the running statistics, or with the batch statistics when
+    there are none (PyTorch does the same). In training mode it normalizes with
+    the batch statistics (biased variance), and the training step updates the
+    running statistics with `momentum` and the unbiased variance, as PyTorch
+    does.
+
+    ```mlir
+    %y = nn.batch_norm %x weight %g bias %b running_mean %m running_var %v num_batches_tracked %n {eps = 1.0e-05 : f64, momentum = 1.0e-01 : f64} : (...) -> tensor<?x128xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input,
+                       Optional<NN_Tensor>:$weight,
+                       Optional<NN_Tensor>:$bias,
+                       Optional<NN_Tensor>:$running_mean,
+                       Optional<NN_Tensor>:$running_var,
+                       Optional<0DTensorOf<[I64]>>:$num_batches_tracked,
+                       F64Attr:$eps, F64Attr:$momentum, UnitAttr:$training);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = [{
+    $input (`weight` $weight^)? (`bias` $bias^)?
+    (`running_mean` $running_mean^)? (`running_var` $running_var^)?
+    (`num_batches_tracked` $num_batches_tracked^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    bool isAffine() { return weight() != nullptr; }
+    bool tracksRunningStats() { return running_mean() != nullptr; }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Element-wise activations
+//===----------------------------------------------------------------------===//
+
+def NN_ReluOp : NN_ElementwiseOp<"relu", "max(x, 0) (torch.nn.ReLU)">;
+def NN_SigmoidOp : NN_ElementwiseOp<"sigmoid", "1 / (1 + exp(−x)) (torch.nn.Sigmoid)">;
+def NN_TanhOp : NN_ElementwiseOp<"tanh", "tanh(x) (torch.nn.Tanh)">;
+
+def NN_AddOp : NN_LayerOp<"add", [Commutative, SameOperandsAndResultType]> {
+  let summary = "element-wise sum of two tensors of one shape (residual connections)";
+  let arguments = (ins NN_Tensor:$lhs, NN_Tensor:$rhs);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($output)";
+  let verifier = ?;
+}
+
+def NN_DropoutOp : NN_LayerOp<"dropout"> {
+  let summary = "zeroes elements with probability p in training (torch.nn.Dropout)";
+  let description = [{
+    The identity in eval mode. In training mode each element is zeroed with
+    probability `p` and the others scaled by `1 / (1 − p)`.
+  }];
+  let arguments = (ins NN_Tensor:$input, F64Attr:$p, UnitAttr:$training);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Pooling and reshaping
+//===----------------------------------------------------------------------===//
+
+class NN_Pool2DOp<string mnemonic, string what> : NN_LayerOp<mnemonic> {
+  let summary = what # " over kernel_size windows of NCHW input, no padding";
+  let arguments = (ins NN_Tensor:$input, I64ArrayAttr:$kernel_size,
+                       I64ArrayAttr:$stride);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def NN_AvgPool2DOp : NN_Pool2DOp<"avg_pool2d", "mean (torch.nn.AvgPool2d)">;
+def NN_MaxPool2DOp : NN_Pool2DOp<"max_pool2d", "maximum (torch.nn.MaxPool2d)">;
+
+def NN_FlattenOp : NN_LayerOp<"flatten"> {
+  let summary = "merges dimensions start_dim..end_dim into one (torch.nn.Flatten)";
+  let description = [{
+    ```mlir
+    %y = nn.flatten %x {end_dim = -1 : i64, start_dim = 1 : i64} : (tensor<?x1x28x28xf32>) -> tensor<?x784xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, I64Attr:$start_dim, I64Attr:$end_dim);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+#endif // KILN_DIALECT_NN_IR_NNOPS_TD

@@ -1,0 +1,152 @@
+//===- NNOps.cpp - verifiers of the nn dialect ----------------------------===//
+//
+// Each layer's verifier recomputes its result shape with the shared rules of
+// ShapeInference.cpp and compares it with the declared result type.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Dialect/NN/IR/ShapeInference.h"
+
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+
+namespace kiln::nn {
+
+static ShapeRef shapeOf(Value value) {
+  return value.getType().cast<RankedTensorType>().getShape();
+}
+
+static Optional<ShapeRef> optionalShapeOf(Value value) {
+  if (!value)
+    return llvm::None;
+  return shapeOf(value);
+}
+
+static SmallVector<int64_t, 2> toInts(ArrayAttr array) {
+  SmallVector<int64_t, 2> ints;
+  for (Attribute element : array)
+    ints.push_back(element.cast<IntegerAttr>().getInt());
+  return ints;
+}
+
+/// Compares the declared result type with the inferred shape.
+static LogicalResult checkResultShape(Operation *op,
+                                      FailureOr<Shape> inferred) {
+  if (failed(inferred))
+    return failure();
+  ShapeRef declared = shapeOf(op->getResult(0));
+  if (declared != ArrayRef<int64_t>(*inferred))
+    return op->emitOpError() << "result shape " << formatShape(declared)
+                             << " does not match the inferred shape "
+                             << formatShape(*inferred);
+  return success();
+}
+
+LogicalResult verifyStateOp(Operation *op, StringRef name,
+                            Optional<ElementsAttr> value) {
+  if (name.empty())
+    return op->emitOpError("needs a non-empty state_dict name");
+  if (value && value->getType() != op->getResult(0).getType())
+    return op->emitOpError() << "value of type " << value->getType()
+                             << " does not match the result type "
+                             << op->getResult(0).getType();
+  return success();
+}
+
+template <typename StateOp>
+static LogicalResult verifyStateOp(StateOp op) {
+  return verifyStateOp(op, op.name(), op.value());
+}
+
+static LogicalResult verifyInferredShape(LinearOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return checkResultShape(
+      op, inferLinearShape(emitError, shapeOf(op.input()), shapeOf(op.weight()),
+                           optionalShapeOf(op.bias())));
+}
+
+static LogicalResult verifyInferredShape(Conv2DOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return checkResultShape(
+      op, inferConv2DShape(emitError, shapeOf(op.input()), shapeOf(op.weight()),
+                           optionalShapeOf(op.bias()), toInts(op.stride()),
+                           toInts(op.padding())));
+}
+
+/// Every state operand of a BatchNorm is one value per channel.
+static LogicalResult verifyBatchNormState(BatchNormOp op,
+                                          Optional<int64_t> &channels) {
+  Value perChannel[] = {op.weight(), op.bias(), op.running_mean(),
+                        op.running_var()};
+  StringRef names[] = {"weight", "bias", "running_mean", "running_var"};
+  for (auto [value, name] : llvm::zip(perChannel, names)) {
+    if (!value)
+      continue;
+    ShapeRef shape = shapeOf(value);
+    if (shape.size() != 1 || (channels && shape[0] != *channels))
+      return op.emitOpError() << name << " must be ["
+                              << (channels ? std::to_string(*channels) : "C")
+                              << "], got " << formatShape(shape);
+    channels = shape[0];
+  }
+  if (!op.weight() != !op.bias())
+    return op.emitOpError("needs both weight and bias (affine) or neither");
+  if (!op.running_mean() != !op.running_var() ||
+      !op.running_mean() != !op.num_batches_tracked())
+    return op.emitOpError("needs running_mean, running_var and "
+                          "num_batches_tracked together, or none of them");
+  return success();
+}
+
+static LogicalResult verifyInferredShape(BatchNormOp op) {
+  if (!(op.eps().convertToDouble() > 0))
+    return op.emitOpError() << "eps must be > 0, got "
+                            << op.eps().convertToDouble();
+  double momentum = op.momentum().convertToDouble();
+  if (!(momentum >= 0 && momentum <= 1))
+    return op.emitOpError() << "momentum must be in [0, 1], got " << momentum;
+  Optional<int64_t> channels;
+  if (failed(verifyBatchNormState(op, channels)))
+    return failure();
+  auto emitError = [&] { return op.emitOpError(); };
+  return checkResultShape(
+      op, inferBatchNormShape(emitError, shapeOf(op.input()), channels));
+}
+
+static LogicalResult verifyInferredShape(DropoutOp op) {
+  double p = op.p().convertToDouble();
+  if (!(p >= 0 && p < 1))
+    return op.emitOpError() << "p must be in [0, 1), got " << p;
+  return checkResultShape(op, Shape(shapeOf(op.input()).begin(), shapeOf(op.input()).end()));
+}
+
+template <typename PoolOp>
+static LogicalResult verifyPoolShape(PoolOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return checkResultShape(
+      op, inferPool2DShape(emitError, op->getName().stripDialect(),
+                           shapeOf(op.input()), toInts(op.kernel_size()),
+                           toInts(op.stride())));
+}
+static LogicalResult verifyInferredShape(AvgPool2DOp op) {
+  return verifyPoolShape(op);
+}
+static LogicalResult verifyInferredShape(MaxPool2DOp op) {
+  return verifyPoolShape(op);
+}
+
+static LogicalResult verifyInferredShape(FlattenOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return checkResultShape(
+      op, inferFlattenShape(emitError, shapeOf(op.input()),
+                            op.start_dimAttr().getInt(),
+                            op.end_dimAttr().getInt()));
+}
+
+} // namespace kiln::nn
+
+using namespace kiln::nn;
+
+#define GET_OP_CLASSES
+#include "kiln/Dialect/NN/IR/NNOps.cpp.inc"
