@@ -1,6 +1,8 @@
 //===- AST.cpp - printing the syntax tree ---------------------------------===//
 #include "kiln/Frontend/AST.h"
 
+#include "kiln/Dialect/NN/IR/ShapeInference.h"
+
 #include "llvm/ADT/STLExtras.h"
 
 namespace kiln::ast {
@@ -23,7 +25,7 @@ static void printArgs(const std::vector<Arg> &args, llvm::raw_ostream &os) {
 void printTerm(const Term &term, llvm::raw_ostream &os) {
   switch (term.kind) {
   case Term::Kind::Int: os << term.intValue; break;
-  case Term::Kind::Float: os << term.floatValue; break;
+  case Term::Kind::Float: os << nn::formatNumber(term.floatValue); break;
   case Term::Kind::Bool: os << (term.boolValue ? "true" : "false"); break;
   case Term::Kind::String: os << '"' << term.text << '"'; break;
   case Term::Kind::Name: os << term.text; break;

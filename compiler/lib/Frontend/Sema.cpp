@@ -1,6 +1,8 @@
 //===- Sema.cpp - semantic checks of a parsed model -----------------------===//
 #include "kiln/Frontend/Sema.h"
 
+#include "kiln/Dialect/NN/IR/ShapeInference.h"
+
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 
@@ -121,6 +123,9 @@ std::string suggest(llvm::StringRef name,
   llvm::StringRef best;
   unsigned bestDistance = 3;
   for (llvm::StringRef candidate : candidates) {
+    // A prefix is a likely slip too: 'kernel' for 'kernel_size'.
+    if (name.size() >= 3 && candidate.startswith(name))
+      return ("; did you mean '" + candidate + "'?").str();
     unsigned distance = name.edit_distance(candidate, true, bestDistance);
     if (distance < bestDistance) {
       best = candidate;
@@ -185,6 +190,10 @@ void Checker::run() {
   checkForward();
   if (model.hasTrain)
     checkTrain();
+  // Unused layers are worth a warning only in a model that is otherwise
+  // right: amid errors (a misspelt call, say) they are noise.
+  if (diags.errorCount() > 0)
+    return;
   for (const LayerDecl &layer : model.layers)
     if (!layer.used && model.hasForward)
       diags.warning(layer.loc)
@@ -361,7 +370,7 @@ bool Checker::checkRange(const AttrValue &value, const ParamSpec &param,
       if (isInt)
         diag << value.ints[i];
       else
-        diag << v;
+        diag << nn::formatNumber(v);
       return false;
     }
   }

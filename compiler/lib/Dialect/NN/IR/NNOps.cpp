@@ -102,10 +102,10 @@ static LogicalResult verifyBatchNormState(BatchNormOp op,
 static LogicalResult verifyInferredShape(BatchNormOp op) {
   if (!(op.eps().convertToDouble() > 0))
     return op.emitOpError() << "eps must be > 0, got "
-                            << op.eps().convertToDouble();
+                            << formatNumber(op.eps().convertToDouble());
   double momentum = op.momentum().convertToDouble();
   if (!(momentum >= 0 && momentum <= 1))
-    return op.emitOpError() << "momentum must be in [0, 1], got " << momentum;
+    return op.emitOpError() << "momentum must be in [0, 1], got " << formatNumber(momentum);
   Optional<int64_t> channels;
   if (failed(verifyBatchNormState(op, channels)))
     return failure();
@@ -117,7 +117,7 @@ static LogicalResult verifyInferredShape(BatchNormOp op) {
 static LogicalResult verifyInferredShape(DropoutOp op) {
   double p = op.p().convertToDouble();
   if (!(p >= 0 && p < 1))
-    return op.emitOpError() << "p must be in [0, 1), got " << p;
+    return op.emitOpError() << "p must be in [0, 1), got " << formatNumber(p);
   return checkResultShape(op, Shape(shapeOf(op.input()).begin(), shapeOf(op.input()).end()));
 }
 

@@ -4,6 +4,9 @@
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 using namespace mlir;
 
 namespace kiln::nn {
@@ -20,6 +23,18 @@ std::string formatShape(ShapeRef shape) {
   });
   os << ']';
   return os.str();
+}
+
+std::string formatNumber(double value) {
+  // The shortest %g form that reads back as the same double: 0.1, not
+  // 0.10000000000000001; 1/255 keeps all its digits.
+  char text[32];
+  for (int precision = 6; precision <= 17; ++precision) {
+    snprintf(text, sizeof(text), "%.*g", precision, value);
+    if (std::strtod(text, nullptr) == value)
+      break;
+  }
+  return text;
 }
 
 static bool isPerChannel(ShapeRef shape, int64_t channels) {

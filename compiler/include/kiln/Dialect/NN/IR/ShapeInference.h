@@ -31,6 +31,10 @@ constexpr int64_t kDynamic = mlir::ShapedType::kDynamicSize;
 /// "[N, 1, 28, 28]": dynamic dimensions print as N, the batch.
 std::string formatShape(ShapeRef shape);
 
+/// "0.001", "1e-05": numbers as a user writes them (the shortest %g form
+/// that reads back exactly).
+std::string formatNumber(double value);
+
 mlir::FailureOr<Shape> inferLinearShape(EmitErrorFn emitError, ShapeRef input,
                                         ShapeRef weight,
                                         llvm::Optional<ShapeRef> bias);
