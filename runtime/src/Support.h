@@ -1,0 +1,123 @@
+//===- Support.h - Internal helpers of the Kiln runtime -------------------===//
+//
+// Status construction, the exception guard used at every C entry point,
+// checked arithmetic, aligned buffers and POSIX file I/O. Not installed.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_RUNTIME_SRC_SUPPORT_H
+#define KILN_RUNTIME_SRC_SUPPORT_H
+
+#include "kiln/runtime/array.h"
+#include "kiln/runtime/status.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+struct kiln_status_s {
+  kiln_status_code_t code;
+  std::string message;
+};
+
+
+namespace kiln::runtime {
+
+// A failure with `message`. Never fails itself: if the status cannot be
+// allocated, the preallocated out-of-memory status comes back instead.
+kiln_status_t makeStatus(kiln_status_code_t code, const std::string &message);
+// The shared out-of-memory status (kiln_status_free ignores it).
+kiln_status_t outOfMemory();
+
+// Runs `body` (returning kiln_status_t) and turns any exception into a status,
+// so no exception ever crosses the C boundary: std::string and std::vector
+// report allocation failure by throwing bad_alloc.
+template <typename Body> kiln_status_t guard(Body &&body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc &) {
+    return outOfMemory();
+  } catch (const std::exception &e) {
+    return makeStatus(KILN_INTERNAL, std::string("unexpected exception: ") +
+                                         e.what());
+  } catch (...) {
+    return makeStatus(KILN_INTERNAL, "unexpected exception");
+  }
+}
+
+// Checked arithmetic: false when the result does not fit in 64 bits.
+inline bool checkedMul(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+inline bool checkedAdd(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_add_overflow(a, b, out);
+}
+// The element count of `shape` (non-negative extents), or false on overflow.
+bool shapeCount(const std::vector<int64_t> &shape, uint64_t *out);
+// "[128, 784]"
+std::string formatShape(const std::vector<int64_t> &shape);
+
+// Memory aligned to 64 bytes, the widest vector Halide's AVX-512 code stores.
+struct FreeDeleter {
+  void operator()(void *p) const { std::free(p); }
+};
+using AlignedBytes = std::unique_ptr<uint8_t[], FreeDeleter>;
+constexpr size_t kAlignment = 64;
+// Null when `size` bytes cannot be allocated. Never null for size 0.
+AlignedBytes allocateAligned(size_t size);
+
+// Allocates a zero-filled array of `dtype` and `shape`; `what` prefixes errors.
+kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
+                       const std::string &what, kiln_array_t **out_array);
+
+// An open file descriptor, closed on destruction.
+class InputFile {
+public:
+  InputFile() = default;
+  InputFile(const InputFile &) = delete;
+  InputFile &operator=(const InputFile &) = delete;
+  ~InputFile();
+  // Opens a regular file for reading and records its size.
+  kiln_status_t open(const std::string &path);
+  uint64_t size() const { return size_; }
+  int fd() const { return fd_; }
+  // Reads exactly `n` bytes at `offset`; an early end is an I/O error (the
+  // size was checked against fstat, so the file changed underneath us).
+  kiln_status_t readAt(uint64_t offset, void *dst, size_t n) const;
+  // Gives up ownership of the descriptor (e.g. to zlib's gzdopen).
+  int release();
+
+private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// A piece of a file to be written.
+struct Chunk {
+  const void *data;
+  size_t size;
+};
+// Writes `chunks` to `path` atomically: a new temporary file beside it, fsync,
+// rename over `path`. On any failure the temporary file is removed and `path`
+// is left as it was.
+kiln_status_t writeFileAtomically(const std::string &path,
+                                  const std::vector<Chunk> &chunks);
+
+// strerror, thread-safe.
+std::string errnoText(int err);
+
+} // namespace kiln::runtime
+
+// The storage behind kiln_array_t, shared by NPY, IDX and the array API.
+struct kiln_array_s {
+  kiln_dtype_t dtype;
+  std::vector<int64_t> shape;
+  size_t count;
+  size_t byteSize;
+  kiln::runtime::AlignedBytes data;
+};
+
+#endif // KILN_RUNTIME_SRC_SUPPORT_H

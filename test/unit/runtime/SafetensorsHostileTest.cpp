@@ -1,0 +1,316 @@
+//===- SafetensorsHostileTest.cpp - Malformed safetensors files -----------===//
+//
+// Every promise of the format broken once. Each test asserts the code and
+// that the message names the file and, where there is one, the tensor.
+//
+//===----------------------------------------------------------------------===//
+#include "TestUtil.h"
+
+#include "kiln/runtime/safetensors.h"
+
+using namespace kiln::test;
+
+namespace {
+
+class SafetensorsHostileTest : public TempDirTest {
+protected:
+  void TearDown() override {
+    kiln_safetensors_close(file_);
+    TempDirTest::TearDown();
+  }
+  // A file with header length `length` (the header's own size by default).
+  std::string file(const std::string &header, const std::string &data,
+                   uint64_t length = UINT64_MAX) {
+    if (length == UINT64_MAX)
+      length = header.size();
+    std::string bytes;
+    for (int i = 0; i < 8; ++i)
+      bytes += static_cast<char>(length >> (8 * i));
+    return bytes + header + data;
+  }
+  // Opens `bytes` as weights.safetensors and expects failure with `code` and
+  // a message containing the path and each of `parts`.
+  void expectRejected(const std::string &bytes, kiln_status_code_t code,
+                      std::vector<std::string> parts) {
+    std::string p = path("weights.safetensors");
+    writeBytes(p, bytes);
+    Result r = take(kiln_safetensors_open(p.c_str(), &file_));
+    EXPECT_EQ(r.code, code) << kiln_status_code_name(r.code) << ": " << r.message;
+    EXPECT_EQ(file_, nullptr);
+    EXPECT_EQ(r.message.rfind(p + ": ", 0), 0u) << r.message;
+    for (const std::string &part : parts)
+      EXPECT_NE(r.message.find(part), std::string::npos)
+          << "'" << part << "' not in: " << r.message;
+  }
+  kiln_safetensors_t *file_ = nullptr;
+};
+
+const std::string kFourFloats(16, '\0');
+
+TEST_F(SafetensorsHostileTest, FileShorterThanLengthField) {
+  expectRejected(std::string("\x10\0\0", 3), KILN_DATA_LOSS, {"3 bytes"});
+}
+
+TEST_F(SafetensorsHostileTest, EmptyFile) {
+  expectRejected("", KILN_DATA_LOSS, {"0 bytes"});
+}
+
+TEST_F(SafetensorsHostileTest, HeaderLengthPastEndOfFile) {
+  expectRejected(file("{}", "", 1000), KILN_DATA_LOSS,
+                 {"header length 1000 runs past the end"});
+}
+
+TEST_F(SafetensorsHostileTest, HeaderLengthAbove100MB) {
+  expectRejected(file("{}", "", 100000001), KILN_DATA_LOSS, {"exceeds the limit"});
+}
+
+TEST_F(SafetensorsHostileTest, HeaderLengthNear2To64) {
+  expectRejected(file("{}", "", UINT64_MAX - 1), KILN_DATA_LOSS, {"exceeds the limit"});
+}
+
+TEST_F(SafetensorsHostileTest, HeaderNotJson) {
+  expectRejected(file("{\"w\": {", ""), KILN_DATA_LOSS, {"not valid JSON"});
+}
+
+TEST_F(SafetensorsHostileTest, EmptyHeader) {
+  expectRejected(file("", ""), KILN_DATA_LOSS, {"not valid JSON"});
+}
+
+TEST_F(SafetensorsHostileTest, HeaderIsJsonArray) {
+  expectRejected(file("[]", ""), KILN_DATA_LOSS,
+                 {"header must be a JSON object, not an array"});
+}
+
+TEST_F(SafetensorsHostileTest, GarbageAfterHeaderObject) {
+  expectRejected(file("{} {}", ""), KILN_DATA_LOSS, {"not valid JSON"});
+}
+
+TEST_F(SafetensorsHostileTest, UnknownDtype) {
+  expectRejected(file(R"({"w":{"dtype":"F33","shape":[4],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w'", "unknown dtype 'F33'"});
+}
+
+TEST_F(SafetensorsHostileTest, Float8IsUnimplemented) {
+  expectRejected(file(R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})",
+                      "abcd"),
+                 KILN_UNIMPLEMENTED, {"tensor 'w'", "unsupported dtype 'F8_E4M3'"});
+}
+
+TEST_F(SafetensorsHostileTest, NegativeShapeDimension) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': shape has a negative entry -4"});
+}
+
+TEST_F(SafetensorsHostileTest, FractionalShapeDimension) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[4.0],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': shape has a non-integer entry"});
+}
+
+TEST_F(SafetensorsHostileTest, ShapeDoesNotMatchByteRange) {
+  std::string header =
+      R"({"fc1.weight":{"dtype":"F32","shape":[128,784],"data_offsets":[0,4000]}})";
+  expectRejected(file(header, std::string(4000, '\0')), KILN_DATA_LOSS,
+                 {"tensor 'fc1.weight': shape [128, 784] of F32 needs 401408 "
+                  "bytes but data_offsets span 4000"});
+}
+
+TEST_F(SafetensorsHostileTest, ShapeProductOverflows) {
+  // 2^62 * 8 elements wrap to 0 in 64 bits, and 0 bytes would match [0, 0].
+  expectRejected(
+      file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,0]}})",
+           ""),
+      KILN_DATA_LOSS, {"tensor 'w'", "overflows"});
+}
+
+TEST_F(SafetensorsHostileTest, ByteCountOverflows) {
+  // The element count 2^62 fits; times 4 bytes it wraps to 0.
+  expectRejected(
+      file(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})",
+           ""),
+      KILN_DATA_LOSS, {"tensor 'w'", "overflows"});
+}
+
+TEST_F(SafetensorsHostileTest, ShapeDimensionAboveInt64) {
+  expectRejected(
+      file(R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})",
+           ""),
+      KILN_DATA_LOSS, {"tensor 'w': shape", "above 2^63-1"});
+}
+
+TEST_F(SafetensorsHostileTest, BeginAfterEnd) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[16,0]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': data_offsets [16, 0] begin after they end"});
+}
+
+TEST_F(SafetensorsHostileTest, RangePastEndOfData) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w'", "run past the end of the data buffer"});
+}
+
+TEST_F(SafetensorsHostileTest, OverlappingRanges) {
+  expectRejected(file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+                      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'b'", "overlap tensor 'a' [0, 12]"});
+}
+
+TEST_F(SafetensorsHostileTest, HoleBetweenRanges) {
+  expectRejected(file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'b'", "bytes [4, 8)", "unused"});
+}
+
+TEST_F(SafetensorsHostileTest, FirstRangeDoesNotStartAtZero) {
+  expectRejected(file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[4,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'a'", "bytes [0, 4)"});
+}
+
+TEST_F(SafetensorsHostileTest, DataNotCoveredToEndOfFile) {
+  expectRejected(file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensors cover 12 bytes", "has 16", "trailing"});
+}
+
+TEST_F(SafetensorsHostileTest, DataWithoutAnyTensor) {
+  expectRejected(file("{}", "x"), KILN_DATA_LOSS, {"tensors cover 0 bytes"});
+}
+
+TEST_F(SafetensorsHostileTest, DuplicateTensorName) {
+  // A DOM parser would silently keep one of the two.
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                      R"("w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w' appears twice"});
+}
+
+TEST_F(SafetensorsHostileTest, DuplicateField) {
+  expectRejected(file(R"({"w":{"dtype":"F32","dtype":"F32","shape":[4],)"
+                      R"("data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': field 'dtype' appears twice"});
+}
+
+TEST_F(SafetensorsHostileTest, DuplicateMetadataKey) {
+  expectRejected(file(R"({"__metadata__":{"k":"1","k":"2"}})", ""), KILN_DATA_LOSS,
+                 {"__metadata__: key 'k' appears twice"});
+}
+
+TEST_F(SafetensorsHostileTest, DuplicateMetadataObject) {
+  expectRejected(file(R"({"__metadata__":{},"__metadata__":{}})", ""), KILN_DATA_LOSS,
+                 {"'__metadata__' appears twice"});
+}
+
+TEST_F(SafetensorsHostileTest, MissingField) {
+  expectRejected(file(R"({"w":{"dtype":"F32","data_offsets":[0,16]}})", kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': missing field 'shape'"});
+}
+
+TEST_F(SafetensorsHostileTest, ExtraField) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16],)"
+                      R"("stride":[1]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': unexpected field 'stride'"});
+}
+
+TEST_F(SafetensorsHostileTest, DtypeNotString) {
+  expectRejected(file(R"({"w":{"dtype":4,"shape":[4],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS,
+                 {"tensor 'w': field 'dtype' must be a string, not a number"});
+}
+
+TEST_F(SafetensorsHostileTest, ShapeNotArray) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS,
+                 {"tensor 'w': field 'shape' must be an array, not a string"});
+}
+
+TEST_F(SafetensorsHostileTest, NestedShapeArray) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[[4]],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': shape must contain only"});
+}
+
+TEST_F(SafetensorsHostileTest, DataOffsetsWithOneEntry) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': data_offsets must have exactly 2 entries"});
+}
+
+TEST_F(SafetensorsHostileTest, DataOffsetsWithThreeEntries) {
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'w': data_offsets must have exactly 2 entries"});
+}
+
+TEST_F(SafetensorsHostileTest, EntryNotObject) {
+  expectRejected(file(R"({"w":[0,16]})", kFourFloats), KILN_DATA_LOSS,
+                 {"tensor 'w' must be an object, not an array"});
+}
+
+TEST_F(SafetensorsHostileTest, EmptyTensorName) {
+  expectRejected(file(R"({"":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"empty name"});
+}
+
+TEST_F(SafetensorsHostileTest, NulInTensorName) {
+  expectRejected(file(R"({"w\u0000x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"NUL"});
+}
+
+TEST_F(SafetensorsHostileTest, MetadataValueNotString) {
+  expectRejected(file(R"({"__metadata__":{"epoch":3}})", ""), KILN_DATA_LOSS,
+                 {"__metadata__: value of 'epoch' must be a string, not a number"});
+}
+
+TEST_F(SafetensorsHostileTest, RankAboveLimit) {
+  std::string shape = "[1";
+  for (int i = 1; i < 65; ++i)
+    shape += ",1";
+  expectRejected(file(R"({"w":{"dtype":"F32","shape":)" + shape +
+                          R"(],"data_offsets":[0,4]}})",
+                      "abcd"),
+                 KILN_DATA_LOSS, {"tensor 'w': shape has more than 64 dimensions"});
+}
+
+// Files that were valid until something happened to them.
+class DamagedSafetensorsTest : public SafetensorsHostileTest {
+protected:
+  std::string validFile() {
+    kiln_safetensors_writer_t *writer = nullptr;
+    KILN_EXPECT_OK(kiln_safetensors_writer_create(&writer));
+    std::vector<float> values = {1, 2, 3, 4};
+    int64_t shape[] = {2, 2};
+    KILN_EXPECT_OK(kiln_safetensors_writer_add(writer, "conv1.weight", KILN_DTYPE_F32,
+                                               2, shape, values.data()));
+    KILN_EXPECT_OK(kiln_safetensors_writer_write(writer, path("valid").c_str()));
+    kiln_safetensors_writer_free(writer);
+    return readBytes(path("valid"));
+  }
+};
+
+TEST_F(DamagedSafetensorsTest, TruncatedFile) {
+  std::string bytes = validFile();
+  expectRejected(bytes.substr(0, bytes.size() - 1), KILN_DATA_LOSS,
+                 {"tensor 'conv1.weight'", "truncated"});
+}
+
+TEST_F(DamagedSafetensorsTest, TruncatedInsideHeader) {
+  expectRejected(validFile().substr(0, 20), KILN_DATA_LOSS, {"runs past the end"});
+}
+
+TEST_F(DamagedSafetensorsTest, TrailingBytes) {
+  expectRejected(validFile() + "junk", KILN_DATA_LOSS, {"trailing bytes"});
+}
+
+} // namespace
