@@ -15,3 +15,4 @@ config.environment["PATH"] = os.pathsep.join(
     [config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
 config.substitutions.append(("%models", os.path.join(config.kiln_src_root, "models")))
 config.substitutions.append(("%fixtures", os.path.join(config.kiln_src_root, "test", "fixtures")))
+config.substitutions.append(("%python", "/usr/bin/python3"))

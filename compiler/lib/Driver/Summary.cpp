@@ -178,13 +178,14 @@ void printDot(ModuleOp module, llvm::raw_ostream &os) {
      << nn::formatShape(input.getType().cast<RankedTensorType>().getShape())
      << "\", shape=ellipse];\n";
   unsigned next = 0;
-  forward.walk([&](Operation *op) {
+  for (Operation &body : forward.getBody().front()) {
+    Operation *op = &body;
     if (isState(op))
-      return;
+      continue;
     if (isa<ReturnOp>(op)) {
       os << "  output [shape=ellipse];\n";
       os << "  " << nodeOf.lookup(op->getOperand(0)) << " -> output;\n";
-      return;
+      continue;
     }
     std::string node = "n" + std::to_string(next++);
     nodeOf[op->getResult(0)] = node;
@@ -196,7 +197,7 @@ void printDot(ModuleOp module, llvm::raw_ostream &os) {
     for (Value operand : op->getOperands())
       if (nodeOf.count(operand))
         os << "  " << nodeOf.lookup(operand) << " -> " << node << ";\n";
-  });
+  }
   os << "}\n";
 }
 

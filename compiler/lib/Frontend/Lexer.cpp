@@ -97,7 +97,9 @@ Token Lexer::next() {
   sawNewline = false;
   size_t start = pos;
   Token token;
-  if (atEnd()) {
+  // Past the error limit the rest of the file is not read: recovery would
+  // otherwise keep lexing (and reporting) a binary file to its end.
+  if (atEnd() || diags.tooManyErrors()) {
     token = make(TokenKind::Eof, start, loc);
   } else {
     char c = peek();

@@ -129,7 +129,7 @@ bool Parser::parseBlock(llvm::StringRef what, BodyFn parseItem) {
   }
   if (stopped())
     return false;
-  take(); // '}'
+  lastBlockEnd = take().loc; // '}'
   return true;
 }
 
@@ -291,7 +291,7 @@ bool Parser::parseForward(Model &model) {
   model.forwardLoc = loc;
   bool ok = parseBlock("the forward section",
                        [&] { return parseStmt(model.forward); });
-  model.forwardEndLoc = cur().loc;
+  model.forwardEndLoc = lastBlockEnd;
   return ok;
 }
 

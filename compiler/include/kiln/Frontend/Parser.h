@@ -62,6 +62,7 @@ private:
   unsigned nesting = 0;
   size_t taken = 0; // tokens consumed: recovery must make progress
   bool fatal = false;
+  SourceLoc lastBlockEnd; // the '}' that closed the last block
 };
 
 /// Convenience: parse a whole buffer.
