@@ -2,6 +2,7 @@
 #include "kiln/Driver/Driver.h"
 
 #include "kiln/Dialect/NN/IR/NNDialect.h"
+#include "kiln/Dialect/NN/Transforms/Passes.h"
 #include "kiln/Frontend/Parser.h"
 #include "kiln/Frontend/Sema.h"
 #include "kiln/Import/Import.h"
@@ -18,7 +19,7 @@ void registerKilnDialects(mlir::DialectRegistry &registry) {
                   mlir::arith::ArithmeticDialect>();
 }
 
-void registerKilnPasses() {}
+void registerKilnPasses() { nn::registerNNPasses(); }
 
 mlir::LogicalResult readSource(llvm::StringRef path, llvm::SourceMgr &sourceMgr,
                                mlir::MLIRContext *context) {

@@ -199,7 +199,7 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
     return build<nn::LinearOp>(
         path, callLoc,
         nn::inferLinearShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias)),
-        input, s.weight, s.bias);
+        input, s.weight, s.bias, StringAttr());
   if (kind == "conv2d") {
     const AttrValue &stride = layer.attr("stride"), &padding = layer.attr("padding");
     return build<nn::Conv2DOp>(
@@ -207,7 +207,7 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         nn::inferConv2DShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias),
                              stride.ints, padding.ints),
         input, s.weight, s.bias, builder.getI64ArrayAttr(stride.ints),
-        builder.getI64ArrayAttr(padding.ints));
+        builder.getI64ArrayAttr(padding.ints), StringAttr());
   }
   if (kind == "batchnorm1d" || kind == "batchnorm2d") {
     // PyTorch: BatchNorm1d takes [N, C] or [N, C, L]; BatchNorm2d [N, C, H, W].

@@ -144,9 +144,27 @@ static LogicalResult verifyInferredShape(FlattenOp op) {
                             op.end_dimAttr().getInt()));
 }
 
+static LogicalResult verifyInferredShape(ScaleShiftOp op) {
+  ShapeRef input = shapeOf(op.input());
+  if (input.size() < 2)
+    return op.emitOpError() << "expects an input of shape [N, C, ...], got "
+                            << formatShape(input);
+  for (Value perChannel : {op.scale(), op.shift()}) {
+    ShapeRef shape = shapeOf(perChannel);
+    if (shape.size() != 1 || shape[0] != input[1])
+      return op.emitOpError() << "scale and shift must be [" << input[1]
+                              << "] for an input of shape "
+                              << formatShape(input) << ", got "
+                              << formatShape(shape);
+  }
+  return checkResultShape(op, Shape(input.begin(), input.end()));
+}
+
 } // namespace kiln::nn
 
 using namespace kiln::nn;
+
+#include "kiln/Dialect/NN/IR/NNOpsEnums.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "kiln/Dialect/NN/IR/NNOps.cpp.inc"

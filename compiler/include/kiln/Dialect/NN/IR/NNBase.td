@@ -24,6 +24,15 @@ def NN_Dialect : Dialect {
   }];
 }
 
+// The element-wise function a layer applies to its result once
+// nn-fuse-activations has merged the activation op into it.
+def NN_ActivationAttr : StrEnumAttr<"Activation",
+    "activation fused into a layer", [
+      StrEnumAttrCase<"relu">, StrEnumAttrCase<"sigmoid">,
+      StrEnumAttrCase<"tanh">]> {
+  let cppNamespace = "::kiln::nn";
+}
+
 // Activations: ranked f32 tensors (the batch dimension may be dynamic).
 def NN_Tensor : RankedTensorOf<[F32]>;
 

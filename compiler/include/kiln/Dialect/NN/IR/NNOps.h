@@ -9,6 +9,8 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "kiln/Dialect/NN/IR/NNOpsEnums.h.inc"
+
 #define GET_OP_CLASSES
 #include "kiln/Dialect/NN/IR/NNOps.h.inc"
 

@@ -59,14 +59,16 @@ def NN_LinearOp : NN_LayerOp<"linear"> {
   let description = [{
     `weight` is `[out_features, in_features]`, `bias` (optional) is
     `[out_features]`. The input is `[*, in_features]` with at least two
-    dimensions, the first being the batch.
+    dimensions, the first being the batch. `activation`, set by
+    nn-fuse-activations, applies relu, sigmoid or tanh to the result.
 
     ```mlir
     %y = nn.linear %x, %w, %b : (tensor<?x784xf32>, tensor<128x784xf32>, tensor<128xf32>) -> tensor<?x128xf32>
     ```
   }];
   let arguments = (ins NN_Tensor:$input, NN_Tensor:$weight,
-                       Optional<NN_Tensor>:$bias);
+                       Optional<NN_Tensor>:$bias,
+                       OptionalAttr<NN_ActivationAttr>:$activation);
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = [{
     $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
@@ -78,6 +80,7 @@ def NN_Conv2DOp : NN_LayerOp<"conv2d"> {
   let description = [{
     `weight` is `[out_channels, in_channels, kH, kW]`, `bias` (optional)
     `[out_channels]`; `stride` and `padding` are `[h, w]` (zero padding).
+    `activation` as for nn.linear.
 
     ```mlir
     %y = nn.conv2d %x, %w, %b {padding = [0, 0], stride = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>, tensor<6xf32>) -> tensor<?x6x24x24xf32>
@@ -85,7 +88,8 @@ def NN_Conv2DOp : NN_LayerOp<"conv2d"> {
   }];
   let arguments = (ins NN_Tensor:$input, NN_Tensor:$weight,
                        Optional<NN_Tensor>:$bias,
-                       I64ArrayAttr:$stride, I64ArrayAttr:$padding);
+                       I64ArrayAttr:$stride, I64ArrayAttr:$padding,
+                       OptionalAttr<NN_ActivationAttr>:$activation);
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = [{
     $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
@@ -128,6 +132,26 @@ def NN_BatchNormOp : NN_LayerOp<"batch_norm", [AttrSizedOperandSegments]> {
   let extraClassDeclaration = [{
     bool isAffine() { return weight() != nullptr; }
     bool tracksRunningStats() { return running_mean() != nullptr; }
+  }];
+}
+
+def NN_ScaleShiftOp : NN_LayerOp<"scale_shift"> {
+  let summary = "y = x · scale[c] + shift[c] over dimension 1";
+  let description = [{
+    What an eval-mode BatchNorm becomes when there is no Linear or Conv2d
+    before it to fold into (on the input, after an activation, a pool or a
+    residual add): `scale = γ / sqrt(var + eps)`, `shift = β − mean · scale`.
+    `activation` as for nn.linear.
+
+    ```mlir
+    %y = nn.scale_shift %x, %scale, %shift : (tensor<?x6x12x12xf32>, tensor<6xf32>, tensor<6xf32>) -> tensor<?x6x12x12xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, NN_Tensor:$scale, NN_Tensor:$shift,
+                       OptionalAttr<NN_ActivationAttr>:$activation);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $scale `,` $shift attr-dict `:` functional-type(operands, results)
   }];
 }
 

@@ -1,0 +1,199 @@
+//===- FoldBatchNorm.cpp - fold eval-mode BatchNorm away ------------------===//
+//
+// Two rewrites of an eval-mode BatchNorm whose statistics are bound:
+// folded into the Linear/Conv2d that produces its input, or else turned into
+// a per-channel scale-and-shift. The arithmetic is done in double precision
+// and rounded to f32 once, so the folded layer differs from PyTorch's
+// unfolded computation by float rounding only.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Dialect/NN/IR/Utils.h"
+#include "kiln/Dialect/NN/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arithmetic/IR/Arithmetic.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+
+using namespace mlir;
+
+namespace kiln::nn {
+namespace {
+
+#define GEN_PASS_CLASSES
+#include "kiln/Dialect/NN/Transforms/Passes.h.inc"
+
+/// y = x · scale[c] + shift[c]: what an eval-mode BatchNorm computes.
+struct ChannelAffine {
+  SmallVector<double> scale, shift;
+};
+
+SmallVector<double> toDoubles(DenseElementsAttr values) {
+  SmallVector<double> out;
+  for (float v : values.getValues<float>())
+    out.push_back(v);
+  return out;
+}
+
+/// Why this BatchNorm cannot be rewritten at all, or "" if it can.
+std::string whyKept(BatchNormOp bn) {
+  if (bn.training())
+    return "it is in training mode";
+  if (!bn.tracksRunningStats())
+    return "track_running_stats=false: it normalizes with batch statistics "
+           "in eval mode too, as PyTorch does";
+  for (Value state : {bn.running_mean(), bn.running_var(), bn.weight(), bn.bias()})
+    if (state && !getBoundValue(state))
+      return "its parameters and statistics are not bound to values";
+  return "";
+}
+
+/// scale = γ / sqrt(var + eps), shift = β − mean · scale (γ = 1, β = 0
+/// without affine). Only for a BatchNorm whyKept() accepts.
+ChannelAffine computeAffine(BatchNormOp bn) {
+  SmallVector<double> mean = toDoubles(getBoundValue(bn.running_mean()));
+  SmallVector<double> var = toDoubles(getBoundValue(bn.running_var()));
+  SmallVector<double> gamma(mean.size(), 1.0), beta(mean.size(), 0.0);
+  if (bn.isAffine()) {
+    gamma = toDoubles(getBoundValue(bn.weight()));
+    beta = toDoubles(getBoundValue(bn.bias()));
+  }
+  double eps = bn.eps().convertToDouble();
+  ChannelAffine affine;
+  for (size_t c = 0; c < mean.size(); ++c) {
+    double scale = gamma[c] / std::sqrt(var[c] + eps);
+    affine.scale.push_back(scale);
+    affine.shift.push_back(beta[c] - mean[c] * scale);
+  }
+  return affine;
+}
+
+/// Why the BatchNorm cannot be folded into its input's producer, or "".
+std::string whyNotFoldable(BatchNormOp bn) {
+  Operation *producer = bn.input().getDefiningOp();
+  if (!producer)
+    return "its input is the model's input";
+  if (!isa<LinearOp, Conv2DOp>(producer))
+    return "its input comes from " + describeLayer(producer) +
+           ", not from a linear or conv2d";
+  // BatchNorm normalizes dimension 1; a Linear's features are its last
+  // dimension, so they coincide only for a [N, C] output.
+  if (isa<LinearOp>(producer) &&
+      producer->getResult(0).getType().cast<RankedTensorType>().getRank() != 2)
+    return describeLayer(producer) +
+           " has a rank-3 output whose features are not dimension 1";
+  if (!producer->getResult(0).hasOneUse())
+    return describeLayer(producer) + " has other users";
+  if (producer->getAttr("activation"))
+    return describeLayer(producer) + " already applies an activation";
+  for (Value state : producer->getOperands().drop_front())
+    if (!getBoundValue(state))
+      return describeLayer(producer) + "'s weights are not bound to values";
+  return "";
+}
+
+Value createConstant(PatternRewriter &rewriter, Location loc,
+                     RankedTensorType type, ArrayRef<float> values) {
+  auto attr = DenseElementsAttr::get(type, values);
+  return rewriter.create<arith::ConstantOp>(loc, attr);
+}
+
+/// W'[o, ...] = W[o, ...] · scale[o];  b'[o] = b[o] · scale[o] + shift[o].
+struct FoldIntoProducer : OpRewritePattern<BatchNormOp> {
+  FoldIntoProducer(MLIRContext *context, bool report)
+      : OpRewritePattern(context, /*benefit=*/2), report(report) {}
+
+  LogicalResult matchAndRewrite(BatchNormOp bn,
+                                PatternRewriter &rewriter) const override {
+    if (!whyKept(bn).empty() || !whyNotFoldable(bn).empty())
+      return failure();
+    Operation *producer = bn.input().getDefiningOp();
+    ChannelAffine affine = computeAffine(bn);
+    DenseElementsAttr weight = getBoundValue(producer->getOperand(1));
+    auto weightType = weight.getType().cast<RankedTensorType>();
+    int64_t channels = weightType.getDimSize(0);
+    int64_t perChannel = weightType.getNumElements() / channels;
+
+    SmallVector<float> newWeight;
+    newWeight.reserve(weightType.getNumElements());
+    int64_t i = 0;
+    for (float w : weight.getValues<float>())
+      newWeight.push_back(static_cast<float>(w * affine.scale[i++ / perChannel]));
+    SmallVector<double> bias(channels, 0.0);
+    if (producer->getNumOperands() > 2)
+      bias = toDoubles(getBoundValue(producer->getOperand(2)));
+    SmallVector<float> newBias;
+    for (int64_t c = 0; c < channels; ++c)
+      newBias.push_back(static_cast<float>(bias[c] * affine.scale[c] + affine.shift[c]));
+
+    Location loc = rewriter.getFusedLoc({producer->getLoc(), bn.getLoc()});
+    Value w = createConstant(rewriter, loc, weightType, newWeight);
+    Value b = createConstant(
+        rewriter, loc, RankedTensorType::get({channels}, rewriter.getF32Type()),
+        newBias);
+    OperationState state(loc, producer->getName());
+    state.addOperands({producer->getOperand(0), w, b});
+    state.addAttributes(producer->getAttrs());
+    state.addTypes(bn.getType());
+    Operation *folded = rewriter.createOperation(state);
+    if (report)
+      bn.emitRemark() << "folded into " << describeLayer(producer);
+    rewriter.replaceOp(bn, folded->getResults());
+    rewriter.eraseOp(producer);
+    return success();
+  }
+
+  bool report;
+};
+
+struct ToScaleShift : OpRewritePattern<BatchNormOp> {
+  ToScaleShift(MLIRContext *context, bool report)
+      : OpRewritePattern(context, /*benefit=*/1), report(report) {}
+
+  LogicalResult matchAndRewrite(BatchNormOp bn,
+                                PatternRewriter &rewriter) const override {
+    if (!whyKept(bn).empty())
+      return failure();
+    std::string reason = whyNotFoldable(bn);
+    if (reason.empty())
+      return failure(); // FoldIntoProducer's case
+    ChannelAffine affine = computeAffine(bn);
+    auto channelType = RankedTensorType::get(
+        {static_cast<int64_t>(affine.scale.size())}, rewriter.getF32Type());
+    SmallVector<float> scale(affine.scale.begin(), affine.scale.end());
+    SmallVector<float> shift(affine.shift.begin(), affine.shift.end());
+    Value scaleValue = createConstant(rewriter, bn.getLoc(), channelType, scale);
+    Value shiftValue = createConstant(rewriter, bn.getLoc(), channelType, shift);
+    if (report)
+      bn.emitRemark() << "became a per-channel scale-and-shift: " << reason;
+    rewriter.replaceOpWithNewOp<ScaleShiftOp>(bn, bn.getType(), bn.input(),
+                                              scaleValue, shiftValue,
+                                              StringAttr());
+    return success();
+  }
+
+  bool report;
+};
+
+struct FoldBatchNormPass : FoldBatchNormBase<FoldBatchNormPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<FoldIntoProducer, ToScaleShift>(&getContext(), report);
+    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    if (report)
+      getOperation().walk([](BatchNormOp bn) {
+        bn.emitRemark() << "kept: " << whyKept(bn);
+      });
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createFoldBatchNormPass() {
+  return std::make_unique<FoldBatchNormPass>();
+}
+
+} // namespace kiln::nn
