@@ -29,6 +29,7 @@ public:
   kiln_status_t read(kiln_array_t **out_array) {
     InputFile input;
     KILN_RETURN_IF_ERROR(input.open(path_));
+    uint64_t fileSize = input.size();
     file_.reset(gzdopen(input.fd(), "rb"));
     if (!file_)
       return makeStatus(KILN_OUT_OF_MEMORY, path_ + ": cannot start zlib");
@@ -60,12 +61,19 @@ public:
     if (!shapeCount(shape, &size) || size > KILN_IDX_MAX_DATA_SIZE)
       return dataLoss("dimensions " + formatShape(shape) +
                       " describe more than the 1 GiB Kiln accepts");
+    // A plain file must hold the data already; checking before allocating
+    // keeps a 16-byte file from costing a 1 GiB allocation.
+    uint64_t headerSize = 4 + 4 * shape.size();
+    if (gzdirect(file_.get()) && fileSize - headerSize < size)
+      return dataLoss("file is truncated: dimensions " + formatShape(shape) +
+                      " need " + std::to_string(size) + " data bytes, the file has " +
+                      std::to_string(fileSize - headerSize));
     kiln_array_t *array = nullptr;
-    KILN_RETURN_IF_ERROR(newArray(KILN_DTYPE_U8, shape, path_, &array));
+    KILN_RETURN_IF_ERROR(
+        newArray(KILN_DTYPE_U8, shape, path_, &array, /*zeroFill=*/false));
     std::unique_ptr<kiln_array_s> owned(array);
     KILN_RETURN_IF_ERROR(readExactly(array->data.get(), size,
-                                     "the " + std::to_string(size) +
-                                         " data bytes of " + formatShape(shape)));
+                                     "data of " + formatShape(shape)));
     // Reading one more byte also makes zlib check the gzip trailer (CRC and
     // length), which it only does at the end of the stream.
     uint8_t extra;
@@ -86,12 +94,19 @@ private:
   kiln_status_t dataLoss(const std::string &message) {
     return makeStatus(KILN_DATA_LOSS, path_ + ": " + message);
   }
+  // zlib's last error, without the "<fd:N>: " it puts in front (the file
+  // was opened with gzdopen, so zlib only knows the descriptor).
+  std::string zlibText(int *code) {
+    std::string text = gzerror(file_.get(), code);
+    size_t colon = text.find(": ");
+    return colon == std::string::npos ? text : text.substr(colon + 2);
+  }
   kiln_status_t zlibError(const std::string &where) {
     int code = Z_OK;
-    const char *text = gzerror(file_.get(), &code);
+    std::string text = zlibText(&code);
     if (code == Z_ERRNO)
       return makeStatus(KILN_IO_ERROR, path_ + ": read failed " + where);
-    return dataLoss(std::string("corrupt gzip stream ") + where + ": " + text);
+    return dataLoss("corrupt gzip stream " + where + ": " + text);
   }
   static std::string hex(const uint8_t *bytes) {
     static const char digits[] = "0123456789abcdef";
@@ -116,10 +131,10 @@ private:
     }
     if (done < n) {
       int code = Z_OK;
-      const char *text = gzerror(file_.get(), &code);
-      return dataLoss("file is truncated: " + what + " need " + std::to_string(n) +
-                      " bytes, got " + std::to_string(done) +
-                      (code != Z_OK ? std::string(" (") + text + ")" : ""));
+      std::string text = zlibText(&code);
+      return dataLoss("file is truncated: " + what + ": expected " +
+                      std::to_string(n) + " bytes, got " + std::to_string(done) +
+                      (code != Z_OK ? " (" + text + ")" : ""));
     }
     return nullptr;
   }

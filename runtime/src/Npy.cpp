@@ -219,7 +219,8 @@ kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
                     std::to_string(available) +
                     (available < bytes ? " (truncated)" : " (trailing bytes)"));
   kiln_array_t *array = nullptr;
-  KILN_RETURN_IF_ERROR(newArray(KILN_DTYPE_F32, header.shape, path, &array));
+  KILN_RETURN_IF_ERROR(newArray(KILN_DTYPE_F32, header.shape, path, &array,
+                                /*zeroFill=*/false));
   std::unique_ptr<kiln_array_s> owned(array);
   auto *dst = reinterpret_cast<float *>(array->data.get());
   if (elementSize == 4) {

@@ -223,7 +223,7 @@ private:
   }
   bool wrongType(const char *found) {
     if (where_ == Where::Shape || where_ == Where::Offsets)
-      return fail(subject() + " must contain only " + expected() + "s, not " + found);
+      return fail(subject() + " must contain only non-negative integers, not " + found);
     return fail(subject() + " must be " + expected() + ", not " + found);
   }
 

@@ -38,7 +38,8 @@ AlignedBytes allocateAligned(size_t size) {
 }
 
 kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
-                       const std::string &what, kiln_array_t **out_array) {
+                       const std::string &what, kiln_array_t **out_array,
+                       bool zeroFill) {
   if (shape.size() > KILN_MAX_RANK)
     return makeStatus(KILN_INVALID_ARGUMENT,
                       what + ": rank " + std::to_string(shape.size()) +
@@ -58,7 +59,8 @@ kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
   array->data = allocateAligned(bytes);
   if (!array->data)
     return outOfMemory();
-  std::memset(array->data.get(), 0, bytes);
+  if (zeroFill)
+    std::memset(array->data.get(), 0, bytes);
   *out_array = array.release();
   return nullptr;
 }

@@ -68,9 +68,12 @@ constexpr size_t kAlignment = 64;
 // Null when `size` bytes cannot be allocated. Never null for size 0.
 AlignedBytes allocateAligned(size_t size);
 
-// Allocates a zero-filled array of `dtype` and `shape`; `what` prefixes errors.
+// Allocates an array of `dtype` and `shape`; `what` prefixes errors. Readers
+// that overwrite every byte pass zeroFill = false, so that memory a hostile
+// header asks for is only touched as real data arrives.
 kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
-                       const std::string &what, kiln_array_t **out_array);
+                       const std::string &what, kiln_array_t **out_array,
+                       bool zeroFill = true);
 
 // An open file descriptor, closed on destruction.
 class InputFile {

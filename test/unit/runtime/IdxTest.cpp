@@ -132,7 +132,7 @@ TEST_F(IdxTest, ReadsEmptyDataSet) {
 
 TEST_F(IdxTest, RejectsTruncatedPlainFile) {
   expectRejected(idx({2, 2, 2}, "1234567"), KILN_DATA_LOSS,
-                 "truncated: the 8 data bytes of [2, 2, 2] need 8 bytes, got 7");
+                 "truncated: dimensions [2, 2, 2] need 8 data bytes, the file has 7");
 }
 
 TEST_F(IdxTest, RejectsTruncatedHeader) {
@@ -141,9 +141,19 @@ TEST_F(IdxTest, RejectsTruncatedHeader) {
 }
 
 TEST_F(IdxTest, RejectsTruncatedGzFile) {
-  std::string compressed = gzipped(idx({4000}, std::string(4000, '\x07')));
+  // Noise does not compress, so half the stream decompresses to about half.
+  std::string noise;
+  for (uint32_t x = 1; noise.size() < 4000; x = x * 1103515245 + 12345)
+    noise += static_cast<char>(x >> 24);
+  std::string compressed = gzipped(idx({4000}, noise));
   expectRejected(compressed.substr(0, compressed.size() / 2), KILN_DATA_LOSS,
-                 "truncated");
+                 "truncated: data of [4000]: expected 4000 bytes, got");
+}
+
+TEST_F(IdxTest, RejectsGzWhoseHeaderClaimsMoreThanItHolds) {
+  // Decompressed, the file says 2^29 bytes follow; they never come.
+  expectRejected(gzipped(idx({1u << 29}, "ab")), KILN_DATA_LOSS,
+                 "expected 536870912 bytes, got 2");
 }
 
 TEST_F(IdxTest, RejectsTruncatedRealGzFile) {
