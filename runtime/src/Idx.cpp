@@ -11,7 +11,7 @@
 
 #include <zlib.h>
 
-#include <climits>
+#include <algorithm>
 
 using namespace kiln::runtime;
 
