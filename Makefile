@@ -33,13 +33,26 @@ bench:
 	@scripts/install-deps.sh bench
 	@echo "bench/ arrives with the inference compiler"
 
+# libFuzzer on the frontend (test/fuzz/README.md). One job; FUZZ_SECONDS long.
+# Crashes, timeouts, leaks and OOMs go to fuzz-corpus/artifacts/, the run goes
+# on after them (-fork=1 -ignore_*), and the target fails if any are there.
 fuzz:
 	@scripts/install-deps.sh fuzz
-	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_ENABLE_FUZZER=ON
+	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
+	  -DKILN_ENABLE_FUZZER=ON
 	cmake --build $(BUILD)-fuzz --target kiln-frontend-fuzzer -j $(JOBS)
-	mkdir -p fuzz-corpus && cp -n models/*.kiln fuzz-corpus/ 2>/dev/null || true
-	$(BUILD)-fuzz/bin/kiln-frontend-fuzzer fuzz-corpus -max_total_time=$${FUZZ_SECONDS:-600} -max_len=65536 -timeout=10 -rss_limit_mb=4096
+	mkdir -p fuzz-corpus/artifacts && cp models/*.kiln fuzz-corpus/
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-frontend-fuzzer fuzz-corpus \
+	  -dict=test/fuzz/kiln.dict -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus/artifacts/:"; echo "$$found"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz
