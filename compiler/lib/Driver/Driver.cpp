@@ -9,7 +9,10 @@
 
 #include "mlir/Dialect/Arithmetic/IR/Arithmetic.h"
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
+#include "kiln/Driver/Weights.h"
+
 #include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 namespace kiln {
@@ -69,6 +72,21 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
     return nullptr;
   }
   return module;
+}
+
+mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
+                                        const InferenceOptions &options) {
+  if (failed(bindWeights(module, options.weightsPath, options.allowExtraKeys)))
+    return mlir::failure();
+  if (!options.fold)
+    return mlir::success();
+  mlir::PassManager pm(module.getContext());
+  std::unique_ptr<mlir::Pass> fold = nn::createFoldBatchNormPass();
+  if (options.report && failed(fold->initializeOptions("report=true")))
+    return mlir::emitError(module.getLoc()) << "internal error: bad pass option";
+  pm.addNestedPass<mlir::FuncOp>(std::move(fold));
+  pm.addNestedPass<mlir::FuncOp>(nn::createFuseActivationsPass());
+  return pm.run(module);
 }
 
 } // namespace kiln

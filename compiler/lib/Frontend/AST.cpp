@@ -35,6 +35,8 @@ void printTerm(const Term &term, llvm::raw_ostream &os) {
     os << (tuple ? '(' : '[');
     llvm::interleaveComma(term.elements, os,
                           [&](const TermPtr &e) { printTerm(*e, os); });
+    if (tuple && term.elements.size() == 1)
+      os << ','; // (5,) as in Python: (5) is just 5
     os << (tuple ? ')' : ']');
     break;
   }

@@ -164,6 +164,13 @@ Token Lexer::lexIdentifier(size_t start, SourceLoc loc) {
   return token;
 }
 
+/// Whether an exponent ([eE][+-]?[0-9]) starts `ahead` bytes from here.
+bool Lexer::isExponentAt(size_t ahead) const {
+  char sign = peek(ahead + 1);
+  return (peek(ahead) == 'e' || peek(ahead) == 'E') &&
+         (isDigit(sign) || ((sign == '+' || sign == '-') && isDigit(peek(ahead + 2))));
+}
+
 // integer ::= [0-9]+
 // float   ::= [0-9]* '.' [0-9]+ exponent? | [0-9]+ '.'? exponent
 // exponent ::= [eE] [+-]? [0-9]+
@@ -176,13 +183,11 @@ Token Lexer::lexNumber(size_t start, SourceLoc loc) {
     advance();
     while (isDigit(peek()))
       advance();
-  } else if (peek() == '.' && !isIdentStart(peek(1))) {
-    isFloat = true; // "1." as in Python
+  } else if (peek() == '.' && (!isIdentStart(peek(1)) || isExponentAt(1))) {
+    isFloat = true; // "1." and "1.e5" as in Python
     advance();
   }
-  if ((peek() == 'e' || peek() == 'E') &&
-      (isDigit(peek(1)) ||
-       ((peek(1) == '+' || peek(1) == '-') && isDigit(peek(2))))) {
+  if (isExponentAt(0)) {
     isFloat = true;
     advance();
     if (peek() == '+' || peek() == '-')
@@ -246,12 +251,16 @@ Token Lexer::lexString(size_t start, SourceLoc loc) {
       advance();
       c = peek();
     } else if (static_cast<unsigned char>(c) < 0x20) {
-      Token token = make(TokenKind::Error, start, loc);
       diags.error(SourceLoc{line, column})
           << "control character in string (byte "
           << hexByte(static_cast<unsigned char>(c)) << ")";
-      advance();
-      return token;
+      // Skip the rest of the string, so its closing quote does not open
+      // another one.
+      while (!atEnd() && peek() != '\n' && peek() != '"')
+        advance();
+      if (!atEnd() && peek() == '"')
+        advance();
+      return make(TokenKind::Error, start, loc);
     }
     value.push_back(c);
     advance();

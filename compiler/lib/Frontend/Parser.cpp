@@ -9,6 +9,8 @@
 
 #include "llvm/Support/MathExtras.h"
 
+#include <cmath>
+
 namespace kiln {
 
 using namespace ast;
@@ -88,7 +90,7 @@ bool Parser::enterNesting(SourceLoc loc) {
     return true;
   }
   diags.error(loc) << "nesting is too deep (the limit is " << kMaxNesting
-                   << " levels)";
+                   << " levels of blocks, parentheses and '+')";
   fatal = true;
   return false;
 }
@@ -317,19 +319,32 @@ bool Parser::parseStmt(std::vector<Stmt> &stmts) {
 }
 
 // expr ::= call-expr ('+' call-expr)*
+//
+// Each '+' deepens the (left-leaning) tree by one, and later stages walk it
+// recursively, so '+' terms count against the nesting limit like
+// parentheses: 100 000 of them must give a diagnostic, not a stack overflow.
 ExprPtr Parser::parseExpr() {
   ExprPtr lhs = parseCallExpr();
+  unsigned levels = 0;
   while (lhs && cur().is(TokenKind::Plus)) {
+    if (!enterNesting(cur().loc)) {
+      lhs = nullptr;
+      break;
+    }
+    ++levels;
     auto add = std::make_unique<Expr>();
     add->kind = Expr::Kind::Add;
     add->loc = take().loc;
     ExprPtr rhs = parseCallExpr();
-    if (!rhs)
-      return nullptr;
+    if (!rhs) {
+      lhs = nullptr;
+      break;
+    }
     add->operands.push_back(std::move(lhs));
     add->operands.push_back(std::move(rhs));
     lhs = std::move(add);
   }
+  nesting -= levels;
   return lhs;
 }
 
@@ -493,6 +508,10 @@ TermPtr Parser::parseTerm() {
     } else {
       lhs = makeNumber(lhs->loc, lhs->asDouble() * rhs->asDouble());
     }
+    if (lhs->kind == Term::Kind::Float && !std::isfinite(lhs->floatValue)) {
+      diags.error(op.loc) << "the result of '" << op.text << "' is out of range";
+      return nullptr;
+    }
   }
   return lhs;
 }
@@ -511,8 +530,13 @@ TermPtr Parser::parseUnary() {
     return nullptr;
   }
   term->loc = loc;
-  if (term->kind == Term::Kind::Int)
+  if (term->kind == Term::Kind::Int) {
+    if (term->intValue == INT64_MIN) {
+      diags.error(loc) << "integer negation overflows 64 bits";
+      return nullptr;
+    }
     term->intValue = -term->intValue;
+  }
   else
     term->floatValue = -term->floatValue;
   return term;

@@ -106,7 +106,7 @@ TEST_F(LexerTest, IntegerWithExponentIsFloat) {
   EXPECT_DOUBLE_EQ(tokens[0].floatValue, 300.0);
 }
 
-// KNOWN FRONTEND BUG (fails today): the grammar in Lexer.cpp says
+// Regression test: the grammar in Lexer.cpp says
 // `float ::= ... | [0-9]+ '.'? exponent`, and Python reads "1.e5" as 100000.0,
 // but the lexer stops before a '.' followed by a letter, so "1.e5" becomes
 // the integer 1, an "unexpected character '.'" error and the identifier e5.
@@ -334,7 +334,7 @@ TEST_F(LexerTest, ControlCharacterInStringIsReportedAtTheByte) {
   EXPECT_EQ(errs[0].column, 7u);
 }
 
-// KNOWN FRONTEND BUG (fails today): after the control character the lexer
+// Regression test: after the control character the lexer
 // resumes inside the string, so the closing quote opens a new string and a
 // second, spurious "unterminated string" error is reported at column 9.
 TEST_F(LexerTest, ControlCharacterInStringGivesOneError) {

@@ -35,6 +35,20 @@ std::unique_ptr<ast::Model> parseAndCheck(llvm::SourceMgr &sourceMgr,
 mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
                                             mlir::MLIRContext *context);
 
+/// How `kilnc build` prepares a model for inference code generation.
+struct InferenceOptions {
+  std::string weightsPath;     // safetensors; required
+  bool allowExtraKeys = false; // unknown tensors are warnings, not errors
+  bool fold = true;            // nn-fold-batchnorm + nn-fuse-activations
+  bool report = false;         // a remark per BatchNorm: what became of it
+};
+
+/// The inference pipeline on the nn dialect: bind the weights, then fold
+/// BatchNorm and fuse activations. Errors are reported; the module is left
+/// unusable on failure.
+mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
+                                        const InferenceOptions &options);
+
 } // namespace kiln
 
 #endif // KILN_DRIVER_DRIVER_H

@@ -74,6 +74,7 @@ private:
     return pos + ahead < buffer.size() ? buffer[pos + ahead] : '\0';
   }
   bool atEnd() const { return pos >= buffer.size(); }
+  bool isExponentAt(size_t ahead) const;
   void advance();
   void skipSpaceAndComments();
   Token make(TokenKind kind, size_t start, SourceLoc loc);

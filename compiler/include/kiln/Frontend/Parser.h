@@ -14,9 +14,10 @@ namespace kiln {
 /// returns null if there was any.
 class Parser {
 public:
-  /// Deeper nesting than this is an error rather than a stack overflow
-  /// (100 000 nested parentheses must give a diagnostic).
-  static constexpr unsigned kMaxNesting = 64;
+  /// Deeper nesting (blocks, parentheses, '+' chains) than this is an
+  /// error rather than a stack overflow: 100 000 nested parentheses must give
+  /// a diagnostic. Later stages recurse over expressions as deep as this.
+  static constexpr unsigned kMaxNesting = 128;
 
   Parser(llvm::StringRef buffer, FrontendDiagnostics &diags)
       : lexer(buffer, diags), diags(diags) {}

@@ -1,0 +1,63 @@
+//===- Lowering.h - nn graph to one Halide pipeline -------------*- C++ -*-===//
+//
+// One Halide pipeline per entry point (see DESIGN.md). Each nn op kind has
+// one builder that defines its Funcs (the algorithm, OpBuilders.cpp); the
+// schedule is decided apart from it (Schedule.cpp), once the whole graph is
+// built, and the same schedule serves JIT (tests, training) and AOT
+// (objects, libraries, executables).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_CODEGEN_HALIDE_LOWERING_H
+#define KILN_CODEGEN_HALIDE_LOWERING_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <Halide.h>
+
+#include <string>
+#include <vector>
+
+namespace kiln::codegen {
+
+struct LoweringOptions {
+  /// Apply Kiln's hand schedules; without, everything is inlined or computed
+  /// at the root in Halide's default order (a reference for tests).
+  bool schedule = true;
+};
+
+/// What code generation knows of each layer, for the scheduler.
+struct LayerFuncs {
+  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats };
+  Kind kind;
+  std::string name;
+  Halide::Func output;
+  Halide::Func reduction; // the accumulator of linear, conv2d, pooling
+  std::vector<int64_t> shape; // tensor order; shape[0] is the batch
+  int64_t reductionSize = 0;  // linear: in_features
+};
+
+struct LoweredModel {
+  std::string name;
+  Halide::ImageParam input;
+  Halide::Func output;
+  std::vector<int64_t> inputShape;  // tensor order; [0] is the dynamic batch
+  std::vector<int64_t> outputShape;
+  std::vector<LayerFuncs> layers;   // in graph order
+  /// Bytes of weight data the pipeline embeds.
+  int64_t weightBytes = 0;
+
+  Halide::Pipeline pipeline() const { return Halide::Pipeline(output); }
+};
+
+/// Builds the Halide algorithm of the module's forward function and, with
+/// `options.schedule`, its schedule. Every parameter must be bound.
+/// Errors are reported at the op that caused them.
+mlir::FailureOr<LoweredModel> lowerToHalide(mlir::ModuleOp module,
+                                            const LoweringOptions &options = {});
+
+/// Kiln's schedules for CPU targets (Schedule.cpp).
+void scheduleForCpu(LoweredModel &model);
+
+} // namespace kiln::codegen
+
+#endif // KILN_CODEGEN_HALIDE_LOWERING_H
