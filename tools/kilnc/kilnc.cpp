@@ -3,9 +3,12 @@
 // Command-line parsing only: the work is in compiler/lib/Driver.
 //
 //   kilnc check [--params] MODEL.kiln
-//   kilnc emit --emit=ast|mlir|dot [-o OUT] MODEL.kiln
+//   kilnc emit --emit=ast|mlir|dot|mlir-folded|halide-stmt [-o OUT] MODEL.kiln
+//   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //
 //===----------------------------------------------------------------------===//
+#include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Driver/Build.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/Summary.h"
 
@@ -24,6 +27,9 @@ namespace {
 cl::SubCommand checkCommand("check",
                             "Verify a model and print a summary per layer");
 cl::SubCommand emitCommand("emit", "Print one stage of the pipeline");
+cl::SubCommand buildCommand("build",
+                            "Compile a model with its weights to an executable, "
+                            "object or library");
 
 cl::OptionCategory kilncCategory("kilnc options");
 
@@ -35,7 +41,7 @@ cl::opt<bool> listParams("params",
                                   "instead of the summary"),
                          cl::sub(checkCommand), cl::cat(kilncCategory));
 
-enum class Stage { Ast, Mlir, Dot };
+enum class Stage { Ast, Mlir, Dot, MlirFolded, HalideStmt };
 cl::opt<std::string> emitInput(cl::Positional, cl::Required,
                                cl::desc("<model.kiln>"), cl::sub(emitCommand),
                                cl::cat(kilncCategory));
@@ -43,11 +49,60 @@ cl::opt<Stage> emitStage(
     "emit", cl::desc("The stage to print"), cl::Required,
     cl::values(clEnumValN(Stage::Ast, "ast", "the syntax tree"),
                clEnumValN(Stage::Mlir, "mlir", "the nn dialect module"),
-               clEnumValN(Stage::Dot, "dot", "the layer graph for Graphviz")),
+               clEnumValN(Stage::Dot, "dot",
+                          "the layer graph for Graphviz (folded with --weights)"),
+               clEnumValN(Stage::MlirFolded, "mlir-folded",
+                          "the inference module: weights bound, BatchNorm folded, "
+                          "activations fused (needs --weights)"),
+               clEnumValN(Stage::HalideStmt, "halide-stmt",
+                          "Halide's lowered statement of the scheduled pipeline "
+                          "(needs --weights)")),
     cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::sub(emitCommand), cl::cat(kilncCategory));
+
+// build (and the weight-dependent emit stages)
+cl::opt<std::string> buildInput(cl::Positional, cl::Required,
+                                cl::desc("<model.kiln>"), cl::sub(buildCommand),
+                                cl::cat(kilncCategory));
+cl::opt<std::string> buildOutput("o", cl::Required,
+                                 cl::desc("Output: OUT (exe), OUT.o, libOUT.a or libOUT.so; "
+                                          "OUT.h is written beside it"),
+                                 cl::value_desc("path"), cl::sub(buildCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<kiln::OutputKind> buildKind(
+    "emit", cl::desc("What to build"), cl::init(kiln::OutputKind::Executable),
+    cl::values(clEnumValN(kiln::OutputKind::Executable, "exe",
+                          "a standalone program (default)"),
+               clEnumValN(kiln::OutputKind::Object, "obj", "an object file + C header"),
+               clEnumValN(kiln::OutputKind::StaticLibrary, "lib",
+                          "a static library + C header"),
+               clEnumValN(kiln::OutputKind::SharedLibrary, "shared",
+                          "a shared library + C header")),
+    cl::sub(buildCommand), cl::cat(kilncCategory));
+cl::opt<std::string> weightsPath("weights",
+                                 cl::desc("The model's weights (safetensors, PyTorch "
+                                          "state_dict keys)"),
+                                 cl::value_desc("file"), cl::sub(buildCommand),
+                                 cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<std::string> targetName("target",
+                                cl::desc("Halide target string (default: host)"),
+                                cl::init("host"), cl::sub(buildCommand),
+                                cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<bool> noFold("no-fold",
+                     cl::desc("Keep BatchNorm and activations as separate layers"),
+                     cl::sub(buildCommand), cl::sub(emitCommand),
+                     cl::cat(kilncCategory));
+cl::opt<bool> report("report",
+                     cl::desc("Say what became of each BatchNorm (as remarks)"),
+                     cl::sub(buildCommand), cl::sub(emitCommand),
+                     cl::cat(kilncCategory));
+cl::opt<bool> allowExtraKeys("allow-extra-keys",
+                             cl::desc("Warn about, rather than refuse, tensors the "
+                                      "model does not have"),
+                             cl::sub(buildCommand), cl::sub(emitCommand),
+                             cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
                         cl::desc("Print source locations in --emit=mlir"),
                         cl::sub(emitCommand), cl::cat(kilncCategory));
@@ -76,7 +131,43 @@ int writeOutput(llvm::function_ref<void(llvm::raw_ostream &)> print) {
   return 0;
 }
 
+/// Load, bind weights and run the inference passes; reports errors.
+mlir::OwningOpRef<mlir::ModuleOp> loadForInference(llvm::SourceMgr &sourceMgr,
+                                                   mlir::MLIRContext &context) {
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module)
+    return nullptr;
+  if (weightsPath.empty()) {
+    llvm::errs() << "kilnc: error: --weights is required for this output\n";
+    return nullptr;
+  }
+  kiln::InferenceOptions options;
+  options.weightsPath = weightsPath;
+  options.allowExtraKeys = allowExtraKeys;
+  options.fold = !noFold;
+  options.report = report;
+  if (failed(kiln::prepareForInference(*module, options)))
+    return nullptr;
+  return module;
+}
+
+int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  mlir::OwningOpRef<mlir::ModuleOp> module = loadForInference(sourceMgr, context);
+  if (!module)
+    return 1;
+  mlir::FailureOr<kiln::codegen::LoweredModel> lowered = kiln::codegen::lowerToHalide(*module);
+  if (failed(lowered))
+    return 1;
+  kiln::BuildOptions options;
+  options.outputPath = buildOutput;
+  options.kind = buildKind;
+  options.target = targetName;
+  return failed(kiln::buildOutputs(*module, *lowered, options)) ? 1 : 0;
+}
+
 int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  if (buildCommand)
+    return runBuild(sourceMgr, context);
   if (checkCommand) {
     mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
     if (!module)
@@ -93,9 +184,23 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
       return 1;
     return writeOutput([&](llvm::raw_ostream &os) { kiln::ast::dump(*model, os); });
   }
-  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  bool needsWeights = emitStage == Stage::MlirFolded || emitStage == Stage::HalideStmt ||
+                      (emitStage == Stage::Dot && !weightsPath.empty());
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      needsWeights ? loadForInference(sourceMgr, context) : kiln::loadModel(sourceMgr, &context);
   if (!module)
     return 1;
+  if (emitStage == Stage::HalideStmt) {
+    mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+        kiln::codegen::lowerToHalide(*module);
+    if (failed(lowered))
+      return 1;
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    if (failed(kiln::printHalideStmt(*lowered, targetName, os)))
+      return 1;
+    return writeOutput([&](llvm::raw_ostream &out) { out << os.str(); });
+  }
   if (emitStage == Stage::Dot)
     return writeOutput([&](llvm::raw_ostream &os) { kiln::printDot(*module, os); });
   mlir::OpPrintingFlags flags;
@@ -117,19 +222,24 @@ int main(int argc, char **argv) {
       argc, argv,
       "Kiln model compiler\n\n"
       "  kilnc check [--params] MODEL.kiln   verify and summarize a model\n"
-      "  kilnc emit --emit=ast|mlir|dot MODEL.kiln\n");
-  if (!checkCommand && !emitCommand) {
-    llvm::errs() << "kilnc: error: expected a command: check or emit "
+      "  kilnc emit --emit=STAGE MODEL.kiln  print one stage of the pipeline\n"
+      "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n");
+  if (!checkCommand && !emitCommand && !buildCommand) {
+    llvm::errs() << "kilnc: error: expected a command: check, emit or build "
                     "(see kilnc --help)\n";
     return 1;
   }
-  const std::string &inputPath = checkCommand ? checkInput : emitInput;
+  const std::string &inputPath =
+      checkCommand ? checkInput : emitCommand ? emitInput : buildInput;
 
   mlir::MLIRContext context;
   mlir::DialectRegistry registry;
   kiln::registerKilnDialects(registry);
   context.appendDialectRegistry(registry);
   context.loadAllAvailableDialects();
+  // Remarks and errors point at the user's source; the op dump MLIR adds by
+  // default would only repeat the IR.
+  context.printOpOnDiagnostic(false);
 
   llvm::SourceMgr sourceMgr;
   if (!verifyDiagnostics) {

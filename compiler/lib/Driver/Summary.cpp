@@ -11,8 +11,10 @@
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/IR/ShapeInference.h"
+#include "kiln/Dialect/NN/IR/Utils.h"
 #include "kiln/Import/Import.h"
 
+#include "mlir/Dialect/Arithmetic/IR/Arithmetic.h"
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -71,12 +73,14 @@ int64_t flopsPerSample(Operation *op) {
 /// The layer's state_dict prefix from its NameLoc, or the op's name for a
 /// functional call (relu(x) in forward).
 std::string layerName(Operation *op) {
-  if (auto name = op->getLoc().dyn_cast<NameLoc>())
-    return name.getName().str();
-  return "(" + op->getName().stripDialect().str() + ")";
+  std::string name = nn::layerNameOf(op);
+  return name.empty() ? "(" + op->getName().stripDialect().str() + ")" : name;
 }
 
-bool isState(Operation *op) { return isa<nn::ParamOp, nn::BufferOp>(op); }
+/// Parameters, buffers and the constants folding makes of them.
+bool isState(Operation *op) {
+  return isa<nn::ParamOp, nn::BufferOp, arith::ConstantOp>(op);
+}
 
 std::string withCommas(int64_t value) {
   std::string digits = std::to_string(value), out;

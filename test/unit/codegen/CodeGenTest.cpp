@@ -76,6 +76,11 @@ struct Case {
   bool schedule;
 };
 
+void PrintTo(const Case &c, std::ostream *os) {
+  *os << c.model << (c.fold ? " folded" : " unfolded")
+      << (c.schedule ? " scheduled" : " reference schedule");
+}
+
 std::string caseName(const testing::TestParamInfo<Case> &info) {
   return info.param.model + (info.param.fold ? "_folded" : "_unfolded") +
          (info.param.schedule ? "_scheduled" : "_unscheduled");

@@ -463,8 +463,17 @@ FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &op
     return failure();
   constrainBuffer(model.input, model.inputShape);
   constrainBuffer(model.output.output_buffer(), model.outputShape);
-  if (options.schedule)
+  if (options.schedule) {
     scheduleForCpu(model);
+  } else {
+    // The reference: every layer computed whole, in order, serially, with
+    // no vectorization (Halide would otherwise inline everything).
+    for (LayerFuncs &layer : model.layers) {
+      layer.output.compute_root();
+      if (layer.reduction.defined())
+        layer.reduction.compute_root();
+    }
+  }
   return model;
 }
 

@@ -20,8 +20,8 @@
 namespace kiln::codegen {
 
 struct LoweringOptions {
-  /// Apply Kiln's hand schedules; without, everything is inlined or computed
-  /// at the root in Halide's default order (a reference for tests).
+  /// Apply Kiln's hand schedules; without, every layer is computed whole,
+  /// in order, serially and unvectorized (the reference for tests).
   bool schedule = true;
 };
 

@@ -139,7 +139,7 @@ struct FoldIntoProducer : OpRewritePattern<BatchNormOp> {
     state.addTypes(bn.getType());
     Operation *folded = rewriter.createOperation(state);
     if (report)
-      bn.emitRemark() << "folded into " << describeLayer(producer);
+      bn.emitRemark() << describeLayer(bn) << " folded into " << describeLayer(producer);
     rewriter.replaceOp(bn, folded->getResults());
     rewriter.eraseOp(producer);
     return success();
@@ -167,7 +167,7 @@ struct ToScaleShift : OpRewritePattern<BatchNormOp> {
     Value scaleValue = createConstant(rewriter, bn.getLoc(), channelType, scale);
     Value shiftValue = createConstant(rewriter, bn.getLoc(), channelType, shift);
     if (report)
-      bn.emitRemark() << "became a per-channel scale-and-shift: " << reason;
+      bn.emitRemark() << describeLayer(bn) << " became a per-channel scale-and-shift: " << reason;
     rewriter.replaceOpWithNewOp<ScaleShiftOp>(bn, bn.getType(), bn.input(),
                                               scaleValue, shiftValue,
                                               StringAttr());
@@ -185,7 +185,7 @@ struct FoldBatchNormPass : FoldBatchNormBase<FoldBatchNormPass> {
       return signalPassFailure();
     if (report)
       getOperation().walk([](BatchNormOp bn) {
-        bn.emitRemark() << "kept: " << whyKept(bn);
+        bn.emitRemark() << describeLayer(bn) << " kept: " << whyKept(bn);
       });
   }
 };

@@ -1,0 +1,40 @@
+//===- Build.h - ahead-of-time outputs of kilnc build -----------*- C++ -*-===//
+#ifndef KILN_DRIVER_BUILD_H
+#define KILN_DRIVER_BUILD_H
+
+#include "kiln/CodeGen/Halide/Lowering.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace kiln {
+
+enum class OutputKind { Executable, Object, StaticLibrary, SharedLibrary };
+
+struct BuildOptions {
+  std::string outputPath;          // -o: OUT, OUT.o, libOUT.a, libOUT.so
+  OutputKind kind = OutputKind::Executable;
+  std::string target = "host";     // a Halide target string
+};
+
+/// The C identifier of the generated API: the base name of `outputPath`
+/// without directory, extension or "lib" prefix of a library.
+std::string apiNameFor(const BuildOptions &options);
+
+/// Compiles the lowered pipeline ahead of time and writes the requested
+/// output next to a documented C header (OUT.h). Objects are linked with the
+/// system's C compiler. Outputs are written to a temporary directory and
+/// renamed into place, so a failure leaves nothing half-written.
+mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
+                                 codegen::LoweredModel &model,
+                                 const BuildOptions &options);
+
+/// The statement Halide lowers the pipeline to (kilnc emit --emit=halide-stmt).
+mlir::LogicalResult printHalideStmt(codegen::LoweredModel &model,
+                                    const std::string &target,
+                                    llvm::raw_ostream &os);
+
+} // namespace kiln
+
+#endif // KILN_DRIVER_BUILD_H

@@ -1,0 +1,229 @@
+//===- Runner.cpp - the main() of generated executables -------------------===//
+#include "kiln/runtime/runner.h"
+
+#include "kiln/runtime/array.h"
+#include "kiln/runtime/idx.h"
+#include "kiln/runtime/npy.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct ArrayDeleter {
+  void operator()(kiln_array_t *array) const { kiln_array_free(array); }
+};
+using Array = std::unique_ptr<kiln_array_t, ArrayDeleter>;
+
+struct Options {
+  const char *input = nullptr, *output = nullptr;
+  const char *images = nullptr, *labels = nullptr;
+  int64_t batch = 256;
+  int threads = 0;
+};
+
+void usage(const kiln_model_desc_t *model, FILE *out) {
+  std::fprintf(out,
+               "usage: %s --input X.npy --output Y.npy\n"
+               "       %s --images IMAGES.idx[.gz] --labels LABELS.idx[.gz] [--batch B]\n"
+               "options: --threads N (default: all cores), --help\n"
+               "Model '%s': input [N",
+               model->name, model->name, model->name);
+  for (size_t i = 1; i < model->input_rank; ++i)
+    std::fprintf(out, ", %lld", static_cast<long long>(model->input_shape[i]));
+  std::fprintf(out, "] float32 (NCHW), output [N");
+  for (size_t i = 1; i < model->output_rank; ++i)
+    std::fprintf(out, ", %lld", static_cast<long long>(model->output_shape[i]));
+  std::fprintf(out, "] float32.\n");
+}
+
+/// Prints a runtime status as an error and frees it; true if it failed.
+bool failed(kiln_status_t status) {
+  if (!status)
+    return false;
+  std::fprintf(stderr, "error: %s\n", kiln_status_message(status));
+  kiln_status_free(status);
+  return true;
+}
+
+int64_t sampleSize(size_t rank, const int64_t *shape) {
+  int64_t size = 1;
+  for (size_t i = 1; i < rank; ++i)
+    size *= shape[i];
+  return size;
+}
+
+int runNpy(const Options &options, const kiln_model_desc_t *model) {
+  kiln_array_t *raw = nullptr;
+  if (failed(kiln_npy_read_f32(options.input, &raw)))
+    return 1;
+  Array input(raw);
+  size_t rank = kiln_array_rank(input.get());
+  const int64_t *shape = kiln_array_shape(input.get());
+  bool matches = rank == model->input_rank && rank > 0;
+  for (size_t i = 1; matches && i < rank; ++i)
+    matches = shape[i] == model->input_shape[i];
+  if (!matches) {
+    std::fprintf(stderr, "error: %s: shape [", options.input);
+    for (size_t i = 0; i < rank; ++i)
+      std::fprintf(stderr, "%s%lld", i ? ", " : "", static_cast<long long>(shape[i]));
+    std::fprintf(stderr, "] does not match the model's input [N");
+    for (size_t i = 1; i < model->input_rank; ++i)
+      std::fprintf(stderr, ", %lld", static_cast<long long>(model->input_shape[i]));
+    std::fprintf(stderr, "]\n");
+    return 1;
+  }
+  int64_t batch = shape[0];
+  std::vector<int64_t> outShape(model->output_shape, model->output_shape + model->output_rank);
+  outShape[0] = batch;
+  if (failed(kiln_array_create(KILN_DTYPE_F32, outShape.size(), outShape.data(), &raw)))
+    return 1;
+  Array output(raw);
+  if (batch > 0 &&
+      model->infer(static_cast<const float *>(kiln_array_const_data(input.get())), batch,
+                   static_cast<float *>(kiln_array_data(output.get()))) != 0) {
+    std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+    return 1;
+  }
+  if (failed(kiln_npy_write_f32(options.output,
+                                static_cast<const float *>(kiln_array_const_data(output.get())),
+                                outShape.size(), outShape.data())))
+    return 1;
+  return 0;
+}
+
+int runIdx(const Options &options, const kiln_model_desc_t *model) {
+  kiln_array_t *raw = nullptr;
+  if (failed(kiln_idx_read(options.images, &raw)))
+    return 1;
+  Array images(raw);
+  if (failed(kiln_idx_read(options.labels, &raw)))
+    return 1;
+  Array labels(raw);
+  const int64_t *imageShape = kiln_array_shape(images.get());
+  size_t imageRank = kiln_array_rank(images.get());
+  int64_t count = imageRank > 0 ? imageShape[0] : 0;
+  int64_t pixels = sampleSize(imageRank, imageShape);
+  int64_t inSize = sampleSize(model->input_rank, model->input_shape);
+  int64_t classes = sampleSize(model->output_rank, model->output_shape);
+  if (imageRank != 3 || pixels != inSize) {
+    std::fprintf(stderr, "error: %s: images of %lld pixels do not fit the model's input of %lld values per sample\n",
+                 options.images, static_cast<long long>(pixels), static_cast<long long>(inSize));
+    return 1;
+  }
+  if (kiln_array_rank(labels.get()) != 1 || kiln_array_shape(labels.get())[0] != count) {
+    std::fprintf(stderr, "error: %s: %lld labels expected (one per image in %s)\n",
+                 options.labels, static_cast<long long>(count), options.images);
+    return 1;
+  }
+  const uint8_t *pixelData = static_cast<const uint8_t *>(kiln_array_const_data(images.get()));
+  const uint8_t *labelData = static_cast<const uint8_t *>(kiln_array_const_data(labels.get()));
+  int64_t batch = options.batch;
+  std::vector<int64_t> inShape = {batch, inSize}, outShape = {batch, classes};
+  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, inShape.data(), &raw)))
+    return 1;
+  Array input(raw);
+  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, outShape.data(), &raw)))
+    return 1;
+  Array output(raw);
+  float *in = static_cast<float *>(kiln_array_data(input.get()));
+  float *out = static_cast<float *>(kiln_array_data(output.get()));
+  int64_t correct = 0;
+  double seconds = 0;
+  for (int64_t start = 0; start < count; start += batch) {
+    int64_t n = std::min(batch, count - start);
+    for (int64_t i = 0; i < n * inSize; ++i) {
+      float x = pixelData[start * inSize + i] * model->pixel_scale;
+      in[i] = (x - model->normalize_mean) / model->normalize_std;
+    }
+    auto begin = std::chrono::steady_clock::now();
+    if (model->infer(in, n, out) != 0) {
+      std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+      return 1;
+    }
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    for (int64_t i = 0; i < n; ++i) {
+      const float *row = out + i * classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes; ++c)
+        if (row[c] > row[best])
+          best = c;
+      correct += best == labelData[start + i];
+    }
+  }
+  std::printf("accuracy: %.2f%% (%lld/%lld)\n", count ? 100.0 * correct / count : 0.0,
+              static_cast<long long>(correct), static_cast<long long>(count));
+  std::printf("throughput: %.0f images/s (batch %lld, inference only)\n",
+              seconds > 0 ? count / seconds : 0.0, static_cast<long long>(batch));
+  return 0;
+}
+
+/// Parses "--flag value"; false (with a message) on a bad command line.
+bool parse(int argc, char **argv, Options &options, bool &help) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return true;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "error: '%s' needs a value (see --help)\n", arg.c_str());
+      return false;
+    }
+    const char *value = argv[++i];
+    if (arg == "--input") {
+      options.input = value;
+    } else if (arg == "--output") {
+      options.output = value;
+    } else if (arg == "--images") {
+      options.images = value;
+    } else if (arg == "--labels") {
+      options.labels = value;
+    } else if (arg == "--batch" || arg == "--threads") {
+      char *end = nullptr;
+      long long number = std::strtoll(value, &end, 10);
+      if (*value == '\0' || *end != '\0' || number < (arg == "--batch" ? 1 : 0) ||
+          number > (1 << 20)) {
+        std::fprintf(stderr, "error: bad value '%s' for %s\n", value, arg.c_str());
+        return false;
+      }
+      if (arg == "--batch")
+        options.batch = number;
+      else
+        options.threads = static_cast<int>(number);
+    } else {
+      std::fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *model) {
+  Options options;
+  bool help = false;
+  if (!parse(argc, argv, options, help))
+    return 2;
+  if (help) {
+    usage(model, stdout);
+    return 0;
+  }
+  if (options.threads > 0)
+    model->set_num_threads(options.threads);
+  bool npy = options.input || options.output;
+  bool idx = options.images || options.labels;
+  if (npy == idx || (npy && !(options.input && options.output)) ||
+      (idx && !(options.images && options.labels))) {
+    std::fprintf(stderr, "error: give --input and --output, or --images and --labels\n");
+    usage(model, stderr);
+    return 2;
+  }
+  return npy ? runNpy(options, model) : runIdx(options, model);
+}
