@@ -5,6 +5,9 @@
 #include "kiln/runtime/idx.h"
 #include "kiln/runtime/npy.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +26,9 @@ using Array = std::unique_ptr<kiln_array_t, ArrayDeleter>;
 struct Options {
   const char *input = nullptr, *output = nullptr;
   const char *images = nullptr, *labels = nullptr;
+  bool bench = false;
   int64_t batch = 256;
+  int64_t iterations = 0; // bench: 0 picks a count that runs about a second
   int threads = 0;
 };
 
@@ -31,9 +36,10 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
   std::fprintf(out,
                "usage: %s --input X.npy --output Y.npy\n"
                "       %s --images IMAGES.idx[.gz] --labels LABELS.idx[.gz] [--batch B]\n"
+               "       %s --bench [--batch B] [--iterations K]\n"
                "options: --threads N (default: all cores), --help\n"
                "Model '%s': input [N",
-               model->name, model->name, model->name);
+               model->name, model->name, model->name, model->name);
   for (size_t i = 1; i < model->input_rank; ++i)
     std::fprintf(out, ", %lld", static_cast<long long>(model->input_shape[i]));
   std::fprintf(out, "] float32 (NCHW), output [N");
@@ -163,6 +169,55 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
   return 0;
 }
 
+/// Times `infer` on a fixed random batch: the median and minimum of K calls
+/// after warm-up, and the process's peak RSS.
+int runBench(const Options &options, const kiln_model_desc_t *model) {
+  int64_t batch = options.batch;
+  int64_t inSize = sampleSize(model->input_rank, model->input_shape);
+  int64_t outSize = sampleSize(model->output_rank, model->output_shape);
+  std::vector<int64_t> inShape = {batch, inSize}, outShape = {batch, outSize};
+  kiln_array_t *raw = nullptr;
+  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, inShape.data(), &raw)))
+    return 1;
+  Array input(raw);
+  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, outShape.data(), &raw)))
+    return 1;
+  Array output(raw);
+  float *in = static_cast<float *>(kiln_array_data(input.get()));
+  uint32_t state = 12345;
+  for (int64_t i = 0; i < batch * inSize; ++i) {
+    state = state * 1664525u + 1013904223u;
+    in[i] = static_cast<float>(state >> 8) / 16777216.0f * 2.0f - 1.0f;
+  }
+  float *out = static_cast<float *>(kiln_array_data(output.get()));
+  auto call = [&] {
+    auto begin = std::chrono::steady_clock::now();
+    if (model->infer(in, batch, out) != 0)
+      return -1.0;
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin).count();
+  };
+  double first = call();
+  if (first < 0) {
+    std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+    return 1;
+  }
+  for (int i = 0; i < 20; ++i)
+    call();
+  int64_t iterations = options.iterations;
+  if (iterations == 0)
+    iterations = std::max<int64_t>(20, std::min<int64_t>(20000, static_cast<int64_t>(1e6 / std::max(first, 1.0))));
+  std::vector<double> times;
+  for (int64_t i = 0; i < iterations; ++i)
+    times.push_back(call());
+  std::sort(times.begin(), times.end());
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("bench: model %s batch %lld iterations %lld median_us %.2f min_us %.2f peak_rss_kb %ld\n",
+              model->name, static_cast<long long>(batch), static_cast<long long>(iterations),
+              times[times.size() / 2], times.front(), usage.ru_maxrss);
+  return 0;
+}
+
 /// Parses "--flag value"; false (with a message) on a bad command line.
 bool parse(int argc, char **argv, Options &options, bool &help) {
   for (int i = 1; i < argc; ++i) {
@@ -170,6 +225,10 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
     if (arg == "--help" || arg == "-h") {
       help = true;
       return true;
+    }
+    if (arg == "--bench") {
+      options.bench = true;
+      continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "error: '%s' needs a value (see --help)\n", arg.c_str());
@@ -184,7 +243,7 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       options.images = value;
     } else if (arg == "--labels") {
       options.labels = value;
-    } else if (arg == "--batch" || arg == "--threads") {
+    } else if (arg == "--batch" || arg == "--threads" || arg == "--iterations") {
       char *end = nullptr;
       long long number = std::strtoll(value, &end, 10);
       if (*value == '\0' || *end != '\0' || number < (arg == "--batch" ? 1 : 0) ||
@@ -194,6 +253,8 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       }
       if (arg == "--batch")
         options.batch = number;
+      else if (arg == "--iterations")
+        options.iterations = number;
       else
         options.threads = static_cast<int>(number);
     } else {
@@ -217,6 +278,8 @@ extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *
   }
   if (options.threads > 0)
     model->set_num_threads(options.threads);
+  if (options.bench)
+    return runBench(options, model);
   bool npy = options.input || options.output;
   bool idx = options.images || options.labels;
   if (npy == idx || (npy && !(options.input && options.output)) ||
