@@ -23,6 +23,8 @@ namespace kiln::codegen {
 
 /// Vector lanes of f32 the weight layouts are padded to (AVX-512).
 constexpr int kLanes = 16;
+/// Panels of a linear layer's register block (Schedule.cpp).
+constexpr int kPanelGroup = 4;
 
 namespace {
 
@@ -201,27 +203,37 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
       return failure();
     b = *bias;
   }
-  // Transposed and padded to whole vectors: the inner loop reads one
-  // contiguous vector of output channels per k; padding lanes are zero.
-  int64_t padded = roundUp(out, kLanes);
-  Halide::Buffer<float> weights(padded, in, nameFor(op, "w"));
-  Halide::Buffer<float> biases(padded, nameFor(op, "b"));
+  // Packed at compile time into panels of kLanes output channels,
+  // w(oi, k, oo) = W[oo·16 + oi, k], zero-padded to whole panels: the inner
+  // loop reads one contiguous vector per k and streams through the panel.
+  // Whole groups of kPanelGroup panels, so the register block (4 panels)
+  // never reads past the buffer.
+  int64_t panels = roundUp(roundUp(out, kLanes) / kLanes, kPanelGroup);
+  Halide::Buffer<float> weights(kLanes, in, panels, nameFor(op, "w"));
+  Halide::Buffer<float> biases(kLanes, panels, nameFor(op, "b"));
   weights.fill(0.0f);
   biases.fill(0.0f);
   for (int64_t o = 0; o < out; ++o) {
-    biases(o) = b[o];
+    biases(o % kLanes, o / kLanes) = b[o];
     for (int64_t k = 0; k < in; ++k)
-      weights(o, k) = (*w)[o * in + k];
+      weights(o % kLanes, k, o / kLanes) = (*w)[o * in + k];
   }
+  // acc(oi, oo, rest...) is the layer per panel; y(o, rest...) reads it back.
   std::vector<Halide::Var> vars = makeVars(x.shape.size());
+  Halide::Var oi("oi"), oo("oo");
+  std::vector<Halide::Var> accVars = {oi, oo};
+  accVars.insert(accVars.end(), vars.begin() + 1, vars.end());
   std::vector<Halide::Expr> xArgs = toExprs(vars);
   Halide::RDom k(0, static_cast<int>(in), "k");
   xArgs[0] = k;
   Halide::Func acc(nameFor(op, "acc"));
-  acc(vars) = biases(vars[0]);
-  acc(vars) += weights(vars[0], k) * x.func(xArgs);
+  acc(accVars) = biases(oi, oo);
+  acc(accVars) += weights(oi, k, oo) * x.func(xArgs);
+  std::vector<Halide::Expr> accArgs = toExprs(vars);
+  accArgs[0] = vars[0] % kLanes;
+  accArgs.insert(accArgs.begin() + 1, vars[0] / kLanes);
   Halide::Func y(nameFor(op, ""));
-  y(vars) = applyActivation(acc(vars), activationOf(op));
+  y(vars) = applyActivation(acc(accArgs), activationOf(op));
   return record(op, LayerFuncs::Kind::Linear, y, acc, in);
 }
 

@@ -15,42 +15,57 @@ namespace {
 
 /// f32 lanes of one AVX-512 register.
 constexpr int kVector = 16;
-/// Rows of a linear layer's register block: 8 rows × one 16-lane vector of
-/// output channels = 8 zmm accumulators, one weight load and 8 FMAs per k
-/// step. 64×8 (32 accumulators) spilled and was 5-13% slower (PERF-NOTES).
-constexpr int kRows = 8;
+/// A linear layer's register block: 4 panels of 16 output channels × 4 rows
+/// = 16 zmm accumulators; per k step 4 weight vectors and 4 broadcast inputs
+/// feed 16 FMAs. At batch 1 the 4 panels are 4 independent FMA chains, where
+/// one panel alone was bound by FMA latency (one chain, 17.9 µs for the MLP
+/// at batch 1 on 1 thread; bench/ on an AMD EPYC, 2026-11-24).
+constexpr int kRows = 4;
+constexpr int kPanels = 4;
+/// Weights (elements) above which a layer is worth running in parallel at
+/// small batch: the 784×256 first MLP layer is, its 256×128 second is not.
+constexpr int64_t kParallelWeights = 64 * 1024;
 
 /// Y[n, o] = act(b + X·Wᵀ): register-blocked over 8 rows × 16 channels,
 /// the reduction innermost over k, parallel over row tiles at batch ≥ 8
 /// and over channel panels below (batch 1 is bound by reading the weights).
 void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
   Halide::Func out = layer.output, acc = layer.reduction;
-  std::vector<Halide::Var> args = out.args();
+  std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var o = args[0], n = args.back();
-  Halide::Var oo("oo"), oi("oi"), no("no"), ni("ni");
+  Halide::Var oi = accArgs[0], an = accArgs.back();
+  Halide::RVar k = acc.rvars(0)[0];
+  Halide::Var oo("oo"), ov("ov"), og("og"), op("op"), no("no"), ni("ni");
+  Halide::Var ao = accArgs[1];
   out.compute_root();
   int64_t channels = layer.shape.back();
-  bool rank2 = layer.shape.size() == 2;
-  // Weights are padded to whole vectors, so the accumulator may compute the
-  // padding lanes; only the output store needs a guard.
-  out.split(o, oo, oi, kVector, TailStrategy::GuardWithIf);
-  if (rank2) {
+  // One panel of output channels per vector: `o / 16` and `o % 16` in the
+  // algorithm simplify away under this split. The last panel of a layer
+  // whose width is not a multiple of 16 stores under a guard; the
+  // accumulator computes the zero padding (weights are padded to whole
+  // groups of panels).
+  out.split(o, oo, ov, kVector, TailStrategy::GuardWithIf)
+      .split(oo, og, op, kPanels, TailStrategy::GuardWithIf);
+  if (layer.shape.size() == 2) {
     Halide::Stage tiled = out.specialize(batch >= kRows);
     tiled.split(n, no, ni, kRows, TailStrategy::ShiftInwards)
-        .reorder(oi, ni, oo, no)
-        .vectorize(oi)
+        .reorder(ov, op, ni, og, no)
+        .vectorize(ov)
         .parallel(no);
   }
-  out.vectorize(oi);
-  if (channels >= 4 * kVector)
-    out.parallel(oo);
-  acc.compute_at(out, oo)
-      .bound_extent(o, kVector)
-      .vectorize(o);
-  acc.update()
-      .reorder(o, n)
-      .vectorize(o)
-      .unroll(n);
+  out.vectorize(ov);
+  // Below 4 rows each weight is read once per row: the time is reading the
+  // weights, so a layer with many of them spreads its panel groups over the
+  // threads; small layers stay serial, where a parallel loop's start-up
+  // costs more than it saves (PERF-NOTES: only the first MLP layer parallel
+  // at batch 1).
+  if (channels >= 2 * kPanels * kVector && channels * layer.reductionSize >= kParallelWeights)
+    out.parallel(og);
+  acc.compute_at(out, og).bound_extent(ao, kPanels).vectorize(oi).unroll(ao);
+  Halide::Stage update = acc.update();
+  update.reorder(oi, ao, an, k).vectorize(oi).unroll(ao);
+  if (layer.shape.size() == 2)
+    update.specialize(batch >= kRows).unroll(an);
 }
 
 /// Conv2d: one output row at a time, vectorized along the row, the
@@ -96,7 +111,9 @@ void scheduleForCpu(LoweredModel &model) {
     case LayerFuncs::Kind::Flatten:
       // Materialized so the next linear reads a plain [N, K] matrix rather
       // than recomputing div/mod index arithmetic for every k.
-      layer.output.compute_root().parallel(layer.output.args().back());
+      layer.output.compute_root()
+          .specialize(batch >= kRows)
+          .parallel(layer.output.args().back());
       break;
     case LayerFuncs::Kind::BatchStats:
       if (layer.reduction.defined())
