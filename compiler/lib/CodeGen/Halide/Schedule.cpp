@@ -68,20 +68,43 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
     update.specialize(batch >= kRows).unroll(an);
 }
 
-/// Conv2d: one output row at a time, vectorized along the row, the
-/// accumulator kept in a row-sized scratch; parallel over the batch.
-void scheduleConv(const LayerFuncs &layer) {
+/// Conv2d: the accumulator of one output row (all its channels) is computed
+/// per (row, sample), kept in registers: either vectorized over output
+/// channels (16 per vector; weights are laid out channels innermost) with
+/// the row's pixels unrolled, or, for layers with few channels (LeNet's
+/// first, 6), vectorized along the row with every channel unrolled. The
+/// reduction (input channels, kernel taps) runs outside the register block.
+void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
   Halide::Func out = layer.output, acc = layer.reduction;
-  std::vector<Halide::Var> args = out.args();
+  std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var x = args[0], y = args[1], c = args[2], n = args[3];
-  int64_t width = layer.shape[3];
-  // A vector width that divides the row, so no lane reads past the input
-  // (LeNet's rows are 24 and 8 wide).
+  Halide::Var ax = accArgs[0], ac = accArgs[2];
+  std::vector<Halide::RVar> r = acc.rvars(0);
+  int64_t width = layer.shape[3], channels = layer.shape[1];
   int vector = width % kVector == 0 ? kVector : width % 8 == 0 ? 8 : 4;
   TailStrategy tail = width % vector == 0 ? TailStrategy::Auto : TailStrategy::GuardWithIf;
-  out.compute_root().parallel(n).vectorize(x, vector, tail);
-  acc.compute_at(out, y).vectorize(x, vector, tail);
-  acc.update().vectorize(x, vector, tail);
+  out.compute_root().reorder(x, c, y, n).vectorize(x, vector, tail);
+  out.specialize(batch >= 2).parallel(n);
+  out.parallel(y);
+  acc.compute_at(out, y);
+  bool channelVectors = channels % kVector == 0 && width * (channels / kVector) <= 16;
+  if (channelVectors) {
+    // Channels innermost in the accumulator's storage too, so each
+    // accumulator is one dense vector (a register), not a strided gather.
+    acc.reorder_storage(ac, ax, accArgs[1], accArgs[3])
+        .reorder(ac, ax)
+        .vectorize(ac, kVector);
+    acc.update().reorder(ac, ax, r[0], r[1], r[2]).vectorize(ac, kVector).unroll(ax);
+    return;
+  }
+  Halide::Var xo("xo"), xi("xi");
+  acc.vectorize(ax, vector, tail);
+  Halide::Stage update = acc.update();
+  update.split(ax, xo, xi, vector, tail)
+      .reorder(xi, xo, ac, r[0], r[1], r[2])
+      .vectorize(xi);
+  if (width / vector * channels <= 24) // accumulators in registers
+    update.unroll(xo).unroll(ac);
 }
 
 void schedulePool(const LayerFuncs &layer) {
@@ -89,8 +112,10 @@ void schedulePool(const LayerFuncs &layer) {
   std::vector<Halide::Var> args = out.args();
   int64_t width = layer.shape[3];
   out.compute_root().parallel(args[3]);
-  if (width >= 8)
-    out.vectorize(args[0], 8, TailStrategy::GuardWithIf);
+  // A vector width that divides the row: LeNet's pooled rows are 12 and 4.
+  int vector = width % 8 == 0 ? 8 : 4;
+  if (width >= 4)
+    out.vectorize(args[0], vector, TailStrategy::GuardWithIf);
 }
 
 } // namespace
@@ -103,7 +128,7 @@ void scheduleForCpu(LoweredModel &model) {
       scheduleLinear(layer, batch);
       break;
     case LayerFuncs::Kind::Conv2D:
-      scheduleConv(layer);
+      scheduleConv(layer, batch);
       break;
     case LayerFuncs::Kind::Pool:
       schedulePool(layer);
