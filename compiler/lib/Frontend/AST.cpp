@@ -25,7 +25,14 @@ static void printArgs(const std::vector<Arg> &args, llvm::raw_ostream &os) {
 void printTerm(const Term &term, llvm::raw_ostream &os) {
   switch (term.kind) {
   case Term::Kind::Int: os << term.intValue; break;
-  case Term::Kind::Float: os << nn::formatNumber(term.floatValue); break;
+  case Term::Kind::Float: {
+    // "4.0", not "4": a float must not read like the integer it is not.
+    std::string text = nn::formatNumber(term.floatValue);
+    if (text.find_first_of(".eEn") == std::string::npos)
+      text += ".0";
+    os << text;
+    break;
+  }
   case Term::Kind::Bool: os << (term.boolValue ? "true" : "false"); break;
   case Term::Kind::String: os << '"' << term.text << '"'; break;
   case Term::Kind::Name: os << term.text; break;

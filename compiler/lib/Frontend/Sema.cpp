@@ -235,6 +235,8 @@ void Checker::checkInput() {
 void Checker::checkLayers() {
   llvm::StringMap<SourceLoc> seen;
   for (LayerDecl &layer : model.layers) {
+    if (diags.tooManyErrors())
+      return;
     auto [it, inserted] = seen.try_emplace(layer.name, layer.loc);
     if (!inserted) {
       diags.error(layer.loc) << "duplicate layer '" << layer.name
@@ -460,6 +462,8 @@ void Checker::checkForward() {
     values[model.input->name] = model.input->loc;
   bool returned = false;
   for (Stmt &stmt : model.forward) {
+    if (diags.tooManyErrors())
+      return;
     if (returned) {
       diags.error(stmt.loc) << "statement after 'return' is never run";
       break;
@@ -576,7 +580,11 @@ void Checker::checkTrain() {
       out = term.intValue;
   };
   for (const Setting &setting : model.train) {
-    auto [it, inserted] = seen.try_emplace(setting.key, setting.loc);
+    if (diags.tooManyErrors())
+      return;
+    // batch and batch_size are one setting: giving both is a duplicate.
+    llvm::StringRef canonical = setting.key == "batch_size" ? "batch" : setting.key;
+    auto [it, inserted] = seen.try_emplace(canonical, setting.loc);
     if (!inserted) {
       diags.error(setting.loc) << "duplicate setting '" << setting.key
                                << "' (first at line " << it->second.line << ")";
@@ -588,7 +596,11 @@ void Checker::checkTrain() {
       if (term.kind != Term::Kind::Name || term.text != "cross_entropy")
         diags.error(term.loc) << "unsupported loss; expected cross_entropy";
     } else if (key == "optimizer") {
-      resolveSettingCall(key, term, {"sgd", "adam"}, config.optimizer);
+      if (resolveSettingCall(key, term, {"sgd", "adam"}, config.optimizer) &&
+          config.optimizer.name == "sgd" && config.optimizer.args["nesterov"].boolValue &&
+          config.optimizer.args["momentum"].floats[0] <= 0)
+        // PyTorch: "Nesterov momentum requires a momentum and zero dampening".
+        diags.error(term.loc) << "sgd with nesterov=true needs momentum > 0";
     } else if (key == "batch" || key == "batch_size") {
       positiveInt(setting, config.batchSize);
     } else if (key == "epochs") {
