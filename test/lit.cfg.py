@@ -16,3 +16,5 @@ config.environment["PATH"] = os.pathsep.join(
 config.substitutions.append(("%models", os.path.join(config.kiln_src_root, "models")))
 config.substitutions.append(("%fixtures", os.path.join(config.kiln_src_root, "test", "fixtures")))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+config.substitutions.append(("%kiln_src", config.kiln_src_root))
+config.substitutions.append(("%kiln_obj", config.kiln_obj_root))
