@@ -19,9 +19,20 @@ configure: $(BUILD)/build.ninja
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job for now: check every model in models/ and print its summary.
+# The main job: check every model in models/ (a summary each), then compile
+# the BatchNorm MLP with its PyTorch-exported weights to a native program,
+# compare its outputs with PyTorch's and time it.
 demo: build
 	@for m in models/*.kiln; do echo "== $$m"; $(BUILD)/bin/kilnc check $$m || exit 1; echo; done
+	@mkdir -p $(BUILD)/demo
+	@echo "== kilnc build models/mlp_bn.kiln --weights test/fixtures/mlp_bn/weights.safetensors --report"
+	@$(BUILD)/bin/kilnc build models/mlp_bn.kiln --weights test/fixtures/mlp_bn/weights.safetensors \
+	  --report -o $(BUILD)/demo/mlp_bn
+	@$(BUILD)/demo/mlp_bn --input test/fixtures/mlp_bn/input_b64.npy --output $(BUILD)/demo/logits.npy
+	@echo "== outputs against PyTorch 1.13 (eval mode, batch 64)"
+	@$(BUILD)/bin/npy-compare $(BUILD)/demo/logits.npy test/fixtures/mlp_bn/output_b64.npy
+	@echo "== speed"
+	@for b in 1 64; do $(BUILD)/demo/mlp_bn --bench --batch $$b; done
 
 # All tests (lit + GoogleTest) through ctest; ctest's summary line is printed last.
 test: build
@@ -29,9 +40,10 @@ test: build
 	  cat ctest.log | grep -v 'tests passed, .* tests failed out of'; \
 	  grep 'tests passed, .* tests failed out of' ctest.log || echo "ctest failed to run"; exit $$rc
 
-bench:
+# Kiln against PyTorch (eager and TorchScript-frozen), side by side; see bench/README.md.
+bench: build
 	@scripts/install-deps.sh bench
-	@echo "bench/ arrives with the inference compiler"
+	bench/run.sh --build-dir $(BUILD) $(BENCH_ARGS)
 
 # libFuzzer on the frontend (test/fuzz/README.md). One job; FUZZ_SECONDS long.
 # Crashes, timeouts, leaks and OOMs go to fuzz-corpus/artifacts/, the run goes
