@@ -56,7 +56,7 @@ fuzz:
 	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
 	  -DKILN_ENABLE_FUZZER=ON
 	cmake --build $(BUILD)-fuzz --target kiln-frontend-fuzzer -j $(JOBS)
-	mkdir -p fuzz-corpus/artifacts && cp models/*.kiln fuzz-corpus/
+	mkdir -p fuzz-corpus/artifacts && cp models/*.kiln test/fuzz/regressions/*.kiln fuzz-corpus/
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(BUILD)-fuzz/bin/kiln-frontend-fuzzer fuzz-corpus \
 	  -dict=test/fuzz/kiln.dict -max_total_time=$(or $(FUZZ_SECONDS),600) \

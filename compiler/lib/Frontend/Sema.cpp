@@ -583,7 +583,8 @@ void Checker::checkTrain() {
     if (diags.tooManyErrors())
       return;
     // batch and batch_size are one setting: giving both is a duplicate.
-    llvm::StringRef canonical = setting.key == "batch_size" ? "batch" : setting.key;
+    llvm::StringRef canonical =
+        setting.key == "batch_size" ? llvm::StringRef("batch") : llvm::StringRef(setting.key);
     auto [it, inserted] = seen.try_emplace(canonical, setting.loc);
     if (!inserted) {
       diags.error(setting.loc) << "duplicate setting '" << setting.key
