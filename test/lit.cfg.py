@@ -5,7 +5,7 @@ import lit.formats
 config.name = "Kiln"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".kiln", ".test"]
-config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "Inputs", "fixtures", "unit", "CMakeLists.txt", "README.md"]
+config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "Inputs", "fixtures", "fuzz", "unit", "CMakeLists.txt", "README.md"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kiln_obj_root, "test")
 
