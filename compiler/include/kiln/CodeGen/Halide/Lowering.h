@@ -1,7 +1,7 @@
 //===- Lowering.h - nn graph to one Halide pipeline -------------*- C++ -*-===//
 //
 // One Halide pipeline per entry point (see DESIGN.md). Each nn op kind has
-// one builder that defines its Funcs (the algorithm, OpBuilders.cpp); the
+// one builder that defines its Funcs (the algorithm, Lowering.cpp); the
 // schedule is decided apart from it (Schedule.cpp), once the whole graph is
 // built, and the same schedule serves JIT (tests, training) and AOT
 // (objects, libraries, executables).
