@@ -57,6 +57,15 @@ bool failed(kiln_status_t status) {
   return true;
 }
 
+/// A [rows, columns] float32 array, or null after printing why not.
+Array floatMatrix(int64_t rows, int64_t columns) {
+  int64_t shape[2] = {rows, columns};
+  kiln_array_t *raw = nullptr;
+  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, shape, &raw)))
+    return nullptr;
+  return Array(raw);
+}
+
 int64_t sampleSize(size_t rank, const int64_t *shape) {
   int64_t size = 1;
   for (size_t i = 1; i < rank; ++i)
@@ -130,13 +139,9 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
   const uint8_t *pixelData = static_cast<const uint8_t *>(kiln_array_const_data(images.get()));
   const uint8_t *labelData = static_cast<const uint8_t *>(kiln_array_const_data(labels.get()));
   int64_t batch = options.batch;
-  std::vector<int64_t> inShape = {batch, inSize}, outShape = {batch, classes};
-  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, inShape.data(), &raw)))
+  Array input = floatMatrix(batch, inSize), output = floatMatrix(batch, classes);
+  if (!input || !output)
     return 1;
-  Array input(raw);
-  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, outShape.data(), &raw)))
-    return 1;
-  Array output(raw);
   float *in = static_cast<float *>(kiln_array_data(input.get()));
   float *out = static_cast<float *>(kiln_array_data(output.get()));
   int64_t correct = 0;
@@ -175,14 +180,9 @@ int runBench(const Options &options, const kiln_model_desc_t *model) {
   int64_t batch = options.batch;
   int64_t inSize = sampleSize(model->input_rank, model->input_shape);
   int64_t outSize = sampleSize(model->output_rank, model->output_shape);
-  std::vector<int64_t> inShape = {batch, inSize}, outShape = {batch, outSize};
-  kiln_array_t *raw = nullptr;
-  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, inShape.data(), &raw)))
+  Array input = floatMatrix(batch, inSize), output = floatMatrix(batch, outSize);
+  if (!input || !output)
     return 1;
-  Array input(raw);
-  if (failed(kiln_array_create(KILN_DTYPE_F32, 2, outShape.data(), &raw)))
-    return 1;
-  Array output(raw);
   float *in = static_cast<float *>(kiln_array_data(input.get()));
   uint32_t state = 12345;
   for (int64_t i = 0; i < batch * inSize; ++i) {
