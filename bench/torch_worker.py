@@ -23,6 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(os.path.dirname(HERE), "test", "fixtures")
 sys.path.insert(0, FIXTURES)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))  # safetensors_io
 
 import torch  # noqa: E402
 

@@ -21,11 +21,13 @@ Exit status: 0 on success, 1 on any error (message on stderr).
 
 import argparse
 import collections.abc
-import json
 import os
-import struct
 import sys
 import tempfile
+
+# The one safetensors writer/reader of the repo's Python (beside this file).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
 
 PROG = "export_pytorch"
 
@@ -145,23 +147,6 @@ def convert(state_dict, keep_dtype, skip_non_tensors):
     return out, warnings
 
 
-def serialize(tensors, metadata):
-    header = {}
-    if metadata:
-        header["__metadata__"] = metadata
-    offset = 0
-    chunks = []
-    for name in sorted(tensors):
-        dtype, shape, data = tensors[name]
-        header[name] = {"dtype": dtype, "shape": shape,
-                        "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    hjson = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    hjson += b" " * ((8 - (8 + len(hjson)) % 8) % 8)
-    return struct.pack("<Q", len(hjson)) + hjson + b"".join(chunks)
-
-
 def write_atomic(path, blob):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -233,7 +218,9 @@ def main(argv=None):
         tensors, warnings = convert(state_dict, args.keep_dtype, args.skip_non_tensors)
         for w in warnings:
             print("%s: warning: %s" % (PROG, w), file=sys.stderr)
-        blob = serialize(tensors, metadata)
+        blob = safetensors_io.serialize(
+            {name: safetensors_io.RawTensor(*entry) for name, entry in tensors.items()},
+            metadata)
         write_atomic(args.output, blob)
     except ExportError as e:
         print("%s: error: %s" % (PROG, e), file=sys.stderr)
