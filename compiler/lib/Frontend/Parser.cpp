@@ -282,18 +282,20 @@ bool Parser::parseSequentialBody(LayerDecl &layer) {
 // forward ::= 'forward' '{' stmt* '}'
 bool Parser::parseForward(Model &model) {
   SourceLoc loc = take().loc;
-  if (model.hasForward) {
+  // A second section is reported, then parsed (for its own errors) and dropped.
+  std::vector<Stmt> ignored;
+  bool duplicate = model.hasForward;
+  if (duplicate)
     diags.error(loc) << "duplicate 'forward' section (the first is at line "
                      << model.forwardLoc.line << ")";
-    std::vector<Stmt> ignored;
-    return parseBlock("the forward section",
-                      [&] { return parseStmt(ignored); });
+  std::vector<Stmt> &stmts = duplicate ? ignored : model.forward;
+  if (!duplicate) {
+    model.hasForward = true;
+    model.forwardLoc = loc;
   }
-  model.hasForward = true;
-  model.forwardLoc = loc;
-  bool ok = parseBlock("the forward section",
-                       [&] { return parseStmt(model.forward); });
-  model.forwardEndLoc = lastBlockEnd;
+  bool ok = parseBlock("the forward section", [&] { return parseStmt(stmts); });
+  if (!duplicate)
+    model.forwardEndLoc = lastBlockEnd;
   return ok;
 }
 
@@ -408,17 +410,17 @@ ExprPtr Parser::parseCallExpr() {
 // train ::= 'train' '{' setting* '}'
 bool Parser::parseTrain(Model &model) {
   SourceLoc loc = take().loc;
-  if (model.hasTrain) {
+  std::vector<Setting> ignored;
+  bool duplicate = model.hasTrain;
+  if (duplicate)
     diags.error(loc) << "duplicate 'train' section (the first is at line "
                      << model.trainLoc.line << ")";
-    std::vector<Setting> ignored;
-    return parseBlock("the train section",
-                      [&] { return parseSetting(ignored); });
+  std::vector<Setting> &settings = duplicate ? ignored : model.train;
+  if (!duplicate) {
+    model.hasTrain = true;
+    model.trainLoc = loc;
   }
-  model.hasTrain = true;
-  model.trainLoc = loc;
-  return parseBlock("the train section",
-                    [&] { return parseSetting(model.train); });
+  return parseBlock("the train section", [&] { return parseSetting(settings); });
 }
 
 // setting ::= identifier '=' term | identifier '(' arg-list ')'
