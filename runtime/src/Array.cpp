@@ -1,39 +1,9 @@
-//===- Array.cpp - Element types and kiln_array_t -------------------------===//
+//===- Array.cpp - kiln_array_t (element types are in Dtype.c) ------------===//
 #include "Support.h"
 
 using namespace kiln::runtime;
 
 extern "C" {
-
-const char *kiln_dtype_name(kiln_dtype_t dtype) {
-  switch (dtype) {
-  case KILN_DTYPE_F32: return "F32";
-  case KILN_DTYPE_F64: return "F64";
-  case KILN_DTYPE_F16: return "F16";
-  case KILN_DTYPE_BF16: return "BF16";
-  case KILN_DTYPE_I64: return "I64";
-  case KILN_DTYPE_I32: return "I32";
-  case KILN_DTYPE_I16: return "I16";
-  case KILN_DTYPE_I8: return "I8";
-  case KILN_DTYPE_U64: return "U64";
-  case KILN_DTYPE_U32: return "U32";
-  case KILN_DTYPE_U16: return "U16";
-  case KILN_DTYPE_U8: return "U8";
-  case KILN_DTYPE_BOOL: return "BOOL";
-  }
-  return "?";
-}
-
-size_t kiln_dtype_size(kiln_dtype_t dtype) {
-  switch (dtype) {
-  case KILN_DTYPE_F64: case KILN_DTYPE_I64: case KILN_DTYPE_U64: return 8;
-  case KILN_DTYPE_F32: case KILN_DTYPE_I32: case KILN_DTYPE_U32: return 4;
-  case KILN_DTYPE_F16: case KILN_DTYPE_BF16: case KILN_DTYPE_I16:
-  case KILN_DTYPE_U16: return 2;
-  case KILN_DTYPE_I8: case KILN_DTYPE_U8: case KILN_DTYPE_BOOL: return 1;
-  }
-  return 0;
-}
 
 kiln_status_t kiln_array_create(kiln_dtype_t dtype, size_t rank,
                                 const int64_t *shape, kiln_array_t **out_array) {

@@ -1,38 +1,51 @@
-//===- SafetensorsHeader.h - Parsing and checking a safetensors header ----===//
+/*===- SafetensorsHeader.h - Parsing and checking a safetensors header ----===*/
 #ifndef KILN_RUNTIME_SRC_SAFETENSORSHEADER_H
 #define KILN_RUNTIME_SRC_SAFETENSORSHEADER_H
 
-#include "Support.h"
+#include "kiln/runtime/array.h"
+#include "kiln/runtime/status.h"
 
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+#include <stddef.h>
+#include <stdint.h>
 
-namespace kiln::runtime {
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-struct TensorEntry {
-  std::string name;
-  kiln_dtype_t dtype = KILN_DTYPE_F32;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0; // byte range within the data buffer
-  uint64_t count = 0;          // elements
-};
+typedef struct kiln_tensor_entry_t {
+  const char *name; /* no NUL inside, so a C string */
+  kiln_dtype_t dtype;
+  size_t rank;
+  const int64_t *shape;
+  uint64_t begin, end; /* byte range within the data buffer */
+  uint64_t count;      /* elements */
+} kiln_tensor_entry_t;
 
-struct SafetensorsHeader {
-  std::vector<TensorEntry> tensors;                          // sorted by name
-  std::vector<std::pair<std::string, std::string>> metadata; // sorted by key
-};
+typedef struct kiln_metadata_entry_t {
+  const char *key, *value;
+} kiln_metadata_entry_t;
 
-// Parses the JSON header `json` of the file `path` (named in every message)
-// and checks that its tensors tile a data buffer of `dataSize` bytes.
-kiln_status_t parseSafetensorsHeader(const std::string &path,
-                                     std::string_view json, uint64_t dataSize,
-                                     SafetensorsHeader &out);
+typedef struct kiln_arena_block_s kiln_arena_block_t;
 
-// The dtype called `name` ("F32", ...); false if Kiln does not know it.
-bool dtypeFromName(std::string_view name, kiln_dtype_t *out);
+typedef struct kiln_safetensors_header_t {
+  kiln_tensor_entry_t *tensors; /* sorted by name (bytewise) */
+  size_t tensor_count;
+  kiln_metadata_entry_t *metadata; /* sorted by key */
+  size_t metadata_count;
+  kiln_arena_block_t *arena; /* every name, shape and metadata string */
+} kiln_safetensors_header_t;
 
-} // namespace kiln::runtime
+/* Parses the JSON header (`size` bytes at `json`) of the file `path` (named
+ * in every message) and checks that its tensors tile a data buffer of
+ * `data_size` bytes. On failure `out` is left empty. */
+kiln_status_t kiln_safetensors_header_parse(const char *path, const char *json,
+                                            size_t size, uint64_t data_size,
+                                            kiln_safetensors_header_t *out);
+/* Releases what kiln_safetensors_header_parse put in `header`. */
+void kiln_safetensors_header_free(kiln_safetensors_header_t *header);
 
-#endif // KILN_RUNTIME_SRC_SAFETENSORSHEADER_H
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KILN_RUNTIME_SRC_SAFETENSORSHEADER_H */

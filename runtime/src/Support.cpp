@@ -26,17 +26,6 @@ std::string formatShape(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
-AlignedBytes allocateAligned(size_t size) {
-  // aligned_alloc wants a multiple of the alignment; round up (at least one
-  // block, so that empty arrays still have a valid, non-null pointer).
-  size_t rounded = size / kAlignment * kAlignment;
-  if (rounded < size || size == 0)
-    rounded += kAlignment;
-  if (rounded < size) // wrapped around: no such allocation is possible
-    return nullptr;
-  return AlignedBytes(static_cast<uint8_t *>(std::aligned_alloc(kAlignment, rounded)));
-}
-
 kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
                        const std::string &what, kiln_array_t **out_array,
                        bool zeroFill) {
@@ -67,63 +56,7 @@ kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
 
 std::string errnoText(int err) {
   char buffer[256];
-  // The GNU strerror_r (glibc with _GNU_SOURCE, which g++ defines) returns
-  // the message, which need not be in `buffer`.
-  return strerror_r(err, buffer, sizeof buffer);
-}
-
-static kiln_status_code_t codeForErrno(int err) {
-  return err == ENOENT || err == ENOTDIR ? KILN_NOT_FOUND : KILN_IO_ERROR;
-}
-
-InputFile::~InputFile() {
-  if (fd_ >= 0)
-    ::close(fd_);
-}
-
-int InputFile::release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
-kiln_status_t InputFile::open(const std::string &path) {
-  path_ = path;
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) {
-    int err = errno;
-    return makeStatus(codeForErrno(err),
-                      path + ": cannot open: " + errnoText(err));
-  }
-  struct stat info;
-  if (::fstat(fd_, &info) != 0) {
-    int err = errno;
-    return makeStatus(KILN_IO_ERROR, path + ": cannot stat: " + errnoText(err));
-  }
-  // Reading a directory or a pipe would fail later with a vaguer message.
-  if (!S_ISREG(info.st_mode))
-    return makeStatus(KILN_INVALID_ARGUMENT, path + ": not a regular file");
-  size_ = static_cast<uint64_t>(info.st_size);
-  return nullptr;
-}
-
-kiln_status_t InputFile::readAt(uint64_t offset, void *dst, size_t n) const {
-  auto *out = static_cast<uint8_t *>(dst);
-  while (n > 0) {
-    ssize_t got = ::pread(fd_, out, n, static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got < 0) {
-      int err = errno;
-      return makeStatus(KILN_IO_ERROR, path_ + ": read failed: " + errnoText(err));
-    }
-    if (got == 0)
-      return makeStatus(KILN_IO_ERROR, path_ + ": file shrank while being read");
-    out += got;
-    offset += static_cast<uint64_t>(got);
-    n -= static_cast<size_t>(got);
-  }
-  return nullptr;
+  return kiln_errno_text(err, buffer, sizeof buffer);
 }
 
 static bool writeAll(int fd, const void *data, size_t size) {
@@ -170,15 +103,16 @@ kiln_status_t writeFileAtomically(const std::string &path,
   }
   if (fd < 0) {
     int err = errno;
-    return makeStatus(codeForErrno(err), path + ": cannot create temporary file '" +
-                                             temp + "': " + errnoText(err));
+    return makeStatus(kiln_status_code_for_errno(err),
+                      path + ": cannot create temporary file '" + temp +
+                          "': " + errnoText(err));
   }
   auto fail = [&](const char *step) {
     int err = errno;
     if (fd >= 0)
       ::close(fd);
     ::unlink(temp.c_str());
-    return makeStatus(codeForErrno(err),
+    return makeStatus(kiln_status_code_for_errno(err),
                       path + ": " + step + " failed: " + errnoText(err));
   };
   for (const Chunk &chunk : chunks)

@@ -1,11 +1,14 @@
 //===- Support.h - Internal helpers of the Kiln runtime -------------------===//
 //
 // Status construction, the exception guard used at every C entry point,
-// checked arithmetic, aligned buffers and POSIX file I/O. Not installed.
+// checked arithmetic, aligned buffers and POSIX file I/O for the C++ sources,
+// mostly thin wrappers of the C helpers in CSupport.h. Not installed.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_SRC_SUPPORT_H
 #define KILN_RUNTIME_SRC_SUPPORT_H
+
+#include "CSupport.h"
 
 #include "kiln/runtime/array.h"
 #include "kiln/runtime/status.h"
@@ -17,19 +20,15 @@
 #include <string>
 #include <vector>
 
-struct kiln_status_s {
-  kiln_status_code_t code;
-  std::string message;
-};
-
-
 namespace kiln::runtime {
 
 // A failure with `message`. Never fails itself: if the status cannot be
 // allocated, the preallocated out-of-memory status comes back instead.
-kiln_status_t makeStatus(kiln_status_code_t code, const std::string &message);
+inline kiln_status_t makeStatus(kiln_status_code_t code, const std::string &message) {
+  return kiln_status_make(code, "%s", message.c_str());
+}
 // The shared out-of-memory status (kiln_status_free ignores it).
-kiln_status_t outOfMemory();
+inline kiln_status_t outOfMemory() { return kiln_status_out_of_memory(); }
 
 // Runs `body` (returning kiln_status_t) and turns any exception into a status,
 // so no exception ever crosses the C boundary: std::string and std::vector
@@ -64,9 +63,11 @@ struct FreeDeleter {
   void operator()(void *p) const { std::free(p); }
 };
 using AlignedBytes = std::unique_ptr<uint8_t[], FreeDeleter>;
-constexpr size_t kAlignment = 64;
+constexpr size_t kAlignment = KILN_ALIGNMENT;
 // Null when `size` bytes cannot be allocated. Never null for size 0.
-AlignedBytes allocateAligned(size_t size);
+inline AlignedBytes allocateAligned(size_t size) {
+  return AlignedBytes(static_cast<uint8_t *>(kiln_aligned_alloc(size)));
+}
 
 // Allocates an array of `dtype` and `shape`; `what` prefixes errors. Readers
 // that overwrite every byte pass zeroFill = false, so that memory a hostile
@@ -75,27 +76,35 @@ kiln_status_t newArray(kiln_dtype_t dtype, const std::vector<int64_t> &shape,
                        const std::string &what, kiln_array_t **out_array,
                        bool zeroFill = true);
 
-// An open file descriptor, closed on destruction.
+// An open file descriptor (kiln_input_file_t), closed on destruction.
 class InputFile {
 public:
   InputFile() = default;
   InputFile(const InputFile &) = delete;
   InputFile &operator=(const InputFile &) = delete;
-  ~InputFile();
+  ~InputFile() { kiln_input_file_close(&file_); }
   // Opens a regular file for reading and records its size.
-  kiln_status_t open(const std::string &path);
-  uint64_t size() const { return size_; }
-  int fd() const { return fd_; }
+  kiln_status_t open(const std::string &path) {
+    path_ = path;
+    return kiln_input_file_open(&file_, path_.c_str());
+  }
+  uint64_t size() const { return file_.size; }
+  int fd() const { return file_.fd; }
   // Reads exactly `n` bytes at `offset`; an early end is an I/O error (the
   // size was checked against fstat, so the file changed underneath us).
-  kiln_status_t readAt(uint64_t offset, void *dst, size_t n) const;
+  kiln_status_t readAt(uint64_t offset, void *dst, size_t n) const {
+    return kiln_input_file_read_at(&file_, offset, dst, n);
+  }
   // Gives up ownership of the descriptor (e.g. to zlib's gzdopen).
-  int release();
+  int release() {
+    int fd = file_.fd;
+    file_.fd = -1;
+    return fd;
+  }
 
 private:
-  std::string path_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
+  std::string path_; // file_.path points into it
+  kiln_input_file_t file_ = {nullptr, -1, 0};
 };
 
 // A piece of a file to be written.

@@ -1,0 +1,102 @@
+/*===- CSupport.c - Internal helpers of the runtime's C part -------------===*/
+#include "CSupport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *kiln_format_shape(const int64_t *shape, size_t rank, char *buffer) {
+  size_t used = 0;
+  buffer[used++] = '[';
+  for (size_t i = 0; i < rank && i < KILN_MAX_RANK; ++i)
+    used += (size_t)snprintf(buffer + used, KILN_SHAPE_TEXT_SIZE - used,
+                             "%s%" PRId64, i ? ", " : "", shape[i]);
+  snprintf(buffer + used, KILN_SHAPE_TEXT_SIZE - used, "]");
+  return buffer;
+}
+
+void *kiln_aligned_alloc(size_t size) {
+  /* aligned_alloc wants a multiple of the alignment; round up (at least one
+   * block, so that empty arrays still have a valid, non-null pointer). */
+  size_t rounded = size / KILN_ALIGNMENT * KILN_ALIGNMENT;
+  if (rounded < size || size == 0)
+    rounded += KILN_ALIGNMENT;
+  if (rounded < size) /* wrapped around: no such allocation is possible */
+    return NULL;
+  return aligned_alloc(KILN_ALIGNMENT, rounded);
+}
+
+kiln_status_code_t kiln_status_code_for_errno(int err) {
+  return err == ENOENT || err == ENOTDIR ? KILN_NOT_FOUND : KILN_IO_ERROR;
+}
+
+const char *kiln_errno_text(int err, char *buffer, size_t size) {
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  /* The GNU strerror_r returns the message, which need not be in `buffer`. */
+  return strerror_r(err, buffer, size);
+#else
+  if (strerror_r(err, buffer, size) != 0)
+    snprintf(buffer, size, "error %d", err);
+  return buffer;
+#endif
+}
+
+void kiln_input_file_close(kiln_input_file_t *file) {
+  if (file->fd >= 0)
+    close(file->fd);
+  file->fd = -1;
+}
+
+kiln_status_t kiln_input_file_open(kiln_input_file_t *file, const char *path) {
+  char text[256];
+  file->path = path;
+  file->size = 0;
+  file->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (file->fd < 0) {
+    int err = errno;
+    return kiln_status_make(kiln_status_code_for_errno(err), "%s: cannot open: %s",
+                            path, kiln_errno_text(err, text, sizeof text));
+  }
+  struct stat info;
+  if (fstat(file->fd, &info) != 0) {
+    int err = errno;
+    kiln_input_file_close(file);
+    return kiln_status_make(KILN_IO_ERROR, "%s: cannot stat: %s", path,
+                            kiln_errno_text(err, text, sizeof text));
+  }
+  /* Reading a directory or a pipe would fail later with a vaguer message. */
+  if (!S_ISREG(info.st_mode)) {
+    kiln_input_file_close(file);
+    return kiln_status_make(KILN_INVALID_ARGUMENT, "%s: not a regular file", path);
+  }
+  file->size = (uint64_t)info.st_size;
+  return NULL;
+}
+
+kiln_status_t kiln_input_file_read_at(const kiln_input_file_t *file,
+                                      uint64_t offset, void *dst, size_t n) {
+  unsigned char *out = dst;
+  while (n > 0) {
+    ssize_t got = pread(file->fd, out, n, (off_t)offset);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int err = errno;
+      char text[256];
+      return kiln_status_make(KILN_IO_ERROR, "%s: read failed: %s", file->path,
+                              kiln_errno_text(err, text, sizeof text));
+    }
+    if (got == 0)
+      return kiln_status_make(KILN_IO_ERROR, "%s: file shrank while being read",
+                              file->path);
+    out += got;
+    offset += (uint64_t)got;
+    n -= (size_t)got;
+  }
+  return NULL;
+}
