@@ -26,6 +26,7 @@ using Array = std::unique_ptr<kiln_array_t, ArrayDeleter>;
 struct Options {
   const char *input = nullptr, *output = nullptr;
   const char *images = nullptr, *labels = nullptr;
+  const char *weights = nullptr;
   bool bench = false;
   int64_t batch = 256;
   int64_t iterations = 0; // bench: 0 picks a count that runs about a second
@@ -37,9 +38,12 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
                "usage: %s --input X.npy --output Y.npy\n"
                "       %s --images IMAGES.idx[.gz] --labels LABELS.idx[.gz] [--batch B]\n"
                "       %s --bench [--batch B] [--iterations K]\n"
-               "options: --threads N (default: all cores), --help\n"
-               "Model '%s': input [N",
-               model->name, model->name, model->name, model->name);
+               "options: --threads N (default: all cores), --help\n",
+               model->name, model->name, model->name);
+  if (model->load_weights)
+    std::fprintf(out, "         --weights W.safetensors (required: this program loads its\n"
+                      "         weights at run time; PyTorch state_dict keys)\n");
+  std::fprintf(out, "Model '%s': input [N", model->name);
   for (size_t i = 1; i < model->input_rank; ++i)
     std::fprintf(out, ", %lld", static_cast<long long>(model->input_shape[i]));
   std::fprintf(out, "] float32 (NCHW), output [N");
@@ -243,6 +247,8 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       options.images = value;
     } else if (arg == "--labels") {
       options.labels = value;
+    } else if (arg == "--weights") {
+      options.weights = value;
     } else if (arg == "--batch" || arg == "--threads" || arg == "--iterations") {
       char *end = nullptr;
       long long number = std::strtoll(value, &end, 10);
@@ -278,6 +284,21 @@ extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *
   }
   if (options.threads > 0)
     model->set_num_threads(options.threads);
+  if (!model->load_weights && options.weights) {
+    std::fprintf(stderr, "error: --weights: this program's weights are compiled in "
+                         "(kilnc build --weights=external makes a program that loads them)\n");
+    return 2;
+  }
+  if (model->load_weights) {
+    if (!options.weights) {
+      std::fprintf(stderr, "error: this program loads its weights at run time: give --weights FILE\n");
+      return 2;
+    }
+    if (model->load_weights(options.weights) != 0) {
+      std::fprintf(stderr, "error: %s\n", model->last_error());
+      return 1;
+    }
+  }
   if (options.bench)
     return runBench(options, model);
   bool npy = options.input || options.output;

@@ -83,7 +83,8 @@ cl::opt<kiln::OutputKind> buildKind(
     cl::sub(buildCommand), cl::cat(kilncCategory));
 cl::opt<std::string> weightsPath("weights",
                                  cl::desc("The model's weights (safetensors, PyTorch "
-                                          "state_dict keys)"),
+                                          "state_dict keys), or 'external': the built "
+                                          "code loads them at run time"),
                                  cl::value_desc("file"), cl::sub(buildCommand),
                                  cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> targetName("target",
@@ -131,6 +132,16 @@ int writeOutput(llvm::function_ref<void(llvm::raw_ostream &)> print) {
   return 0;
 }
 
+/// `--weights=external`: weights are inputs of the built code, loaded at
+/// run time (a checkpoint called "external" is spelled ./external).
+bool externalWeights() { return weightsPath == "external"; }
+
+kiln::codegen::LoweringOptions loweringOptions() {
+  kiln::codegen::LoweringOptions options;
+  options.externalWeights = externalWeights();
+  return options;
+}
+
 /// Load, bind weights and run the inference passes; reports errors.
 mlir::OwningOpRef<mlir::ModuleOp> loadForInference(llvm::SourceMgr &sourceMgr,
                                                    mlir::MLIRContext &context) {
@@ -143,6 +154,7 @@ mlir::OwningOpRef<mlir::ModuleOp> loadForInference(llvm::SourceMgr &sourceMgr,
   }
   kiln::InferenceOptions options;
   options.weightsPath = weightsPath;
+  options.externalWeights = externalWeights();
   options.allowExtraKeys = allowExtraKeys;
   options.fold = !noFold;
   options.report = report;
@@ -155,10 +167,12 @@ int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   mlir::OwningOpRef<mlir::ModuleOp> module = loadForInference(sourceMgr, context);
   if (!module)
     return 1;
-  mlir::FailureOr<kiln::codegen::LoweredModel> lowered = kiln::codegen::lowerToHalide(*module);
+  mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+      kiln::codegen::lowerToHalide(*module, loweringOptions());
   if (failed(lowered))
     return 1;
   kiln::BuildOptions options;
+  options.allowExtraKeys = allowExtraKeys;
   options.outputPath = buildOutput;
   options.kind = buildKind;
   options.target = targetName;
@@ -192,7 +206,7 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
     return 1;
   if (emitStage == Stage::HalideStmt) {
     mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
-        kiln::codegen::lowerToHalide(*module);
+        kiln::codegen::lowerToHalide(*module, loweringOptions());
     if (failed(lowered))
       return 1;
     std::string text;

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Build.h"
 
+#include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Import/Import.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -55,6 +56,20 @@ int64_t scratchPerSample(const codegen::LoweredModel &model) {
   return bytes;
 }
 
+std::string weightsDoc(const std::string &api, const codegen::LoweredModel &model) {
+  if (!model.hasExternalWeights())
+    return " * The weights are compiled into the object: there is nothing to load or free.\n";
+  return " * int " + api + "_load_weights(const char *path)\n"
+         " *   Reads the weights from a safetensors file keyed by the PyTorch state_dict\n"
+         " *   names (what `kilnc build --weights` takes), checks every tensor against\n"
+         " *   the model, folds BatchNorm and repacks them for the compiled code.\n"
+         " *   Returns 0, or an error code whose message " + api + "_last_error() gives;\n"
+         " *   a failed load keeps the weights loaded before, if any. " + api + "_infer\n"
+         " *   fails with the code _ERROR_WEIGHTS until a load succeeded.\n"
+         " * void " + api + "_free_weights(void) releases them.\n"
+         " * Loading and freeing must not run while " + api + "_infer runs on another thread.\n";
+}
+
 std::string headerText(const std::string &api, const std::string &modelName,
                        const codegen::LoweredModel &model) {
   std::string guard = api;
@@ -71,7 +86,7 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " *   Neither needs any particular alignment. Returns 0, or a non-zero error code\n"
     << " *   whose message " << api << "_last_error() gives.\n"
     << " *\n"
-    << " * The weights are compiled into the object: there is nothing to load or free.\n"
+    << weightsDoc(api, model)
     << " * Thread safety: " << api << "_infer may run on several threads at once (each call\n"
     << " * uses only its arguments and stack). " << api << "_last_error is per thread.\n"
     << " * " << api << "_set_num_threads sets the size of the worker pool that all Kiln models\n"
@@ -87,7 +102,9 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << "#define " << guard << "_OUTPUT_RANK " << model.outputShape.size() << "\n"
     << "#define " << guard << "_OUTPUT_SHAPE " << shapeList(model.outputShape) << "\n"
     << "#define " << guard << "_OUTPUT_SAMPLE_SIZE " << perSample(model.outputShape) << "\n"
-    << "/* Bytes of constant weight data in the object. */\n"
+    << (model.hasExternalWeights()
+            ? "/* Bytes of weight data " + api + "_load_weights allocates (folded, repacked). */\n"
+            : std::string("/* Bytes of constant weight data in the object. */\n"))
     << "#define " << guard << "_WEIGHT_BYTES " << model.weightBytes << "\n"
     << "/* Bytes of intermediate results per sample. They live in a scratch arena\n"
     << " * per calling thread, sized by the first call that needs it and reused:\n"
@@ -95,8 +112,15 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " * or less allocate nothing. " << api << "_release_scratch frees this thread's arena. */\n"
     << "#define " << guard << "_SCRATCH_BYTES_PER_SAMPLE " << scratchPerSample(model) << "\n\n"
     << "/* Error codes besides those of the Halide runtime (negative). */\n"
-    << "#define " << guard << "_ERROR_INVALID_ARGUMENT 1\n\n"
+    << "#define " << guard << "_ERROR_INVALID_ARGUMENT 1\n"
+    << (model.hasExternalWeights()
+            ? "#define " + guard + "_ERROR_WEIGHTS 2 /* no weights loaded, or a bad weights file */\n"
+            : std::string())
+    << "\n"
     << "int " << api << "_infer(const float *input, int64_t batch, float *output);\n"
+    << (model.hasExternalWeights() ? "int " + api + "_load_weights(const char *path);\nvoid " +
+                                         api + "_free_weights(void);\n"
+                                   : std::string())
     << "const char *" << api << "_last_error(void);\n"
     << "void " << api << "_set_num_threads(int threads);\n"
     << "void " << api << "_release_scratch(void);\n\n"
@@ -206,22 +230,236 @@ std::string macroPrefix(const std::string &api) {
   return prefix;
 }
 
-std::string wrapperText(const std::string &api, const std::string &pipeline,
-                        const codegen::LoweredModel &model) {
+/// `{a, b, ...}` of up to kMaxRank values, for a C initializer.
+template <typename T>
+std::string initializer(const std::vector<T> &values) {
+  std::string text = "{";
+  for (size_t i = 0; i < values.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(values[i]);
+  return text + "}";
+}
+
+/// `&buffers[first], ..., &buffers[first + count - 1]`, for a pipeline call.
+std::string bufferArguments(const std::string &array, size_t first, size_t count) {
+  std::string text;
+  for (size_t i = 0; i < count; ++i)
+    text += ", &" + array + "[" + std::to_string(first + i) + "]";
+  return text;
+}
+
+/// Weights are tensors of rank ≤ 4 (conv2d's), as are their layouts.
+constexpr size_t kMaxRank = 4;
+
+/// Helpers every wrapper with external weights shares: halide_buffer_t
+/// descriptions of dense float arrays, and shape text for messages.
+const char *const kWeightHelpersText = R"c(struct kiln_layout { int rank; int32_t extents[4]; };
+struct kiln_state_key { const char *name; const char *kind; int integer; size_t rank; int64_t shape[4]; };
+
+static size_t kiln_layout_count(const struct kiln_layout *layout) {
+  size_t count = 1;
+  for (int d = 0; d < layout->rank; ++d)
+    count *= (size_t)layout->extents[d];
+  return count;
+}
+
+/* 64-byte aligned, as the pipelines assume of weights. */
+static float *kiln_alloc_layout(const struct kiln_layout *layout) {
+  size_t bytes = (kiln_layout_count(layout) * sizeof(float) + 63) / 64 * 64;
+  return (float *)aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static void kiln_describe(halide_buffer_t *buffer, halide_dimension_t *dims, float *host,
+                          const struct kiln_layout *layout) {
+  int32_t stride = 1;
+  memset(buffer, 0, sizeof *buffer);
+  for (int d = 0; d < layout->rank; ++d) {
+    dims[d].min = 0;
+    dims[d].extent = layout->extents[d];
+    dims[d].stride = stride;
+    dims[d].flags = 0;
+    stride *= layout->extents[d];
+  }
+  buffer->host = (uint8_t *)host;
+  buffer->type.code = halide_type_float;
+  buffer->type.bits = 32;
+  buffer->type.lanes = 1;
+  buffer->dimensions = layout->rank;
+  buffer->dim = dims;
+}
+
+static void kiln_shape_text(char *out, size_t size, size_t rank, const int64_t *shape) {
+  size_t used = (size_t)snprintf(out, size, "[");
+  for (size_t i = 0; i < rank && used < size; ++i)
+    used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (used < size)
+    snprintf(out + used, size - used, "]");
+}
+
+)c";
+
+/// The C of <api>_load_weights and <api>_free_weights: check the file's
+/// tensors against the model's state_dict as `kilnc build --weights` does,
+/// read the ones the load pipeline needs, run it into freshly allocated
+/// layouts, and swap those in only when everything succeeded.
+std::string loadWeightsText(const std::string &api, const std::string &loadPipeline,
+                            const codegen::LoweredModel &model, ModuleOp module,
+                            bool allowExtraKeys) {
   std::string macro = macroPrefix(api);
+  std::vector<std::string> keys;
+  std::ostringstream c;
+  size_t states = model.stateTensors.size(), packed = model.packedWeights.size();
+  c << "extern int " << loadPipeline << "(void *user_context";
+  for (size_t i = 0; i < states + packed; ++i)
+    c << ", struct halide_buffer_t *";
+  c << ");\n\n" << kWeightHelpersText;
+
+  c << "/* The model's state_dict: every key must be in the file, with this shape. */\n"
+    << "static const struct kiln_state_key " << api << "_state_dict[] = {\n";
+  size_t keyCount = 0;
+  module.walk([&](Operation *op) {
+    if (!isa<nn::ParamOp, nn::BufferOp>(op))
+      return;
+    auto type = op->getResult(0).getType().cast<RankedTensorType>();
+    std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
+    c << "  {\"" << op->getAttrOfType<StringAttr>("name").getValue().str() << "\", \""
+      << (isa<nn::ParamOp>(op) ? "parameter" : "buffer") << "\", "
+      << (type.getElementType().isInteger(64) ? 1 : 0) << ", " << shape.size() << ", "
+      << initializer(shape) << "},\n";
+    ++keyCount;
+  });
+  c << "  {0}};\n#define " << macro << "_STATE_KEYS " << keyCount << "\n\n";
+
+  c << "/* The tensors the load pipeline reads (Halide order) and writes. */\n"
+    << "static const char *const " << api << "_state_names[] = {";
+  for (const codegen::StateTensor &tensor : model.stateTensors)
+    c << "\"" << tensor.key << "\", ";
+  c << "0};\nstatic const struct kiln_layout " << api << "_state_layouts[] = {";
+  for (const codegen::StateTensor &tensor : model.stateTensors)
+    c << "{" << tensor.shape.size() << ", "
+      << initializer(std::vector<int64_t>(tensor.shape.rbegin(), tensor.shape.rend())) << "}, ";
+  c << "{0}};\nstatic const struct kiln_layout " << api << "_packed_layouts[] = {";
+  for (const codegen::PackedWeight &weight : model.packedWeights)
+    c << "{" << weight.extents.size() << ", " << initializer(weight.extents) << "}, ";
+  c << "{0}};\n"
+    << "#define " << macro << "_STATE_TENSORS " << states << "\n"
+    << "#define " << macro << "_PACKED " << packed << "\n"
+    << "static float *" << api << "_weights[" << macro << "_PACKED + 1];\n"
+    << "static int " << api << "_loaded;\n\n";
+
+  c << "static int " << api << "_fail(const char *format, ...) {\n"
+    << "  va_list args;\n  va_start(args, format);\n"
+    << "  vsnprintf(" << api << "_error, sizeof " << api << "_error, format, args);\n"
+    << "  va_end(args);\n  return " << macro << "_ERROR_WEIGHTS;\n}\n\n"
+    << "static int " << api << "_fail_status(kiln_status_t status) {\n"
+    << "  int result = " << api << "_fail(\"%s\", kiln_status_message(status));\n"
+    << "  kiln_status_free(status);\n  return result;\n}\n\n";
+
+  c << "static int " << api << "_check_state_dict(kiln_safetensors_t *file, const char *path) {\n"
+    << "  for (size_t i = 0; i < " << macro << "_STATE_KEYS; ++i) {\n"
+    << "    const struct kiln_state_key *key = &" << api << "_state_dict[i];\n"
+    << "    kiln_tensor_info_t info;\n"
+    << "    kiln_status_t status = kiln_safetensors_find(file, key->name, &info);\n"
+    << "    if (status) {\n      kiln_status_free(status);\n"
+    << "      return " << api << "_fail(\"%s: no tensor '%s' for this model's %s\", path, key->name, key->kind);\n    }\n"
+    << "    if (info.rank != key->rank || (info.rank && memcmp(info.shape, key->shape, info.rank * sizeof(int64_t)))) {\n"
+    << "      char got[128], expected[128];\n"
+    << "      kiln_shape_text(got, sizeof got, info.rank, info.shape);\n"
+    << "      kiln_shape_text(expected, sizeof expected, key->rank, key->shape);\n"
+    << "      return " << api << "_fail(\"%s: tensor '%s' has shape %s, the model expects %s\", path, key->name, got, expected);\n    }\n"
+    << "    if (key->integer) { /* e.g. num_batches_tracked: must be an integer tensor */\n"
+    << "      int64_t *values = (int64_t *)malloc((info.count ? info.count : 1) * sizeof(int64_t));\n"
+    << "      if (!values)\n        return " << api << "_fail(\"%s: out of memory\", path);\n"
+    << "      status = kiln_safetensors_read_i64(file, key->name, info.count, values);\n"
+    << "      free(values);\n"
+    << "      if (status)\n        return " << api << "_fail_status(status);\n    }\n  }\n";
+  if (!allowExtraKeys)
+    c << "  for (size_t i = 0, count = kiln_safetensors_count(file); i < count; ++i) {\n"
+      << "    kiln_tensor_info_t info;\n    int known = 0;\n"
+      << "    kiln_status_t status = kiln_safetensors_info(file, i, &info);\n"
+      << "    if (status)\n      return " << api << "_fail_status(status);\n"
+      << "    for (size_t k = 0; k < " << macro << "_STATE_KEYS && !known; ++k)\n"
+      << "      known = strcmp(info.name, " << api << "_state_dict[k].name) == 0;\n"
+      << "    if (!known)\n"
+      << "      return " << api << "_fail(\"%s: tensor '%s' is not a parameter of this model\", path, info.name);\n"
+      << "  }\n";
+  c << "  return 0;\n}\n\n";
+
+  c << "void " << api << "_free_weights(void) {\n"
+    << "  for (size_t i = 0; i < " << macro << "_PACKED; ++i) {\n"
+    << "    free(" << api << "_weights[i]);\n    " << api << "_weights[i] = NULL;\n  }\n"
+    << "  " << api << "_loaded = 0;\n}\n\n";
+
+  c << "int " << api << "_load_weights(const char *path) {\n"
+    << "  if (!path) {\n"
+    << "    snprintf(" << api << "_error, sizeof " << api << "_error, \"invalid argument: path is NULL\");\n"
+    << "    return " << macro << "_ERROR_INVALID_ARGUMENT;\n  }\n"
+    << "  kiln_safetensors_t *file = NULL;\n"
+    << "  kiln_status_t status = kiln_safetensors_open(path, &file);\n"
+    << "  if (status)\n    return " << api << "_fail_status(status);\n"
+    << "  float *state[" << macro << "_STATE_TENSORS + 1] = {0}, *packed[" << macro << "_PACKED + 1] = {0};\n"
+    << "  int result = " << api << "_check_state_dict(file, path);\n"
+    << "  for (size_t i = 0; i < " << macro << "_STATE_TENSORS && !result; ++i) {\n"
+    << "    const struct kiln_layout *layout = &" << api << "_state_layouts[i];\n"
+    << "    state[i] = kiln_alloc_layout(layout);\n"
+    << "    if (!state[i])\n      result = " << api << "_fail(\"%s: out of memory\", path);\n"
+    << "    else if ((status = kiln_safetensors_read_f32(file, " << api << "_state_names[i], kiln_layout_count(layout), state[i])))\n"
+    << "      result = " << api << "_fail_status(status);\n  }\n"
+    << "  for (size_t i = 0; i < " << macro << "_PACKED && !result; ++i)\n"
+    << "    if (!(packed[i] = kiln_alloc_layout(&" << api << "_packed_layouts[i])))\n"
+    << "      result = " << api << "_fail(\"%s: out of memory\", path);\n"
+    << "  if (!result) {\n"
+    << "    halide_dimension_t dims[" << macro << "_STATE_TENSORS + " << macro << "_PACKED + 1][4];\n"
+    << "    halide_buffer_t buffers[" << macro << "_STATE_TENSORS + " << macro << "_PACKED + 1];\n"
+    << "    for (size_t i = 0; i < " << macro << "_STATE_TENSORS; ++i)\n"
+    << "      kiln_describe(&buffers[i], dims[i], state[i], &" << api << "_state_layouts[i]);\n"
+    << "    for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n"
+    << "      kiln_describe(&buffers[" << macro << "_STATE_TENSORS + i], dims[" << macro
+    << "_STATE_TENSORS + i], packed[i], &" << api << "_packed_layouts[i]);\n"
+    << "    struct kiln_call call;\n    kiln_call_begin(&call);\n"
+    << "    int failed = " << loadPipeline << "(&call" << bufferArguments("buffers", 0, states + packed) << ");\n"
+    << "    kiln_call_end(&call);\n"
+    << "    if (failed)\n"
+    << "      result = " << api << "_fail(\"%s: %s\", path, call.message[0] ? call.message : \"Halide runtime error\");\n"
+    << "  }\n"
+    << "  for (size_t i = 0; i < " << macro << "_STATE_TENSORS; ++i)\n    free(state[i]);\n"
+    << "  kiln_safetensors_close(file);\n"
+    << "  if (result) {\n"
+    << "    for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n      free(packed[i]);\n"
+    << "    return result;\n  }\n"
+    << "  " << api << "_free_weights();\n"
+    << "  for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n"
+    << "    " << api << "_weights[i] = packed[i];\n"
+    << "  " << api << "_loaded = 1;\n  return 0;\n}\n\n";
+  return c.str();
+}
+
+std::string wrapperText(const std::string &api, const std::string &pipeline,
+                        const std::string &loadPipeline, const codegen::LoweredModel &model,
+                        ModuleOp module, bool allowExtraKeys) {
+  std::string macro = macroPrefix(api);
+  bool external = model.hasExternalWeights();
+  size_t packed = model.packedWeights.size();
   std::ostringstream c;
   c << "/* Generated by kilnc: the C ABI of " << api << ".h over the Halide pipeline. */\n"
     << "#include \"" << api << ".h\"\n#include \"HalideRuntime.h\"\n"
+    << (external ? "#include \"kiln/runtime/safetensors.h\"\n#include <stdarg.h>\n" : "")
     << "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
-    << "extern int " << pipeline
-    << "(void *user_context, struct halide_buffer_t *input, struct halide_buffer_t *output);\n\n"
+    << "extern int " << pipeline << "(void *user_context, struct halide_buffer_t *input, ";
+  for (size_t i = 0; i < packed; ++i)
+    c << "struct halide_buffer_t *, ";
+  c << "struct halide_buffer_t *output);\n\n"
     << "static _Thread_local char " << api << "_error[512];\n\n"
     << kCallContextText
+    << (external ? loadWeightsText(api, loadPipeline, model, module, allowExtraKeys) : "")
     << "int " << api << "_infer(const float *input, int64_t batch, float *output) {\n"
     << "  if (!input || !output || batch < 0 || batch > INT32_MAX) {\n"
     << "    snprintf(" << api << "_error, sizeof " << api
     << "_error, \"invalid argument: input and output must be non-null and 0 <= batch <= 2^31-1 (batch %lld)\", (long long)batch);\n"
     << "    return " << macro << "_ERROR_INVALID_ARGUMENT;\n  }\n"
+    << (external ? "  if (!" + api + "_loaded) {\n    snprintf(" + api + "_error, sizeof " + api +
+                       "_error, \"no weights loaded: call " + api +
+                       "_load_weights first\");\n    return " + macro + "_ERROR_WEIGHTS;\n  }\n"
+                 : std::string())
     << "  if (batch == 0) return 0;\n"
     << "  halide_dimension_t in_dims[] = {" << dimsText(model.inputShape) << "};\n"
     << "  halide_dimension_t out_dims[] = {" << dimsText(model.outputShape) << "};\n"
@@ -230,9 +468,15 @@ std::string wrapperText(const std::string &api, const std::string &pipeline,
     << "  in.dimensions = " << model.inputShape.size() << "; in.dim = in_dims;\n"
     << "  out.host = (uint8_t *)output;\n  out.type = in.type;\n"
     << "  out.dimensions = " << model.outputShape.size() << "; out.dim = out_dims;\n"
+    << (external ? "  halide_dimension_t w_dims[" + macro + "_PACKED + 1][4];\n"
+                   "  halide_buffer_t w[" + macro + "_PACKED + 1];\n"
+                   "  for (size_t i = 0; i < " + macro + "_PACKED; ++i)\n"
+                   "    kiln_describe(&w[i], w_dims[i], " + api + "_weights[i], &" + api +
+                   "_packed_layouts[i]);\n"
+                 : std::string())
     << "  struct kiln_call call;\n"
     << "  kiln_call_begin(&call);\n"
-    << "  int result = " << pipeline << "(&call, &in, &out);\n"
+    << "  int result = " << pipeline << "(&call, &in" << bufferArguments("w", 0, packed) << ", &out);\n"
     << "  kiln_call_end(&call);\n"
     << "  if (result != 0)\n"
     << "    snprintf(" << api << "_error, sizeof " << api << "_error, \"%s\", call.message[0] ? call.message : \"Halide runtime error\");\n"
@@ -285,7 +529,8 @@ std::string mainText(const std::string &api, const std::string &modelName,
     << "  kiln_model_desc_t model = {\"" << api << "\", " << api << "_infer, " << api
     << "_last_error, " << api << "_set_num_threads,\n"
     << "      " << macro << "_INPUT_RANK, input_shape, " << macro << "_OUTPUT_RANK, output_shape,\n"
-    << "      (float)" << scale << ", (float)" << mean << ", (float)" << stddev << "};\n"
+    << "      (float)" << scale << ", (float)" << mean << ", (float)" << stddev << ",\n"
+    << "      " << (model.hasExternalWeights() ? api + "_load_weights" : std::string("0")) << "};\n"
     << "  (void)\"" << modelName << "\";\n"
     << "  return kiln_runner_main(argc, argv, &model);\n}\n";
   return c.str();
@@ -340,7 +585,7 @@ LogicalResult printHalideStmt(codegen::LoweredModel &model, const std::string &t
   auto cleanup = llvm::make_scope_exit([&] { llvm::sys::fs::remove(path); });
   try {
     Halide::Target t(target);
-    model.pipeline().compile_to_lowered_stmt(path.str().str(), {model.input}, Halide::Text, t);
+    model.pipeline().compile_to_lowered_stmt(path.str().str(), model.arguments(), Halide::Text, t);
   } catch (const Halide::Error &error) {
     llvm::errs() << "kilnc: error: Halide: " << error.what() << "\n";
     return failure();
@@ -386,17 +631,28 @@ LogicalResult buildOutputs(ModuleOp module, codegen::LoweredModel &model,
   };
 
   std::string pipelineName = "kiln_" + api + "_pipeline";
+  std::string loadName = "kiln_" + api + "_load";
   std::string pipelineObj = inWork(api + "_pipeline.o");
+  std::vector<std::string> objects = {pipelineObj};
   try {
     // user_context carries the caller's error buffer to the error handler.
-    model.pipeline().compile_to_object(pipelineObj, {model.input}, pipelineName,
-                                       target.with_feature(Halide::Target::UserContext));
+    Halide::Target withContext = target.with_feature(Halide::Target::UserContext);
+    model.pipeline().compile_to_object(pipelineObj, model.arguments(), pipelineName,
+                                       withContext);
+    if (model.hasExternalWeights()) {
+      // The first object carries Halide's runtime; the second shares it.
+      objects.push_back(inWork(api + "_load.o"));
+      model.loadPipeline().compile_to_object(objects.back(), model.loadArguments(), loadName,
+                                             withContext.with_feature(Halide::Target::NoRuntime));
+    }
   } catch (const Halide::Error &error) {
     return emitError(loc) << "Halide could not compile the model: " << error.what();
   }
   std::string header = headerText(api, model.name, model);
   if (failed(writeFile(loc, inWork(api + ".h"), header)) ||
-      failed(writeFile(loc, inWork(api + "_wrapper.c"), wrapperText(api, pipelineName, model))))
+      failed(writeFile(loc, inWork(api + "_wrapper.c"),
+                       wrapperText(api, pipelineName, loadName, model, module,
+                                   options.allowExtraKeys))))
     return failure();
   std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + workDir.str().str(),
                                      "-I" KILN_HALIDE_INCLUDE_DIR, "-I" KILN_RUNTIME_INCLUDE_DIR};
@@ -408,20 +664,34 @@ LogicalResult buildOutputs(ModuleOp module, codegen::LoweredModel &model,
   std::string wrapperObj = inWork(api + "_wrapper.o");
   if (failed(compileC(inWork(api + "_wrapper.c"), wrapperObj)))
     return failure();
+  objects.push_back(wrapperObj);
+  // Loading weights reads safetensors with the runtime's C reader (C only,
+  // so C callers still need no C++ runtime); one relocatable object holds
+  // what the model needs of it.
+  std::vector<std::string> ldArgs = {"-r"};
+  ldArgs.insert(ldArgs.end(), objects.begin(), objects.end());
+  if (model.hasExternalWeights())
+    ldArgs.push_back(KILN_RUNTIME_C_LIBRARY);
 
   std::string product = inWork("product");
+  std::string merged = inWork(api + "_model.o");
+  ldArgs.insert(ldArgs.end(), {"-o", merged});
+  if (failed(run(loc, "ld", ldArgs)))
+    return failure();
+  if (model.hasExternalWeights() &&
+      failed(run(loc, "objcopy", {"--localize-symbols=" KILN_RUNTIME_C_SYMBOLS, merged})))
+    return failure();
   switch (options.kind) {
   case OutputKind::Object:
-    if (failed(run(loc, "ld", {"-r", pipelineObj, wrapperObj, "-o", product})))
-      return failure();
+    if (std::error_code error = llvm::sys::fs::rename(merged, product))
+      return emitError(loc) << "cannot move '" << merged << "': " << error.message();
     break;
   case OutputKind::StaticLibrary:
-    if (failed(run(loc, "ar", {"rcs", product, pipelineObj, wrapperObj})))
+    if (failed(run(loc, "ar", {"rcs", product, merged})))
       return failure();
     break;
   case OutputKind::SharedLibrary:
-    if (failed(run(loc, "cc", {"-shared", "-o", product, pipelineObj, wrapperObj, "-lpthread",
-                               "-ldl", "-lm"})))
+    if (failed(run(loc, "cc", {"-shared", "-o", product, merged, "-lpthread", "-ldl", "-lm"})))
       return failure();
     break;
   case OutputKind::Executable: {
@@ -430,8 +700,8 @@ LogicalResult buildOutputs(ModuleOp module, codegen::LoweredModel &model,
         failed(compileC(mainSource, mainObj)))
       return failure();
     // The runner is C++ (the runtime library), so the C++ driver links.
-    if (failed(run(loc, "c++", {"-o", product, mainObj, wrapperObj, pipelineObj,
-                                KILN_RUNTIME_LIBRARY, "-lz", "-lpthread", "-ldl", "-lm"})))
+    if (failed(run(loc, "c++", {"-o", product, mainObj, merged, KILN_RUNTIME_LIBRARY,
+                                KILN_RUNTIME_C_LIBRARY, "-lz", "-lpthread", "-ldl", "-lm"})))
       return failure();
     break;
   }

@@ -76,7 +76,8 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
 
 mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
                                         const InferenceOptions &options) {
-  if (failed(bindWeights(module, options.weightsPath, options.allowExtraKeys)))
+  if (!options.externalWeights &&
+      failed(bindWeights(module, options.weightsPath, options.allowExtraKeys)))
     return mlir::failure();
   if (!options.fold)
     return mlir::success();

@@ -246,3 +246,35 @@ func @relu_result_type_differs(%x: tensor<?x4xf32>) {
   %y = "nn.relu"(%x) : (tensor<?x4xf32>) -> tensor<?x5xf32>
   return
 }
+
+// -----
+
+func @fold_batch_norm_channel_mismatch(%w: tensor<4x3xf32>, %m: tensor<5xf32>, %v: tensor<5xf32>) {
+  // expected-error@+1 {{running_mean must be [4], got [5]}}
+  %w2, %b2 = nn.fold_batch_norm weight %w running_mean %m running_var %v {eps = 1.0e-05 : f64} : (tensor<4x3xf32>, tensor<5xf32>, tensor<5xf32>) -> (tensor<4x3xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func @fold_batch_norm_gamma_without_beta(%m: tensor<4xf32>, %v: tensor<4xf32>, %g: tensor<4xf32>) {
+  // expected-error@+1 {{needs both gamma and beta (affine) or neither}}
+  %s, %t = nn.fold_batch_norm running_mean %m running_var %v gamma %g {eps = 1.0e-05 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func @fold_batch_norm_result_type(%w: tensor<4x3xf32>, %m: tensor<4xf32>, %v: tensor<4xf32>) {
+  // expected-error@+1 {{folded_weight must be 'tensor<4x3xf32>', got 'tensor<4xf32>'}}
+  %w2, %b2 = nn.fold_batch_norm weight %w running_mean %m running_var %v {eps = 1.0e-05 : f64} : (tensor<4x3xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func @fold_batch_norm_eps(%m: tensor<4xf32>, %v: tensor<4xf32>) {
+  // expected-error@+1 {{eps must be > 0, got 0}}
+  %s, %t = nn.fold_batch_norm running_mean %m running_var %v {eps = 0.0 : f64} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}

@@ -101,3 +101,12 @@ func @bound_parameter() -> tensor<2xf32> {
   %b = nn.param "fc.bias" {value = dense<[1.0, 2.0]> : tensor<2xf32>} : tensor<2xf32>
   return %b : tensor<2xf32>
 }
+
+// CHECK-LABEL: func @fold_batch_norm
+func @fold_batch_norm(%w: tensor<4x3xf32>, %b: tensor<4xf32>, %m: tensor<4xf32>, %v: tensor<4xf32>, %g: tensor<4xf32>, %bt: tensor<4xf32>) -> (tensor<4x3xf32>, tensor<4xf32>) {
+  // CHECK: nn.fold_batch_norm weight %{{.*}} bias %{{.*}} running_mean %{{.*}} running_var %{{.*}} gamma %{{.*}} beta %{{.*}} {eps = 1.000000e-05 : f64} : (tensor<4x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4x3xf32>, tensor<4xf32>)
+  %w2, %b2 = nn.fold_batch_norm weight %w bias %b running_mean %m running_var %v gamma %g beta %bt {eps = 1.0e-05 : f64} : (tensor<4x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4x3xf32>, tensor<4xf32>)
+  // CHECK: nn.fold_batch_norm running_mean %{{.*}} running_var %{{.*}} {eps = 1.000000e-03 : f64} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  %s, %t = nn.fold_batch_norm running_mean %m running_var %v {eps = 1.0e-03 : f64} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %w2, %b2 : tensor<4x3xf32>, tensor<4xf32>
+}

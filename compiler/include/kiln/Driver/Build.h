@@ -16,6 +16,7 @@ struct BuildOptions {
   std::string outputPath;          // -o: OUT, OUT.o, libOUT.a, libOUT.so
   OutputKind kind = OutputKind::Executable;
   std::string target = "host";     // a Halide target string
+  bool allowExtraKeys = false;     // external weights: ignore unknown tensors
 };
 
 /// The C identifier of the generated API: the base name of `outputPath`

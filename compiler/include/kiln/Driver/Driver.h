@@ -37,7 +37,8 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
 
 /// How `kilnc build` prepares a model for inference code generation.
 struct InferenceOptions {
-  std::string weightsPath;     // safetensors; required
+  std::string weightsPath;     // safetensors; required unless externalWeights
+  bool externalWeights = false; // weights loaded at run time: nothing to bind
   bool allowExtraKeys = false; // unknown tensors are warnings, not errors
   bool fold = true;            // nn-fold-batchnorm + nn-fuse-activations
   bool report = false;         // a remark per BatchNorm: what became of it

@@ -5,6 +5,7 @@
  *
  *   MODEL --input x.npy --output y.npy     float32 NCHW batch in, logits out
  *   MODEL --images IDX --labels IDX        accuracy and images/s (plain or .gz)
+ *   MODEL --weights W.safetensors ...      a model built with --weights=external
  *
  * The runner is a program, so it prints (stdout for results, stderr for
  * errors) and returns the process's exit code: 0, 1 for a bad input file or
@@ -36,6 +37,10 @@ typedef struct kiln_model_desc_t {
   float pixel_scale;
   float normalize_mean;
   float normalize_std;
+  /* Models built with `kilnc build --weights=external`: reads a safetensors
+   * checkpoint (0 or an error code, message in last_error); NULL when the
+   * weights are compiled in. */
+  int (*load_weights)(const char *path);
 } kiln_model_desc_t;
 
 int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *model);

@@ -160,6 +160,40 @@ static LogicalResult verifyInferredShape(ScaleShiftOp op) {
   return checkResultShape(op, Shape(input.begin(), input.end()));
 }
 
+static LogicalResult verifyFoldBatchNorm(FoldBatchNormOp op) {
+  if (!(op.eps().convertToDouble() > 0))
+    return op.emitOpError() << "eps must be > 0, got "
+                            << formatNumber(op.eps().convertToDouble());
+  int64_t channels = -1;
+  Value perChannel[] = {op.bias(), op.running_mean(), op.running_var(),
+                        op.gamma(), op.beta(), op.folded_bias()};
+  StringRef names[] = {"bias", "running_mean", "running_var", "gamma", "beta",
+                       "folded_bias"};
+  if (op.weight()) {
+    ShapeRef weight = shapeOf(op.weight());
+    if (weight.empty())
+      return op.emitOpError("weight must have the channels as dimension 0");
+    channels = weight[0];
+  }
+  for (auto [value, name] : llvm::zip(perChannel, names)) {
+    if (!value)
+      continue;
+    ShapeRef shape = shapeOf(value);
+    if (shape.size() != 1 || (channels >= 0 && shape[0] != channels))
+      return op.emitOpError() << name << " must be ["
+                              << (channels >= 0 ? std::to_string(channels) : "C")
+                              << "], got " << formatShape(shape);
+    channels = shape[0];
+  }
+  if (!op.gamma() != !op.beta())
+    return op.emitOpError("needs both gamma and beta (affine) or neither");
+  Type expected = op.weight() ? op.weight().getType() : op.folded_bias().getType();
+  if (op.folded_weight().getType() != expected)
+    return op.emitOpError() << "folded_weight must be " << expected << ", got "
+                            << op.folded_weight().getType();
+  return success();
+}
+
 } // namespace kiln::nn
 
 using namespace kiln::nn;

@@ -1,10 +1,13 @@
 //===- FoldBatchNorm.cpp - fold eval-mode BatchNorm away ------------------===//
 //
-// Two rewrites of an eval-mode BatchNorm whose statistics are bound:
-// folded into the Linear/Conv2d that produces its input, or else turned into
-// a per-channel scale-and-shift. The arithmetic is done in double precision
-// and rounded to f32 once, so the folded layer differs from PyTorch's
-// unfolded computation by float rounding only.
+// Two rewrites of an eval-mode BatchNorm with running statistics: folded
+// into the Linear/Conv2d that produces its input, or else turned into a
+// per-channel scale-and-shift. With the values bound, the new weights are
+// constants computed here; without (weights loaded at run time), they are an
+// nn.fold_batch_norm that code generation runs once at load. Either way the
+// arithmetic is done in double precision and rounded to f32 once, so the
+// folded layer differs from PyTorch's unfolded computation by float rounding
+// only.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Dialect/NN/IR/NNOps.h"
@@ -44,10 +47,28 @@ std::string whyKept(BatchNormOp bn) {
   if (!bn.tracksRunningStats())
     return "track_running_stats=false: it normalizes with batch statistics "
            "in eval mode too, as PyTorch does";
-  for (Value state : {bn.running_mean(), bn.running_var(), bn.weight(), bn.bias()})
-    if (state && !getBoundValue(state))
-      return "its parameters and statistics are not bound to values";
   return "";
+}
+
+/// Whether every one of `values` that is present has a value.
+bool allBound(ArrayRef<Value> values) {
+  return llvm::all_of(values, [](Value v) { return !v || getBoundValue(v); });
+}
+
+bool statisticsBound(BatchNormOp bn) {
+  return allBound({bn.running_mean(), bn.running_var(), bn.weight(), bn.bias()});
+}
+
+/// The folded weight and bias as an nn.fold_batch_norm on the unbound
+/// values (`weight` and `bias` may be null: then they are scale and shift).
+std::pair<Value, Value> createSymbolicFold(PatternRewriter &rewriter, Location loc,
+                                           BatchNormOp bn, Value weight, Value bias) {
+  auto channelType = bn.running_mean().getType();
+  Type weightType = weight ? weight.getType() : channelType;
+  auto fold = rewriter.create<FoldBatchNormOp>(
+      loc, TypeRange{weightType, channelType}, weight, bias, bn.running_mean(),
+      bn.running_var(), bn.weight(), bn.bias(), bn.epsAttr());
+  return {fold.folded_weight(), fold.folded_bias()};
 }
 
 /// scale = γ / sqrt(var + eps), shift = β − mean · scale (γ = 1, β = 0
@@ -88,9 +109,6 @@ std::string whyNotFoldable(BatchNormOp bn) {
     return describeLayer(producer) + " has other users";
   if (producer->getAttr("activation"))
     return describeLayer(producer) + " already applies an activation";
-  for (Value state : producer->getOperands().drop_front())
-    if (!getBoundValue(state))
-      return describeLayer(producer) + "'s weights are not bound to values";
   return "";
 }
 
@@ -110,6 +128,25 @@ struct FoldIntoProducer : OpRewritePattern<BatchNormOp> {
     if (!whyKept(bn).empty() || !whyNotFoldable(bn).empty())
       return failure();
     Operation *producer = bn.input().getDefiningOp();
+    Location loc = rewriter.getFusedLoc({producer->getLoc(), bn.getLoc()});
+    Value bias = producer->getNumOperands() > 2 ? producer->getOperand(2) : Value();
+    auto [w, b] = statisticsBound(bn) && allBound({producer->getOperand(1), bias})
+                      ? foldConstants(rewriter, loc, bn, producer)
+                      : createSymbolicFold(rewriter, loc, bn, producer->getOperand(1), bias);
+    OperationState state(loc, producer->getName());
+    state.addOperands({producer->getOperand(0), w, b});
+    state.addAttributes(producer->getAttrs());
+    state.addTypes(bn.getType());
+    Operation *folded = rewriter.createOperation(state);
+    if (report)
+      bn.emitRemark() << describeLayer(bn) << " folded into " << describeLayer(producer);
+    rewriter.replaceOp(bn, folded->getResults());
+    rewriter.eraseOp(producer);
+    return success();
+  }
+
+  static std::pair<Value, Value> foldConstants(PatternRewriter &rewriter, Location loc,
+                                               BatchNormOp bn, Operation *producer) {
     ChannelAffine affine = computeAffine(bn);
     DenseElementsAttr weight = getBoundValue(producer->getOperand(1));
     auto weightType = weight.getType().cast<RankedTensorType>();
@@ -128,21 +165,11 @@ struct FoldIntoProducer : OpRewritePattern<BatchNormOp> {
     for (int64_t c = 0; c < channels; ++c)
       newBias.push_back(static_cast<float>(bias[c] * affine.scale[c] + affine.shift[c]));
 
-    Location loc = rewriter.getFusedLoc({producer->getLoc(), bn.getLoc()});
     Value w = createConstant(rewriter, loc, weightType, newWeight);
     Value b = createConstant(
         rewriter, loc, RankedTensorType::get({channels}, rewriter.getF32Type()),
         newBias);
-    OperationState state(loc, producer->getName());
-    state.addOperands({producer->getOperand(0), w, b});
-    state.addAttributes(producer->getAttrs());
-    state.addTypes(bn.getType());
-    Operation *folded = rewriter.createOperation(state);
-    if (report)
-      bn.emitRemark() << describeLayer(bn) << " folded into " << describeLayer(producer);
-    rewriter.replaceOp(bn, folded->getResults());
-    rewriter.eraseOp(producer);
-    return success();
+    return {w, b};
   }
 
   bool report;
@@ -159,19 +186,25 @@ struct ToScaleShift : OpRewritePattern<BatchNormOp> {
     std::string reason = whyNotFoldable(bn);
     if (reason.empty())
       return failure(); // FoldIntoProducer's case
-    ChannelAffine affine = computeAffine(bn);
-    auto channelType = RankedTensorType::get(
-        {static_cast<int64_t>(affine.scale.size())}, rewriter.getF32Type());
-    SmallVector<float> scale(affine.scale.begin(), affine.scale.end());
-    SmallVector<float> shift(affine.shift.begin(), affine.shift.end());
-    Value scaleValue = createConstant(rewriter, bn.getLoc(), channelType, scale);
-    Value shiftValue = createConstant(rewriter, bn.getLoc(), channelType, shift);
+    auto [scaleValue, shiftValue] =
+        statisticsBound(bn) ? constantAffine(rewriter, bn)
+                            : createSymbolicFold(rewriter, bn.getLoc(), bn, Value(), Value());
     if (report)
       bn.emitRemark() << describeLayer(bn) << " became a per-channel scale-and-shift: " << reason;
     rewriter.replaceOpWithNewOp<ScaleShiftOp>(bn, bn.getType(), bn.input(),
                                               scaleValue, shiftValue,
                                               StringAttr());
     return success();
+  }
+
+  static std::pair<Value, Value> constantAffine(PatternRewriter &rewriter, BatchNormOp bn) {
+    ChannelAffine affine = computeAffine(bn);
+    auto channelType = RankedTensorType::get(
+        {static_cast<int64_t>(affine.scale.size())}, rewriter.getF32Type());
+    SmallVector<float> scale(affine.scale.begin(), affine.scale.end());
+    SmallVector<float> shift(affine.shift.begin(), affine.shift.end());
+    return {createConstant(rewriter, bn.getLoc(), channelType, scale),
+            createConstant(rewriter, bn.getLoc(), channelType, shift)};
   }
 
   bool report;

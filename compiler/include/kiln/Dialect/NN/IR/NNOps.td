@@ -155,6 +155,40 @@ def NN_ScaleShiftOp : NN_LayerOp<"scale_shift"> {
   }];
 }
 
+def NN_FoldBatchNormOp : NN_Op<"fold_batch_norm",
+                                [NoSideEffect, AttrSizedOperandSegments]> {
+  let summary = "a layer's weight and bias with an eval-mode BatchNorm folded in";
+  let description = [{
+    What nn-fold-batchnorm leaves when the values are not known at compile
+    time (`kilnc build --weights=external`): the folded parameters as a
+    computation on the original ones, which code generation runs once when
+    the weights are loaded. Per output channel c, in double precision,
+
+      scale = γ / sqrt(var + eps),   shift = β − mean · scale
+      weight'[c, ...] = weight[c, ...] · scale[c]
+      bias'[c] = bias[c] · scale[c] + shift[c]
+
+    with γ = 1 and β = 0 without `gamma`/`beta` (affine=false) and bias = 0
+    without `bias`. Without `weight` the results are `scale` and `shift`
+    themselves (the operands of an nn.scale_shift).
+
+    ```mlir
+    %w2, %b2 = nn.fold_batch_norm weight %w bias %b running_mean %m running_var %v gamma %g beta %bt {eps = 1.0e-05 : f64} : (tensor<128x784xf32>, tensor<128xf32>, tensor<128xf32>, tensor<128xf32>, tensor<128xf32>, tensor<128xf32>) -> (tensor<128x784xf32>, tensor<128xf32>)
+    ```
+  }];
+  let arguments = (ins Optional<NN_Tensor>:$weight, Optional<NN_Tensor>:$bias,
+                       NN_Tensor:$running_mean, NN_Tensor:$running_var,
+                       Optional<NN_Tensor>:$gamma, Optional<NN_Tensor>:$beta,
+                       F64Attr:$eps);
+  let results = (outs NN_Tensor:$folded_weight, NN_Tensor:$folded_bias);
+  let assemblyFormat = [{
+    (`weight` $weight^)? (`bias` $bias^)? `running_mean` $running_mean
+    `running_var` $running_var (`gamma` $gamma^)? (`beta` $beta^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let verifier = [{ return ::kiln::nn::verifyFoldBatchNorm(*this); }];
+}
+
 //===----------------------------------------------------------------------===//
 // Element-wise activations
 //===----------------------------------------------------------------------===//

@@ -14,14 +14,17 @@ def FoldBatchNorm : Pass<"nn-fold-batchnorm", "mlir::FuncOp"> {
 
     (γ = 1 and β = 0 without `affine`; b = 0 for a layer without bias).
     The layer gets new constant weight and bias, located at both the layer
-    and the BatchNorm, and the BatchNorm disappears.
+    and the BatchNorm, and the BatchNorm disappears. Without values (weights
+    loaded at run time, `kilnc build --weights=external`) the new weight and
+    bias are an `nn.fold_batch_norm` of the old ones, the same arithmetic run
+    when the weights are loaded.
 
     A BatchNorm whose input does not come from a Linear or Conv2d (the model
     input, an activation, a pool, a residual add), or whose producer has
     other users, becomes a per-channel `nn.scale_shift`. A BatchNorm without
     running statistics (`track_running_stats=false`) normalizes with batch
     statistics even in eval mode, as PyTorch does, and is kept, as is one in
-    training mode or with unbound statistics. With `report`, every BatchNorm
+    training mode. With `report`, every BatchNorm
     gets a remark saying what became of it.
   }];
   let constructor = "kiln::nn::createFoldBatchNormPass()";
