@@ -5,6 +5,7 @@
 //   kilnc check [--params] MODEL.kiln
 //   kilnc emit --emit=ast|mlir|dot|mlir-folded|halide-stmt [-o OUT] MODEL.kiln
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
+//   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
@@ -237,7 +238,8 @@ int main(int argc, char **argv) {
       "Kiln model compiler\n\n"
       "  kilnc check [--params] MODEL.kiln   verify and summarize a model\n"
       "  kilnc emit --emit=STAGE MODEL.kiln  print one stage of the pipeline\n"
-      "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n");
+      "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n"
+      "  kilnc build MODEL.kiln --weights=external -o OUT ...  weights loaded at run time\n");
   if (!checkCommand && !emitCommand && !buildCommand) {
     llvm::errs() << "kilnc: error: expected a command: check, emit or build "
                     "(see kilnc --help)\n";

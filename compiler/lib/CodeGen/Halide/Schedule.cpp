@@ -27,6 +27,11 @@ constexpr int kPanels = 4;
 /// first MLP layer is (10.1 → 6.6 µs for the MLP), batchnorm_net's 784×128
 /// is not (3.9 µs serial, 6.2 µs parallel: the threads' start-up dominates).
 constexpr int64_t kParallelWeights = 128 * 1024;
+/// Multiply-adds per sample above which a convolution's rows are worth
+/// running in parallel on one sample; LeNet's (86K and 154K) are not: on 2
+/// threads at batch 1 it took 10.5 µs with parallel rows against 8.8 µs on
+/// 1 thread (bench/results/2026-11-24-1401-vm.md).
+constexpr int64_t kParallelConvMacs = 512 * 1024;
 
 /// Y[n, o] = act(b + X·Wᵀ): register-blocked over 8 rows × 16 channels,
 /// the reduction innermost over k, parallel over row tiles at batch ≥ 8
@@ -87,7 +92,9 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
   TailStrategy tail = width % vector == 0 ? TailStrategy::Auto : TailStrategy::GuardWithIf;
   out.compute_root().reorder(x, c, y, n).vectorize(x, vector, tail);
   out.specialize(batch >= 2).parallel(n);
-  out.parallel(y);
+  int64_t macs = layer.shape[1] * layer.shape[2] * layer.shape[3] * layer.reductionSize;
+  if (macs >= kParallelConvMacs)
+    out.parallel(y);
   acc.compute_at(out, y);
   bool channelVectors = channels % kVector == 0 && width * (channels / kVector) <= 16;
   if (channelVectors) {
@@ -109,15 +116,19 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
     update.unroll(xo).unroll(ac);
 }
 
-void schedulePool(const LayerFuncs &layer) {
+void schedulePool(const LayerFuncs &layer, Halide::Expr batch) {
   Halide::Func out = layer.output;
   std::vector<Halide::Var> args = out.args();
   int64_t width = layer.shape[3];
-  out.compute_root().parallel(args[3]);
+  out.compute_root();
   // A vector width that divides the row: LeNet's pooled rows are 12 and 4.
   int vector = width % 8 == 0 ? 8 : 4;
   if (width >= 4)
     out.vectorize(args[0], vector, TailStrategy::GuardWithIf);
+  // Last: a specialization copies the schedule so far. One sample runs
+  // serially, since a parallel loop of one task still goes through the
+  // thread pool.
+  out.specialize(batch >= 2).parallel(args[3]);
 }
 
 } // namespace
@@ -133,7 +144,7 @@ void scheduleForCpu(LoweredModel &model) {
       scheduleConv(layer, batch);
       break;
     case LayerFuncs::Kind::Pool:
-      schedulePool(layer);
+      schedulePool(layer, batch);
       break;
     case LayerFuncs::Kind::Flatten:
       // Materialized so the next linear reads a plain [N, K] matrix rather
