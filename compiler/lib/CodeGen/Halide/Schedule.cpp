@@ -23,10 +23,12 @@ constexpr int kVector = 16;
 constexpr int kRows = 4;
 constexpr int kPanels = 4;
 /// Weights (elements) above which a layer is worth running in parallel at
-/// small batch (bench/, AMD EPYC Zen 4, 2 threads, batch 1): the 784×256
-/// first MLP layer is (10.1 → 6.6 µs for the MLP), batchnorm_net's 784×128
-/// is not (3.9 µs serial, 6.2 µs parallel: the threads' start-up dominates).
-constexpr int64_t kParallelWeights = 128 * 1024;
+/// small batch (AMD EPYC Zen 4, 2 threads, batch 1). With Halide's thread
+/// pool, whose workers sleep between loops, only the 784×256 first MLP
+/// layer was (batchnorm_net's 784×128: 3.9 µs serial, 6.2 µs parallel); with
+/// Kiln's pool, whose workers spin between loops (ThreadPoolText.h), 32K
+/// weights are: batchnorm_net 3.83 → 2.78 µs, simple_nn 4.05 → 3.0 µs.
+constexpr int64_t kParallelWeights = 32 * 1024;
 /// Multiply-adds per sample above which a convolution's rows are worth
 /// running in parallel on one sample; LeNet's (86K and 154K) are not: on 2
 /// threads at batch 1 it took 10.5 µs with parallel rows against 8.8 µs on
