@@ -34,6 +34,11 @@ constexpr int64_t kParallelWeights = 32 * 1024;
 /// threads at batch 1 it took 10.5 µs with parallel rows against 8.8 µs on
 /// 1 thread (bench/results/2026-11-24-1401-vm.md).
 constexpr int64_t kParallelConvMacs = 512 * 1024;
+/// Multiply-adds of a whole linear layer (all rows) below which its row
+/// tiles run serially: about a microsecond of work, where handing tiles to
+/// the pool costs a good part of it. simple_net (3×3 weights) took 8.5 µs
+/// at batch 1024 on 2 threads, 4.5 µs on 1 (bench/results/2026-11-24-1401).
+constexpr int64_t kParallelMacs = 64 * 1024;
 
 /// Y[n, o] = act(b + X·Wᵀ): register-blocked over 8 rows × 16 channels,
 /// the reduction innermost over k, parallel over row tiles at batch ≥ 8
@@ -59,8 +64,10 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
     Halide::Stage tiled = out.specialize(batch >= kRows);
     tiled.split(n, no, ni, kRows, TailStrategy::ShiftInwards)
         .reorder(ov, op, ni, og, no)
-        .vectorize(ov)
-        .parallel(no);
+        .vectorize(ov);
+    Halide::Expr macs = Halide::cast<int64_t>(batch) *
+                        Halide::Expr(channels * layer.reductionSize);
+    tiled.specialize(macs >= Halide::Expr(kParallelMacs)).parallel(no);
   }
   out.vectorize(ov);
   // Below 4 rows each weight is read once per row: the time is reading the
