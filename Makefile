@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench fuzz clean
+.PHONY: all deps configure build demo test bench fuzz fuzz-safetensors clean
 
 all: build
 
@@ -65,6 +65,29 @@ fuzz:
 	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
 	@found=$$(ls fuzz-corpus/artifacts); if [ -n "$$found" ]; then \
 	  echo "fuzz: findings in fuzz-corpus/artifacts/:"; echo "$$found"; exit 1; fi
+
+# libFuzzer on the runtime's C safetensors reader (what a model built with
+# --weights=external runs on a user's checkpoint); seeds: the fixtures.
+fuzz-safetensors:
+	@scripts/install-deps.sh fuzz
+	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
+	  -DKILN_ENABLE_FUZZER=ON
+	cmake --build $(BUILD)-fuzz --target kiln-safetensors-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus-safetensors/artifacts
+	for f in test/fixtures/*/weights.safetensors; do \
+	  cp $$f fuzz-corpus-safetensors/$$(basename $$(dirname $$f)).safetensors; done
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-safetensors-fuzzer fuzz-corpus-safetensors \
+	  -dict=test/fuzz/safetensors.dict \
+	  -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=1048576 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus-safetensors/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus-safetensors/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus-safetensors/artifacts/:"; echo "$$found"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz
