@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench fuzz fuzz-safetensors clean
+.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors clean
 
 all: build
 
@@ -45,16 +45,20 @@ bench: build
 	@scripts/install-deps.sh bench
 	bench/run.sh --build-dir $(BUILD) $(BENCH_ARGS)
 
-# libFuzzer on the frontend (test/fuzz/README.md). One job; FUZZ_SECONDS long.
-# Crashes, timeouts, leaks and OOMs go to fuzz-corpus/artifacts/, the run goes
-# on after them (-fork=1 -ignore_*), and the target fails if any are there.
-fuzz:
+# The fuzzers' build: clang-14, every Kiln library instrumented for coverage,
+# ASan and UBSan (test/fuzz/README.md).
+fuzz-configure:
 	@scripts/install-deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
 	  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
 	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
 	  -DKILN_ENABLE_FUZZER=ON
+
+# libFuzzer on the frontend (test/fuzz/README.md). One job; FUZZ_SECONDS long.
+# Crashes, timeouts, leaks and OOMs go to fuzz-corpus/artifacts/, the run goes
+# on after them (-fork=1 -ignore_*), and the target fails if any are there.
+fuzz: fuzz-configure
 	cmake --build $(BUILD)-fuzz --target kiln-frontend-fuzzer -j $(JOBS)
 	mkdir -p fuzz-corpus/artifacts && cp models/*.kiln test/fuzz/regressions/*.kiln fuzz-corpus/
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -68,13 +72,7 @@ fuzz:
 
 # libFuzzer on the runtime's C safetensors reader (what a model built with
 # --weights=external runs on a user's checkpoint); seeds: the fixtures.
-fuzz-safetensors:
-	@scripts/install-deps.sh fuzz
-	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-	  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
-	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
-	  -DKILN_ENABLE_FUZZER=ON
+fuzz-safetensors: fuzz-configure
 	cmake --build $(BUILD)-fuzz --target kiln-safetensors-fuzzer -j $(JOBS)
 	mkdir -p fuzz-corpus-safetensors/artifacts
 	for f in test/fixtures/*/weights.safetensors; do \
