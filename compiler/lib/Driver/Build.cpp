@@ -69,7 +69,8 @@ std::string weightsDoc(const std::string &api, const codegen::LoweredModel &mode
          " *   a failed load keeps the weights loaded before, if any. " + api + "_infer\n"
          " *   fails with the code _ERROR_WEIGHTS until a load succeeded.\n"
          " * void " + api + "_free_weights(void) releases them.\n"
-         " * Loading and freeing must not run while " + api + "_infer runs on another thread.\n";
+         " * Loading and freeing must not run while " + api + "_infer, another load or a free\n"
+         " * runs on another thread.\n";
 }
 
 std::string headerText(const std::string &api, const std::string &modelName,
@@ -93,9 +94,10 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " * uses only its arguments and stack). " << api << "_last_error is per thread.\n"
     << " * " << api << "_set_num_threads sets the number of threads (the caller and the pool's\n"
     << " * workers) that all Kiln models linked into one program share (default: the number\n"
-    << " * of cores). One call's parallel loops use the pool at a time; a call made while\n"
-    << " * another one's loop runs computes on its own thread. After a parallel loop the\n"
-    << " * workers spin for up to 0.1 ms, waiting for the next one, before they sleep.\n"
+    << " * of cores this process may run on). One call's parallel loops use the pool at a\n"
+    << " * time; a call made while another one's loop runs computes on its own thread.\n"
+    << " * After a parallel loop the workers spin for up to 0.1 ms, waiting for the next\n"
+    << " * one, before they sleep.\n"
     << " * Usable from C and C++; no C++ runtime is needed.\n"
     << " */\n"
     << "#ifndef " << guard << "_H\n#define " << guard << "_H\n\n#include <stdint.h>\n\n"

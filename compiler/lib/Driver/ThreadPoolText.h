@@ -27,6 +27,7 @@ inline constexpr const char *kThreadPoolText = R"c(/* Kiln's parallel loops (hal
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 #define KILN_SPIN_NS 100000
 #define KILN_MAX_WORKERS 256
@@ -122,7 +123,12 @@ __attribute__((weak)) void *kiln_worker(void *arg) {
 __attribute__((weak)) void kiln_pool_set_threads(int threads) {
   struct kiln_pool *pool = &kiln_pool;
   if (threads < 1) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The cores this process may run on (taskset, cgroup cpusets), not all
+     * of the machine's: a worker spinning on its caller's only core would
+     * take turns with it. */
+    cpu_set_t cpus;
+    long cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus)
+                                                              : sysconf(_SC_NPROCESSORS_ONLN);
     threads = cores > 0 ? (int)cores : 1;
   }
   int workers = threads - 1 < KILN_MAX_WORKERS ? threads - 1 : KILN_MAX_WORKERS;
