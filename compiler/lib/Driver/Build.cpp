@@ -238,9 +238,12 @@ std::string macroPrefix(const std::string &api) {
   return prefix;
 }
 
-/// `{a, b, ...}` of up to kMaxRank values, for a C initializer.
+/// `{a, b, ...}` of up to kMaxRank values, for a C initializer (`{0}` when
+/// empty: C11 has no empty initializer).
 template <typename T>
 std::string initializer(const std::vector<T> &values) {
+  if (values.empty())
+    return "{0}";
   std::string text = "{";
   for (size_t i = 0; i < values.size(); ++i)
     text += (i ? ", " : "") + std::to_string(values[i]);

@@ -53,8 +53,9 @@ struct kiln_pool {
   _Alignas(64) atomic_int result;
   struct { _Alignas(64) atomic_int next; int end; } block[KILN_MAX_WORKERS + 1];
 };
-__attribute__((weak)) struct kiln_pool kiln_pool = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+__attribute__((weak)) struct kiln_pool kiln_pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
+                                                    .lock = PTHREAD_MUTEX_INITIALIZER,
+                                                    .wake = PTHREAD_COND_INITIALIZER};
 __attribute__((weak)) _Thread_local int kiln_in_pool;
 
 static void kiln_pause(void) {
