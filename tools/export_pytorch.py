@@ -23,7 +23,6 @@ import argparse
 import collections.abc
 import os
 import sys
-import tempfile
 
 # The one safetensors writer/reader of the repo's Python (beside this file).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -152,32 +151,9 @@ def write_atomic(path, blob):
     if not os.path.isdir(directory):
         raise ExportError("%s: directory %s does not exist" % (path, directory))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path),
-                                   suffix=".tmp", dir=directory)
+        safetensors_io.write_atomic(path, blob)
     except OSError as e:
-        raise ExportError("%s: cannot create a temporary file in %s: %s"
-                          % (path, directory, e.strerror))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise ExportError("%s: cannot write: %s" % (path, e.strerror or e))
-    try:  # make the rename durable
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def parse_args(argv):
