@@ -252,19 +252,29 @@ static bool onBoolean(void *context, bool value) {
   return wrongType(context, "a boolean");
 }
 
+/* Room for one more element in a growing array of `size`-byte elements:
+ * the array itself, or a copy with `*capacity` doubled (from `initial`) when
+ * `count` reached it. NULL when out of memory (or the size would overflow);
+ * the array is then unchanged. */
+static void *reserve(void *array, size_t *capacity, size_t count, size_t size,
+                     size_t initial) {
+  if (count < *capacity)
+    return array;
+  size_t grown = *capacity ? 2 * *capacity : initial;
+  void *p = grown < SIZE_MAX / size ? realloc(array, grown * size) : NULL;
+  if (p)
+    *capacity = grown;
+  return p;
+}
+
 static bool onString(void *context, const char *text, size_t length) {
   Handler *h = context;
   if (h->where == Metadata) {
-    if (h->metadataCount == h->metadataCapacity) {
-      size_t capacity = h->metadataCapacity ? 2 * h->metadataCapacity : 8;
-      kiln_metadata_entry_t *grown =
-          capacity < SIZE_MAX / sizeof *grown
-              ? realloc(h->metadata, capacity * sizeof *grown) : NULL;
-      if (!grown)
-        return outOfMemory(h);
-      h->metadata = grown;
-      h->metadataCapacity = capacity;
-    }
+    kiln_metadata_entry_t *metadata = reserve(h->metadata, &h->metadataCapacity,
+                                              h->metadataCount, sizeof *metadata, 8);
+    if (!metadata)
+      return outOfMemory(h);
+    h->metadata = metadata;
     const char *value = arenaCopy(&h->arena, text, length);
     if (!value)
       return outOfMemory(h);
@@ -324,16 +334,11 @@ static bool finishEntry(Handler *h) {
   e->shape = shape;
   e->begin = h->offsets[0];
   e->end = h->offsets[1];
-  if (h->tensorCount == h->tensorCapacity) {
-    size_t capacity = h->tensorCapacity ? 2 * h->tensorCapacity : 16;
-    kiln_tensor_entry_t *grown =
-        capacity < SIZE_MAX / sizeof *grown
-            ? realloc(h->tensors, capacity * sizeof *grown) : NULL;
-    if (!grown)
-      return outOfMemory(h);
-    h->tensors = grown;
-    h->tensorCapacity = capacity;
-  }
+  kiln_tensor_entry_t *tensors =
+      reserve(h->tensors, &h->tensorCapacity, h->tensorCount, sizeof *tensors, 16);
+  if (!tensors)
+    return outOfMemory(h);
+  h->tensors = tensors;
   h->tensors[h->tensorCount++] = *e;
   return true;
 }
