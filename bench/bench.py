@@ -2,13 +2,18 @@
 """Kiln vs PyTorch inference benchmark: one run, side by side, with ratios.
 
 For every tutorial model x batch x thread count it times
-  - Kiln's generated executable (`<exe> --bench`),
+  - Kiln's generated executable (`<exe> --bench`), built for the host
+    (`kilnc build`'s default `--target=host`) and, on an AVX-512 machine,
+    also for AVX2 (`--target=x86-64-linux-avx2-fma`), so that one machine
+    measures both x86 schedule families,
   - PyTorch eager and TorchScript-frozen, in the environment as it is,
   - the same two with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`
     (OpenBLAS picks its AVX-512 kernels),
 each in a fresh process, repeated over several processes (median of the
 per-process medians), interleaved so that machine noise hits all alike.
-It also measures the machine's FP32 FMA peak (bench/peak.c) in the same run.
+It also measures the machine's FP32 FMA peak for each ISA a build targets
+(bench/peak.c: AVX-512 zmm, AVX2 ymm) in the same run, and names the ISA and
+Halide's host target (bench/halide_target.cpp) in the report.
 
 Run through bench/run.sh (which checks the prerequisites); see bench/README.md.
 """
@@ -36,6 +41,17 @@ MLP_MODELS = ["mlp_bn", "batchnorm_net", "simple_nn", "simple_nn_bn"]  # for the
 BLAS_ALTERNATIVE = "libblas.so.3-x86_64-linux-gnu"
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 ENVS = ("asis", "avx512")  # PyTorch environments: as it is; without OPENBLAS_VARS
+
+# The vector ISAs bench/peak.c measures, widest first, with the /proc/cpuinfo
+# flags each needs and how the report names it.
+ISAS = {
+    "avx512": {"flags": ("avx512f", "fma"), "name": "AVX-512", "kernel": "16 chains of zmm FMAs"},
+    "avx2": {"flags": ("avx2", "fma"), "name": "AVX2", "kernel": "12 chains of ymm FMAs"},
+}
+# The Kiln builds: `native` is kilnc's default (`--target=host`), timed against
+# the peak of the widest ISA the CPU has; `avx2` is built only where that ISA
+# is AVX-512, so one AVX-512 machine measures both x86 schedule families.
+AVX2_TARGET = "x86-64-linux-avx2-fma"
 
 BENCH_RE = re.compile(r"bench: model (\S+) batch (\d+) iterations (\d+) median_us ([\d.]+) "
                       r"min_us ([\d.]+) peak_rss_kb (\d+)")
@@ -120,15 +136,65 @@ def torch_info(kind):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure_peak(work, threads):
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_isa(flags):
+    """The widest FMA ISA of this CPU ('avx512' or 'avx2'), or None."""
+    for isa, desc in ISAS.items():
+        if all(f in flags for f in desc["flags"]):
+            return isa
+    return None
+
+
+def halide_host_target(work, flags):
+    """-> (Halide's host target string, f32 lanes or None, how it was found).
+
+    Asks Halide (bench/halide_target.cpp, built here against libHalide14);
+    where that does not build, approximates the string from the CPU flags."""
+    exe = os.path.join(work, "halide_target")
+    src = os.path.join(HERE, "halide_target.cpp")
+    try:
+        if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+            run(["c++", "-std=c++17", "-O1", "-I/usr/include/halide14", src, "-lHalide14", "-o", exe])
+        out = run([exe]).stdout
+        target = re.search(r"halide_host_target: (\S+)", out).group(1)
+        lanes = int(re.search(r"f32_lanes: (\d+)", out).group(1))
+        return target, lanes, "Halide::get_host_target()"
+    except (BenchError, OSError, AttributeError) as e:
+        log("bench: could not ask Halide for the host target (%s); approximating it from /proc/cpuinfo"
+            % str(e).splitlines()[0])
+    features = [name for name, flag in (("avx", "avx"), ("avx2", "avx2"), ("avx512", "avx512f"),
+                                        ("f16c", "f16c"), ("fma", "fma"), ("sse41", "sse4_1")) if flag in flags]
+    lanes = 16 if "avx512f" in flags else 8 if "avx" in flags else 4
+    return "-".join(["x86-64-linux"] + features), lanes, "approximated from /proc/cpuinfo flags"
+
+
+def build_peak(work):
     exe = os.path.join(work, "peak")
-    run(["cc", "-O2", "-mavx512f", "-mfma", "-pthread", os.path.join(HERE, "peak.c"), "-o", exe])
-    proc = run([exe] + [str(t) for t in threads])
+    # One binary for every ISA: peak.c compiles each kernel with __attribute__((target)).
+    run(["cc", "-O2", "-pthread", os.path.join(HERE, "peak.c"), "-o", exe])
+    return exe
+
+
+def measure_peak(exe, isas, threads):
+    """-> {isa: {threads: GFLOP/s}} for each ISA in `isas`."""
     peaks = {}
-    for line in proc.stdout.splitlines():
-        m = re.match(r"peak: threads (\d+) gflops ([\d.]+)", line)
-        if m:
-            peaks[int(m.group(1))] = float(m.group(2))
+    for isa in isas:
+        proc = run([exe, "--isa", isa] + [str(t) for t in threads])
+        peaks[isa] = {}
+        for line in proc.stdout.splitlines():
+            m = re.match(r"peak: isa (\S+) threads (\d+) gflops ([\d.]+)", line)
+            if m:
+                peaks[isa][int(m.group(2))] = float(m.group(3))
     return peaks
 
 
@@ -142,11 +208,16 @@ def kiln_flops(kilnc, model):
     return int(m.group(1).replace(",", ""))
 
 
-def kiln_build(kilnc, model, work):
-    exe = os.path.join(work, model)
+def kiln_build(kilnc, model, work, build):
+    # One folder per build: the executable's name is the model's (the C API is named after it).
+    exe = os.path.join(work, model) if build["target"] is None else os.path.join(work, build["id"], model)
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    cmd = [kilnc, "build", os.path.join("models", model + ".kiln"),
+           "--weights", os.path.join("test", "fixtures", model, "weights.safetensors"), "-o", exe]
+    if build["target"] is not None:
+        cmd.append("--target=%s" % build["target"])
     t0 = time.time()
-    run([kilnc, "build", os.path.join("models", model + ".kiln"),
-         "--weights", os.path.join("test", "fixtures", model, "weights.safetensors"), "-o", exe])
+    run(cmd)
     return exe, time.time() - t0
 
 
@@ -176,31 +247,37 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def bench_config(exe, model, batch, threads, processes, seconds):
-    """All measurements of one (model, batch, threads), interleaved per process."""
+def bench_config(exes, model, batch, threads, processes, seconds):
+    """All measurements of one (model, batch, threads), interleaved per process.
+
+    `exes` maps each build id to its executable (None where the build failed)."""
     rec = {"model": model, "batch": batch, "threads": threads,
-           "kiln_runs": [], "torch_runs": {k: [] for k in ENVS}, "errors": []}
-    iterations = None
-    if exe:
+           "kiln": {b: {"runs": []} for b in exes},
+           "torch_runs": {k: [] for k in ENVS}, "errors": []}
+    iterations, live = {}, {}
+    for b, exe in exes.items():
+        if not exe:
+            continue
         try:  # a short probe to size the timed loop at about `seconds`
             probe = kiln_bench(exe, batch, threads, 20)
-            iterations = int(min(200000, max(20, seconds * 1e6 / max(probe["median_us"], 0.01))))
+            iterations[b] = int(min(200000, max(20, seconds * 1e6 / max(probe["median_us"], 0.01))))
+            live[b] = exe
         except BenchError as e:
-            rec["errors"].append("kiln: %s" % e)
-            exe = None
+            rec["errors"].append("kiln %s: %s" % (b, e))
     for _ in range(processes):
-        if exe:
+        for b, exe in live.items():
             try:
-                rec["kiln_runs"].append(kiln_bench(exe, batch, threads, iterations))
+                rec["kiln"][b]["runs"].append(kiln_bench(exe, batch, threads, iterations[b]))
             except BenchError as e:
-                rec["errors"].append("kiln: %s" % e)
+                rec["errors"].append("kiln %s: %s" % (b, e))
         for kind in ENVS:
             try:
                 rec["torch_runs"][kind].append(torch_measure(model, batch, threads, kind, seconds))
             except (BenchError, subprocess.TimeoutExpired, ValueError) as e:
                 rec["errors"].append("torch %s: %s" % (kind, e))
-    rec["kiln_us"] = median(r["median_us"] for r in rec["kiln_runs"])
-    rec["kiln_rss_kb"] = max((r["peak_rss_kb"] for r in rec["kiln_runs"]), default=None)
+    for k in rec["kiln"].values():
+        k["us"] = median(r["median_us"] for r in k["runs"])
+        k["rss_kb"] = max((r["peak_rss_kb"] for r in k["runs"]), default=None)
     for kind in ENVS:
         runs = rec["torch_runs"][kind]
         rec["%s_eager_us" % kind] = median(r["eager"]["median_us"] for r in runs)
@@ -215,17 +292,19 @@ def ratio(torch_us, kiln_us):
     return torch_us / kiln_us
 
 
-def derive(rec, flops, peaks):
-    k = rec["kiln_us"]
-    for kind in ENVS:
-        for mode in ("eager", "frozen"):
-            rec["%s_%s_ratio" % (kind, mode)] = ratio(rec["%s_%s_us" % (kind, mode)], k)
-    if k and flops:
-        rec["kiln_gflops"] = flops * rec["batch"] / k / 1e3
-        peak = peaks.get(rec["threads"])
-        rec["kiln_pct_peak"] = 100.0 * rec["kiln_gflops"] / peak if peak else None
-    else:
-        rec["kiln_gflops"] = rec["kiln_pct_peak"] = None
+def derive(rec, flops, peaks, builds):
+    """Ratios, GFLOP/s and % of the peak of each build's ISA, per build."""
+    for b, k in rec["kiln"].items():
+        us = k["us"]
+        for kind in ENVS:
+            for mode in ("eager", "frozen"):
+                k["%s_%s_ratio" % (kind, mode)] = ratio(rec["%s_%s_us" % (kind, mode)], us)
+        if us and flops:
+            k["gflops"] = flops * rec["batch"] / us / 1e3
+            peak = peaks.get(builds[b]["isa"], {}).get(rec["threads"])
+            k["pct_peak"] = 100.0 * k["gflops"] / peak if peak else None
+        else:
+            k["gflops"] = k["pct_peak"] = None
 
 
 # ---------------------------------------------------------------- report
@@ -244,68 +323,89 @@ def fmt_mb(kb):
     return "—" if kb is None else "%.0f" % (kb / 1024.0) if kb >= 10240 else "%.1f" % (kb / 1024.0)
 
 
-def table(records):
+# The targets of the inference issue, each against PyTorch eager in the
+# environment as it is, at the same thread count; % of peak is of the peak of
+# the ISA the build targets.
+# (short label for the rows, description, row filter, value key in the build's record, threshold)
+TARGETS = [
+    ("≥8×", "batch 1: ≥ 8× PyTorch eager",
+     lambda r: r["batch"] == 1, "asis_eager_ratio", 8.0),
+    ("≥2×", "batch ≥ 64 (64, 1024), 2 threads: ≥ 2× PyTorch eager",
+     lambda r: r["batch"] >= 64 and r["threads"] >= 2, "asis_eager_ratio", 2.0),
+    ("≥1.3×", "batch ≥ 64 (64, 1024), 1 thread: ≥ 1.3× PyTorch eager",
+     lambda r: r["batch"] >= 64 and r["threads"] == 1, "asis_eager_ratio", 1.3),
+    ("≥70% peak", "MLP models (%s), batch ≥ 64: ≥ 70%% of the ISA's measured peak (whole model)"
+     % ", ".join(MLP_MODELS),
+     lambda r: r["batch"] >= 64 and r["model"] in MLP_MODELS, "pct_peak", 70.0),
+    ("lenet_bn ≥3×", "lenet_bn: ≥ 3× PyTorch eager",
+     lambda r: r["model"] == "lenet_bn", "asis_eager_ratio", 3.0),
+]
+
+
+def fmt_target_value(key, v):
+    return ("%.0f%%" if key == "pct_peak" else "%.2f×") % v
+
+
+def row_targets(r, b):
+    """The targets that apply to row r of build b: '✓ ≥8×', '✗ ≥2× (1.45×)', '? ...' (not measured)."""
+    k = r["kiln"][b]
+    out = []
+    for label, _, keep, key, threshold in TARGETS:
+        if not keep(r):
+            continue
+        v = k.get(key)
+        if v is None:
+            out.append("? " + label)
+        elif v >= threshold:
+            out.append("✓ " + label)
+        else:
+            out.append("✗ %s (%s)" % (label, fmt_target_value(key, v)))
+    return ", ".join(out) or "—"
+
+
+def table(records, b, isa_name):
     head = ["model", "batch", "thr", "Kiln µs",
             "eager µs", "frozen µs", "eager/Kiln", "frozen/Kiln",
             "eager₅₁₂ µs", "frozen₅₁₂ µs", "eager₅₁₂/Kiln", "frozen₅₁₂/Kiln",
-            "Kiln GFLOP/s", "% peak", "RSS Kiln MB", "RSS torch MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+            "Kiln GFLOP/s", "%% %s peak" % isa_name, "RSS Kiln MB", "RSS torch MB", "targets"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 4) + ["---"]) + "|"]
     for r in records:
+        k = r["kiln"][b]
         rss_t = max([v for v in (r.get("asis_rss_kb"), r.get("avx512_rss_kb")) if v is not None], default=None)
-        row = [r["model"], str(r["batch"]), str(r["threads"]), fmt_us(r["kiln_us"]),
+        row = [r["model"], str(r["batch"]), str(r["threads"]), fmt_us(k["us"]),
                fmt_us(r["asis_eager_us"]), fmt_us(r["asis_frozen_us"]),
-               fmt_x(r["asis_eager_ratio"]), fmt_x(r["asis_frozen_ratio"]),
+               fmt_x(k["asis_eager_ratio"]), fmt_x(k["asis_frozen_ratio"]),
                fmt_us(r["avx512_eager_us"]), fmt_us(r["avx512_frozen_us"]),
-               fmt_x(r["avx512_eager_ratio"]), fmt_x(r["avx512_frozen_ratio"]),
-               "—" if r["kiln_gflops"] is None else "%.1f" % r["kiln_gflops"],
-               "—" if r["kiln_pct_peak"] is None else "%.0f%%" % r["kiln_pct_peak"],
-               fmt_mb(r["kiln_rss_kb"]), fmt_mb(rss_t)]
+               fmt_x(k["avx512_eager_ratio"]), fmt_x(k["avx512_frozen_ratio"]),
+               "—" if k["gflops"] is None else "%.1f" % k["gflops"],
+               "—" if k["pct_peak"] is None else "%.0f%%" % k["pct_peak"],
+               fmt_mb(k["rss_kb"]), fmt_mb(rss_t), row_targets(r, b)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-TARGETS = [
-    # (description, row filter, value key, threshold)
-    ("batch 1: ≥ 8× PyTorch eager (as-is env)",
-     lambda r: r["batch"] == 1, "asis_eager_ratio", 8.0),
-    ("batch 1: ≥ 4× TorchScript-frozen (as-is env)",
-     lambda r: r["batch"] == 1, "asis_frozen_ratio", 4.0),
-    ("batch 64 and 1024: ≥ 2× PyTorch eager (as-is env)",
-     lambda r: r["batch"] in (64, 1024), "asis_eager_ratio", 2.0),
-    ("batch 64: ≥ 1.3× PyTorch eager with AVX-512 OpenBLAS",
-     lambda r: r["batch"] == 64, "avx512_eager_ratio", 1.3),
-    ("MLP models (%s), batch ≥ 64: ≥ 70%% of measured peak (whole model)" % ", ".join(MLP_MODELS),
-     lambda r: r["batch"] >= 64 and r["model"] in MLP_MODELS, "kiln_pct_peak", 70.0),
-    ("lenet_bn: ≥ 3× PyTorch eager (as-is env)",
-     lambda r: r["model"] == "lenet_bn", "asis_eager_ratio", 3.0),
-    ("lenet_bn: ≥ 3× the best PyTorch (min of the four PyTorch columns)",
-     lambda r: r["model"] == "lenet_bn", "best_ratio", 3.0),
-]
-
-
-def targets(records):
-    for r in records:
-        vals = [r.get("%s_%s_ratio" % (k, m)) for k in ENVS for m in ("eager", "frozen")]
-        vals = [v for v in vals if v is not None]
-        r["best_ratio"] = min(vals) if vals else None
+def targets(records, b):
     lines = ["| target | met | worst |", "|---|---:|---|"]
-    for desc, keep, key, threshold in TARGETS:
-        rows = [r for r in records if keep(r) and r.get(key) is not None]
+    for _, desc, keep, key, threshold in TARGETS:
+        rows = [r for r in records if keep(r) and r["kiln"][b].get(key) is not None]
         if not rows:
             continue
-        met = sum(1 for r in rows if r[key] >= threshold)
-        worst = min(rows, key=lambda r: r[key])
-        value = ("%.0f%%" if key == "kiln_pct_peak" else "%.2f×") % worst[key]
+        met = sum(1 for r in rows if r["kiln"][b][key] >= threshold)
+        worst = min(rows, key=lambda r: r["kiln"][b][key])
         lines.append("| %s | %d / %d | %s b%d %dT: %s |" % (
-            desc, met, len(rows), worst["model"], worst["batch"], worst["threads"], value))
+            desc, met, len(rows), worst["model"], worst["batch"], worst["threads"],
+            fmt_target_value(key, worst["kiln"][b][key])))
+    if len(lines) == 2:
+        return "No row of this build was measured."
     return "\n".join(lines)
 
 
-def spread(records):
+def spread(records, builds):
     """Configurations whose per-process medians differ by more than 1.5x."""
     out = []
     for r in records:
-        series = [("Kiln", [x["median_us"] for x in r["kiln_runs"]])]
+        series = [("Kiln %s" % b, [x["median_us"] for x in r["kiln"][b]["runs"]]) for b in builds]
         for kind in ENVS:
             for mode in ("eager", "frozen"):
                 series.append(("%s %s" % (mode, kind), [x[mode]["median_us"] for x in r["torch_runs"][kind]]))
@@ -316,10 +416,15 @@ def spread(records):
     return out
 
 
-def header(meta):
+def fmt_peaks(peaks, isa):
+    return ", ".join("%dT %.1f" % (t, v) for t, v in sorted(peaks.get(isa, {}).items())) or "—"
+
+
+def header(meta, builds):
     t = meta["torch"]["asis"]
     cores = {k: (meta["torch"][k].get("openblas") or {}).get("corename") for k in ENVS}
     envs = meta["env"]
+    isa = meta["isa"]
     lines = [
         "# Kiln vs PyTorch inference benchmark",
         "",
@@ -327,10 +432,21 @@ def header(meta):
         "- host: %s; CPU: %s (family %s, model %s), %s logical CPUs; load average at start %s, at end %s" % (
             meta["host"], meta["cpu"], meta["cpu_family"], meta["cpu_model"], meta["nproc"],
             meta["loadavg_start"], meta.get("loadavg_end", "?")),
-        "- measured FP32 FMA peak (bench/peak.c, best of start and end): %s (start: %s; end: %s)" % (
-            ", ".join("%dT %.1f GFLOP/s" % (k, v) for k, v in sorted(meta["peak_gflops"].items())),
-            ", ".join("%.1f" % v for _, v in sorted(meta["peak_gflops_start"].items())),
-            ", ".join("%.1f" % v for _, v in sorted(meta.get("peak_gflops_end", {}).items()))),
+        "- ISA: %s (the widest FMA in /proc/cpuinfo); Halide host target: `%s` (%s f32 lanes; %s)" % (
+            ISAS[isa]["name"], meta["halide_host_target"], meta["halide_host_lanes"],
+            meta["halide_host_target_source"]),
+    ]
+    for i in meta["peak_isas"]:
+        lines.append("- measured FP32 FMA peak, %s (bench/peak.c, %s per thread; best of start and end), "
+                     "GFLOP/s: %s (start: %s; end: %s)" % (ISAS[i]["name"], ISAS[i]["kernel"],
+                                               fmt_peaks(meta["peak_gflops"], i),
+                                               fmt_peaks(meta["peak_gflops_start"], i),
+                                               fmt_peaks(meta.get("peak_gflops_end", {}), i)))
+    lines += [
+        "- Kiln builds: %s" % "; ".join(
+            "%s (%s), against the %s peak" % (
+                b["label"], "`kilnc build --target=%s`" % b["target"] if b["target"]
+                else "`kilnc build`, default `--target=host`", ISAS[b["isa"]]["name"]) for b in builds.values()),
         "- torch %s (%s); ATen backend: %s" % (
             t["torch_version"], PYTHON,
             "OpenMP" if "OpenMP" in t["parallel_info"] else "see JSON"),
@@ -339,7 +455,7 @@ def header(meta):
             cores["asis"], cores["avx512"]),
         "- environment as it is: %s" % ", ".join("%s=%s" % (k, envs.get(k) if envs.get(k) is not None else "(unset)")
                                                 for k in OPENBLAS_VARS + ("OMP_NUM_THREADS",)),
-        "- Kiln: %s (build %s); each Kiln executable built in %s s" % (
+        "- Kiln: %s (build %s); each Kiln executable built in %s s (median)" % (
             meta["kilnc"], meta["kilnc_mtime"], meta["build_seconds"]),
         "- processes per measurement: %d (median of per-process medians); about %.1f s of timed calls each" % (
             meta["processes"], meta["seconds"]),
@@ -353,10 +469,21 @@ def header(meta):
         "Times are medians in µs per inference call of the whole batch. Ratios are PyTorch time / Kiln time "
         "(> 1: Kiln is faster). eager/frozen: PyTorch in the environment as it is; ₅₁₂: with "
         "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (AVX-512 OpenBLAS). % peak: Kiln GFLOP/s (FLOPs per "
-        "sample from `kilnc check` × batch / time) over the measured peak at that thread count. RSS: peak "
-        "resident set of the measuring process (PyTorch's includes the torch import).",
+        "sample from `kilnc check` × batch / time) over the measured peak, at that thread count, of the ISA "
+        "the build targets. RSS: peak resident set of the measuring process (PyTorch's includes the torch "
+        "import). targets: each target of the inference issue that applies to the row, against PyTorch "
+        "eager as it is at the same thread count (✓ met, ✗ missed with the value, ? not measured).",
     ]
     return "\n".join(lines)
+
+
+def make_builds(isa, host_target):
+    builds = {"native": {"id": "native", "label": "native build", "target": None, "isa": isa,
+                         "halide_target": host_target}}
+    if isa == "avx512":
+        builds["avx2"] = {"id": "avx2", "label": "AVX2 build", "target": AVX2_TARGET, "isa": "avx2",
+                          "halide_target": AVX2_TARGET}
+    return builds
 
 
 def main():
@@ -414,7 +541,7 @@ def main():
         "blas_alternative": alt, "blas_alternative_display": alt_text,
         "torch": info,
         "env": {k: os.environ.get(k) for k in OPENBLAS_VARS + ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
-        "kilnc": os.path.relpath(kilnc, ROOT),
+        "kilnc": os.path.relpath(kilnc, ROOT) if kilnc.startswith(ROOT + os.sep) else kilnc,
         "kilnc_mtime": datetime.datetime.fromtimestamp(os.path.getmtime(kilnc)).strftime("%Y-%m-%d %H:%M"),
         "processes": processes, "seconds": args.seconds,
         "models": models, "batches": batches, "threads": threads,
@@ -425,50 +552,78 @@ def main():
     except (BenchError, OSError):
         meta["git_head"] = None
 
-    log("bench: measuring the FMA peak ...")
-    meta["peak_gflops_start"] = measure_peak(work, sorted(set(threads)))
-    meta["peak_gflops"] = dict(meta["peak_gflops_start"])
+    flags = cpu_flags()
+    isa = cpu_isa(flags)
+    if isa is None:
+        raise SystemExit("bench: this CPU has neither AVX-512F nor AVX2 with FMA (/proc/cpuinfo flags); "
+                         "bench/peak.c has no kernel for it")
+    host_target, host_lanes, host_how = halide_host_target(work, flags)
+    builds = make_builds(isa, host_target)
+    peak_isas = list(dict.fromkeys(b["isa"] for b in builds.values()))
+    meta.update({"isa": isa, "halide_host_target": host_target, "halide_host_lanes": host_lanes,
+                 "halide_host_target_source": host_how, "builds": builds, "peak_isas": peak_isas})
+    log("bench: ISA %s; Halide host target %s (%s)" % (ISAS[isa]["name"], host_target, host_how))
+
+    log("bench: measuring the FMA peak (%s) ..." % ", ".join(ISAS[i]["name"] for i in peak_isas))
+    peak_exe = build_peak(work)
+    meta["peak_gflops_start"] = measure_peak(peak_exe, peak_isas, sorted(set(threads)))
+    meta["peak_gflops"] = {i: dict(v) for i, v in meta["peak_gflops_start"].items()}
     log("bench: peak %s GFLOP/s" % meta["peak_gflops"])
 
     exes, flops, build_times, errors = {}, {}, [], []
     for m in models:
+        exes[m] = {}
         try:
             flops[m] = kiln_flops(kilnc, m)
-            exes[m], dt = kiln_build(kilnc, m, work)
-            build_times.append(dt)
         except BenchError as e:
             errors.append("%s: %s" % (m, e))
-            exes[m] = None
-            log("bench: Kiln build of %s failed; PyTorch columns only\n%s" % (m, e))
+        for b in builds.values():
+            try:
+                exes[m][b["id"]], dt = kiln_build(kilnc, m, work, b)
+                build_times.append(dt)
+            except BenchError as e:
+                errors.append("%s (%s): %s" % (m, b["label"], e))
+                exes[m][b["id"]] = None
+                log("bench: Kiln %s of %s failed; PyTorch columns only\n%s" % (b["label"], m, e))
     meta["build_seconds"] = "%.1f" % median(build_times) if build_times else "—"
 
     records = []
     total = len(models) * len(batches) * len(threads)
     t_start = time.time()
     for m in models:
-        for b in batches:
+        for bt in batches:
             for t in threads:
-                log("bench: [%d/%d] %s batch %d threads %d ..." % (len(records) + 1, total, m, b, t))
-                rec = bench_config(exes[m], m, b, t, processes, args.seconds)
-                derive(rec, flops.get(m), meta["peak_gflops"])
+                log("bench: [%d/%d] %s batch %d threads %d ..." % (len(records) + 1, total, m, bt, t))
+                rec = bench_config(exes[m], m, bt, t, processes, args.seconds)
+                derive(rec, flops.get(m), meta["peak_gflops"], builds)
                 records.append(rec)
-                log("bench:   Kiln %s µs, eager %s µs (%s), frozen %s µs (%s)" % (
-                    fmt_us(rec["kiln_us"]), fmt_us(rec["asis_eager_us"]), fmt_x(rec["asis_eager_ratio"]),
-                    fmt_us(rec["asis_frozen_us"]), fmt_x(rec["asis_frozen_ratio"])))
-                errors += ["%s b%d %dT: %s" % (m, b, t, e) for e in rec["errors"]]
+                log("bench:   %s; eager %s µs, frozen %s µs" % (
+                    "; ".join("Kiln %s %s µs (eager/Kiln %s)" % (b, fmt_us(k["us"]), fmt_x(k["asis_eager_ratio"]))
+                              for b, k in rec["kiln"].items()),
+                    fmt_us(rec["asis_eager_us"]), fmt_us(rec["asis_frozen_us"])))
+                errors += ["%s b%d %dT: %s" % (m, bt, t, e) for e in rec["errors"]]
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[0]
     # The peak again at the end: a busy machine lowers it, so keep the best of the two
     # and recompute % of peak with it.
-    meta["peak_gflops_end"] = measure_peak(work, sorted(set(threads)))
-    meta["peak_gflops"] = {t: max(v, meta["peak_gflops_end"].get(t, 0.0))
-                           for t, v in meta["peak_gflops_start"].items()}
+    meta["peak_gflops_end"] = measure_peak(peak_exe, peak_isas, sorted(set(threads)))
+    meta["peak_gflops"] = {i: {t: max(v, meta["peak_gflops_end"].get(i, {}).get(t, 0.0)) for t, v in p.items()}
+                           for i, p in meta["peak_gflops_start"].items()}
     for rec in records:
-        derive(rec, flops.get(rec["model"]), meta["peak_gflops"])
+        derive(rec, flops.get(rec["model"]), meta["peak_gflops"], builds)
     meta["wall_seconds"] = round(time.time() - t_start, 1)
     meta["flops_per_sample"] = flops
 
-    report = "\n\n".join([header(meta), table(records), "## Targets (from the inference issue)\n\n" + targets(records)])
-    noisy = spread(records)
+    sections = [header(meta, builds)]
+    for b in builds.values():
+        target = "`--target=%s`" % b["target"] if b["target"] else "`--target=host`: `%s`" % b["halide_target"]
+        name = ISAS[b["isa"]]["name"]
+        sections += [
+            "## Kiln %s (%s), against the %s peak" % (b["label"], target, name),
+            table(records, b["id"], name),
+            "### Targets, %s (from the inference issue)\n\n%s" % (b["label"], targets(records, b["id"])),
+        ]
+    report = "\n\n".join(sections)
+    noisy = spread(records, builds)
     if noisy:
         report += ("\n\n## Unstable measurements\n\nPer-process medians differing by more than 1.5× "
                    "(OpenBLAS/OpenMP bimodality or machine load; the table shows the median process):\n\n"
