@@ -89,7 +89,9 @@ cl::opt<std::string> weightsPath("weights",
                                  cl::value_desc("file"), cl::sub(buildCommand),
                                  cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> targetName("target",
-                                cl::desc("Halide target string (default: host)"),
+                                cl::desc("Halide target string, or a comma-separated list "
+                                         "for one binary holding a variant per target "
+                                         "(default: host)"),
                                 cl::init("host"), cl::sub(buildCommand),
                                 cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<bool> noFold("no-fold",
@@ -137,15 +139,21 @@ int writeOutput(llvm::function_ref<void(llvm::raw_ostream &)> print) {
 /// run time (a checkpoint called "external" is spelled ./external).
 bool externalWeights() { return weightsPath == "external"; }
 
-kiln::codegen::LoweringOptions loweringOptions() {
-  kiln::codegen::LoweringOptions options;
-  options.externalWeights = externalWeights();
+/// The options of every pipeline kilnc builds, from its flags.
+kiln::CompileOptions compileOptions() {
+  kiln::CompileOptions options;
+  options.inference.weightsPath = weightsPath;
+  options.inference.externalWeights = externalWeights();
+  options.inference.allowExtraKeys = allowExtraKeys;
+  options.inference.fold = !noFold;
+  options.inference.report = report;
+  options.target = targetName;
   return options;
 }
 
-/// Load, bind weights and run the inference passes; reports errors.
-mlir::OwningOpRef<mlir::ModuleOp> loadForInference(llvm::SourceMgr &sourceMgr,
-                                                   mlir::MLIRContext &context) {
+/// Load the model and bind its weights; reports errors.
+mlir::OwningOpRef<mlir::ModuleOp> loadWithWeights(llvm::SourceMgr &sourceMgr,
+                                                  mlir::MLIRContext &context) {
   mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
   if (!module)
     return nullptr;
@@ -153,31 +161,22 @@ mlir::OwningOpRef<mlir::ModuleOp> loadForInference(llvm::SourceMgr &sourceMgr,
     llvm::errs() << "kilnc: error: --weights is required for this output\n";
     return nullptr;
   }
-  kiln::InferenceOptions options;
-  options.weightsPath = weightsPath;
-  options.externalWeights = externalWeights();
-  options.allowExtraKeys = allowExtraKeys;
-  options.fold = !noFold;
-  options.report = report;
-  if (failed(kiln::prepareForInference(*module, options)))
-    return nullptr;
   return module;
 }
 
 int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
-  mlir::OwningOpRef<mlir::ModuleOp> module = loadForInference(sourceMgr, context);
+  mlir::OwningOpRef<mlir::ModuleOp> module = loadWithWeights(sourceMgr, context);
   if (!module)
     return 1;
-  mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
-      kiln::codegen::lowerToHalide(*module, loweringOptions());
-  if (failed(lowered))
+  mlir::FailureOr<std::vector<kiln::TargetVariant>> variants =
+      kiln::compileModel(*module, compileOptions());
+  if (failed(variants))
     return 1;
   kiln::BuildOptions options;
   options.allowExtraKeys = allowExtraKeys;
   options.outputPath = buildOutput;
   options.kind = buildKind;
-  options.target = targetName;
-  return failed(kiln::buildOutputs(*module, *lowered, options)) ? 1 : 0;
+  return failed(kiln::buildOutputs(*module, *variants, options)) ? 1 : 0;
 }
 
 int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
@@ -202,19 +201,29 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   bool needsWeights = emitStage == Stage::MlirFolded || emitStage == Stage::HalideStmt ||
                       (emitStage == Stage::Dot && !weightsPath.empty());
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      needsWeights ? loadForInference(sourceMgr, context) : kiln::loadModel(sourceMgr, &context);
+      needsWeights ? loadWithWeights(sourceMgr, context) : kiln::loadModel(sourceMgr, &context);
   if (!module)
     return 1;
   if (emitStage == Stage::HalideStmt) {
-    mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
-        kiln::codegen::lowerToHalide(*module, loweringOptions());
-    if (failed(lowered))
+    mlir::FailureOr<std::vector<kiln::TargetVariant>> variants =
+        kiln::compileModel(*module, compileOptions());
+    if (failed(variants))
       return 1;
     std::string text;
     llvm::raw_string_ostream os(text);
-    if (failed(kiln::printHalideStmt(*lowered, targetName, os)))
-      return 1;
+    for (kiln::TargetVariant &variant : *variants)
+      for (kiln::codegen::LoweredModel &entry : variant.entries) {
+        os << "// target " << variant.target.str() << " (" << variant.target.isaName()
+           << "), entry point " << entry.entry << "\n";
+        if (failed(kiln::printHalideStmt(entry, os)))
+          return 1;
+      }
     return writeOutput([&](llvm::raw_ostream &out) { out << os.str(); });
+  }
+  if (needsWeights) {
+    kiln::CompileOptions options = compileOptions();
+    if (failed(kiln::prepareForInference(*module, options.inference)))
+      return 1;
   }
   if (emitStage == Stage::Dot)
     return writeOutput([&](llvm::raw_ostream &os) { kiln::printDot(*module, os); });

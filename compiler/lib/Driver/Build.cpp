@@ -102,13 +102,13 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " */\n"
     << "#ifndef " << guard << "_H\n#define " << guard << "_H\n\n#include <stdint.h>\n\n"
     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-    << "#define " << guard << "_INPUT_RANK " << model.inputShape.size() << "\n"
-    << "#define " << guard << "_INPUT_SHAPE " << shapeList(model.inputShape)
+    << "#define " << guard << "_INPUT_RANK " << model.input().shape.size() << "\n"
+    << "#define " << guard << "_INPUT_SHAPE " << shapeList(model.input().shape)
     << " /* -1: the batch */\n"
-    << "#define " << guard << "_INPUT_SAMPLE_SIZE " << perSample(model.inputShape) << "\n"
-    << "#define " << guard << "_OUTPUT_RANK " << model.outputShape.size() << "\n"
-    << "#define " << guard << "_OUTPUT_SHAPE " << shapeList(model.outputShape) << "\n"
-    << "#define " << guard << "_OUTPUT_SAMPLE_SIZE " << perSample(model.outputShape) << "\n"
+    << "#define " << guard << "_INPUT_SAMPLE_SIZE " << perSample(model.input().shape) << "\n"
+    << "#define " << guard << "_OUTPUT_RANK " << model.output().shape.size() << "\n"
+    << "#define " << guard << "_OUTPUT_SHAPE " << shapeList(model.output().shape) << "\n"
+    << "#define " << guard << "_OUTPUT_SAMPLE_SIZE " << perSample(model.output().shape) << "\n"
     << (model.hasExternalWeights()
             ? "/* Bytes of weight data " + api + "_load_weights allocates (folded, repacked). */\n"
             : std::string("/* Bytes of constant weight data in the object. */\n"))
@@ -474,13 +474,13 @@ std::string wrapperText(const std::string &api, const std::string &pipeline,
                        "_load_weights first\");\n    return " + macro + "_ERROR_WEIGHTS;\n  }\n"
                  : std::string())
     << "  if (batch == 0) return 0;\n"
-    << "  halide_dimension_t in_dims[] = {" << dimsText(model.inputShape) << "};\n"
-    << "  halide_dimension_t out_dims[] = {" << dimsText(model.outputShape) << "};\n"
+    << "  halide_dimension_t in_dims[] = {" << dimsText(model.input().shape) << "};\n"
+    << "  halide_dimension_t out_dims[] = {" << dimsText(model.output().shape) << "};\n"
     << "  halide_buffer_t in = {0}, out = {0};\n"
     << "  in.host = (uint8_t *)input;\n  in.type.code = halide_type_float; in.type.bits = 32; in.type.lanes = 1;\n"
-    << "  in.dimensions = " << model.inputShape.size() << "; in.dim = in_dims;\n"
+    << "  in.dimensions = " << model.input().shape.size() << "; in.dim = in_dims;\n"
     << "  out.host = (uint8_t *)output;\n  out.type = in.type;\n"
-    << "  out.dimensions = " << model.outputShape.size() << "; out.dim = out_dims;\n"
+    << "  out.dimensions = " << model.output().shape.size() << "; out.dim = out_dims;\n"
     << (external ? "  halide_dimension_t w_dims[" + macro + "_PACKED + 1][4];\n"
                    "  halide_buffer_t w[" + macro + "_PACKED + 1];\n"
                    "  for (size_t i = 0; i < " + macro + "_PACKED; ++i)\n"
@@ -589,8 +589,7 @@ std::string apiNameFor(const BuildOptions &options) {
   return name;
 }
 
-LogicalResult printHalideStmt(codegen::LoweredModel &model, const std::string &target,
-                              llvm::raw_ostream &os) {
+LogicalResult printHalideStmt(codegen::LoweredModel &model, llvm::raw_ostream &os) {
   SmallString<128> path;
   if (llvm::sys::fs::createTemporaryFile("kiln", "stmt", path)) {
     llvm::errs() << "kilnc: error: cannot create a temporary file\n";
@@ -598,8 +597,8 @@ LogicalResult printHalideStmt(codegen::LoweredModel &model, const std::string &t
   }
   auto cleanup = llvm::make_scope_exit([&] { llvm::sys::fs::remove(path); });
   try {
-    Halide::Target t(target);
-    model.pipeline().compile_to_lowered_stmt(path.str().str(), model.arguments(), Halide::Text, t);
+    model.pipeline().compile_to_lowered_stmt(path.str().str(), model.arguments(), Halide::Text,
+                                             model.target.target);
   } catch (const Halide::Error &error) {
     llvm::errs() << "kilnc: error: Halide: " << error.what() << "\n";
     return failure();
@@ -611,21 +610,18 @@ LogicalResult printHalideStmt(codegen::LoweredModel &model, const std::string &t
   return success();
 }
 
-LogicalResult buildOutputs(ModuleOp module, codegen::LoweredModel &model,
+LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants,
                            const BuildOptions &options) {
   Location loc = module.getLoc();
+  if (variants.size() != 1 || variants[0].entries.size() != 1)
+    return emitError(loc) << "builds of several targets or entry points are not supported yet";
+  codegen::LoweredModel &model = variants[0].entries[0];
   std::string api = apiNameFor(options);
   if (!isCIdentifier(api))
     return emitError(loc) << "output name '" << api
                           << "' is not a C identifier: the API is named after it ("
                           << api << "_infer)";
-  Halide::Target target;
-  try {
-    target = Halide::Target(options.target == "host" ? Halide::get_host_target().to_string()
-                                                     : options.target);
-  } catch (const Halide::Error &error) {
-    return emitError(loc) << "bad --target '" << options.target << "': " << error.what();
-  }
+  Halide::Target target = model.target.target;
   SmallString<128> outputPath(options.outputPath);
   if (llvm::sys::fs::make_absolute(outputPath))
     return emitError(loc) << "cannot resolve '" << options.outputPath << "'";

@@ -2,7 +2,7 @@
 #ifndef KILN_DRIVER_BUILD_H
 #define KILN_DRIVER_BUILD_H
 
-#include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Driver/Compile.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -15,7 +15,6 @@ enum class OutputKind { Executable, Object, StaticLibrary, SharedLibrary };
 struct BuildOptions {
   std::string outputPath;          // -o: OUT, OUT.o, libOUT.a, libOUT.so
   OutputKind kind = OutputKind::Executable;
-  std::string target = "host";     // a Halide target string
   bool allowExtraKeys = false;     // external weights: ignore unknown tensors
 };
 
@@ -28,13 +27,12 @@ std::string apiNameFor(const BuildOptions &options);
 /// system's C compiler. Outputs are written to a temporary directory and
 /// renamed into place, so a failure leaves nothing half-written.
 mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
-                                 codegen::LoweredModel &model,
+                                 std::vector<TargetVariant> &variants,
                                  const BuildOptions &options);
 
-/// The statement Halide lowers the pipeline to (kilnc emit --emit=halide-stmt).
-mlir::LogicalResult printHalideStmt(codegen::LoweredModel &model,
-                                    const std::string &target,
-                                    llvm::raw_ostream &os);
+/// The statement Halide lowers the pipeline to, for the target it was
+/// scheduled for (kilnc emit --emit=halide-stmt).
+mlir::LogicalResult printHalideStmt(codegen::LoweredModel &model, llvm::raw_ostream &os);
 
 } // namespace kiln
 

@@ -2,15 +2,19 @@
 //
 // Tensors become Halide Funcs with the dimensions reversed: a [N, C, H, W]
 // tensor is f(w, h, c, n), innermost first, as Halide (and memory) see it.
-// Bound weights become Halide Buffers in the layout the schedule wants
-// (repacked at compile time); AOT compilation embeds them in the object as
-// constant data. With external weights the same layouts are inputs of the
-// pipeline, computed from the state_dict tensors by a second pipeline (the
-// load pipeline) that also runs what nn.fold_batch_norm says.
+// Every weight goes one way: the state_dict tensor (or a BatchNorm fold of
+// them) is a Func, and a layout Func over it gives the layout the schedule
+// wants (panels of the target's vector width for linear layers). With
+// weights known at build time (embedded), the layouts are realized then and
+// AOT compilation embeds the resulting Buffers as constant data; with
+// external weights they are the outputs of a second pipeline (the load
+// pipeline) that the program runs when it loads a checkpoint, and inputs of
+// the inference pipeline.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
 
+#include "kiln/Dialect/NN/IR/BatchNormFold.h"
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/IR/Utils.h"
 #include "kiln/Import/Import.h"
@@ -22,11 +26,6 @@
 using namespace mlir;
 
 namespace kiln::codegen {
-
-/// Vector lanes of f32 the weight layouts are padded to (AVX-512).
-constexpr int kLanes = 16;
-/// Panels of a linear layer's register block (Schedule.cpp).
-constexpr int kPanelGroup = 4;
 
 namespace {
 
@@ -81,14 +80,6 @@ Halide::Func wrap(const Halide::Buffer<float> &buffer) {
   return f;
 }
 
-/// A constant per-channel vector as a Func.
-Halide::Func channelConstant(const std::vector<float> &values, const std::string &name) {
-  Halide::Buffer<float> buffer(static_cast<int>(values.size()), name);
-  for (size_t c = 0; c < values.size(); ++c)
-    buffer(c) = values[c];
-  return wrap(buffer);
-}
-
 /// Dense strides and static extents (Halide order) for a weight input.
 void constrainWeight(Halide::ImageParam &param, const std::vector<int> &extents) {
   int stride = 1;
@@ -99,16 +90,68 @@ void constrainWeight(Halide::ImageParam &param, const std::vector<int> &extents)
   param.set_host_alignment(64);
 }
 
+/// Halide indexes buffers with 32-bit extents and offsets: every tensor
+/// (and weight layout) of the generated code must have fewer elements.
+constexpr int64_t kMaxElements = INT32_MAX;
+
+/// Elements of one sample (all dimensions but a dynamic batch), or -1 past
+/// kMaxElements.
+int64_t elementsOf(ArrayRef<int64_t> shape) {
+  int64_t count = 1;
+  for (int64_t extent : shape) {
+    if (extent < 0)
+      continue;
+    if (extent != 0 && count > kMaxElements / extent)
+      return -1;
+    count *= extent;
+  }
+  return count;
+}
+
+/// An error at `op` if one of its tensors is too large for the generated
+/// code to index.
+LogicalResult checkIndexable(Operation *op) {
+  auto check = [&](Value value, StringRef what) -> LogicalResult {
+    auto type = value.getType().dyn_cast<RankedTensorType>();
+    if (!type || elementsOf(type.getShape()) >= 0)
+      return success();
+    InFlightDiagnostic diag = op->emitError()
+                              << nn::describeLayer(op) << " is too large for the generated code: its "
+                              << what << " has ";
+    diag << "[";
+    llvm::interleaveComma(type.getShape(), diag, [&](int64_t d) {
+      if (d < 0)
+        diag << "N";
+      else
+        diag << d;
+    });
+    return diag << "] elements" << (type.hasStaticShape() ? "" : " per sample")
+                << ", over the 2^31 - 1 that Halide's 32-bit buffer indexing allows";
+  };
+  for (Value operand : op->getOperands())
+    if (failed(check(operand, operand.getDefiningOp() &&
+                                      isa<nn::ParamOp, nn::BufferOp>(operand.getDefiningOp())
+                                  ? "parameter"
+                                  : "input")))
+      return failure();
+  for (Value result : op->getResults())
+    if (failed(check(result, "output")))
+      return failure();
+  return success();
+}
+
 class Builder {
 public:
   Builder(LoweredModel &model, const LoweringOptions &options)
-      : model(model), options(options) {}
+      : model(model), options(options), target(options.target) {}
 
-  LogicalResult run(FuncOp forward);
+  LogicalResult run(FuncOp function);
+  /// Embedded weights: computes every layout now, into the Buffers the
+  /// pipeline reads (one JIT-compiled pipeline for all of them).
+  void realizeLayouts();
 
 private:
   FailureOr<Tensor> build(Operation *op);
-  FailureOr<std::vector<float>> constant(Operation *user, Value value);
   FailureOr<Halide::Func> weightTensor(Operation *user, Value value);
   FailureOr<Halide::Func> foldedTensor(nn::FoldBatchNormOp fold, unsigned result);
   Halide::Func packed(Operation *op, StringRef role, Halide::Func layout,
@@ -131,8 +174,12 @@ private:
 
   LoweredModel &model;
   const LoweringOptions &options;
+  const TargetInfo &target;
   llvm::DenseMap<Value, Tensor> values;
-  llvm::DenseMap<Value, Halide::Func> weightTensors; // external weights
+  llvm::DenseMap<Value, Halide::Func> weightTensors;
+  /// Embedded weights: the layouts to realize at build time, and where.
+  std::vector<Halide::Func> layouts;
+  std::vector<Halide::Buffer<>> layoutBuffers;
   llvm::StringMap<unsigned> nameCounts;
 };
 
@@ -140,9 +187,6 @@ std::string Builder::nameFor(Operation *op, StringRef role) {
   std::string base = nn::layerNameOf(op);
   if (base.empty())
     base = op->getName().stripDialect().str();
-  for (char &c : base)
-    if (!isalnum(static_cast<unsigned char>(c)))
-      c = '_';
   return uniqueName(base + (role.empty() ? "" : "_" + role.str()));
 }
 
@@ -162,24 +206,9 @@ Tensor Builder::record(Operation *op, LayerFuncs::Kind kind, Halide::Func out,
   return Tensor{out, shape};
 }
 
-/// The values of a bound parameter or constant, as float.
-FailureOr<std::vector<float>> Builder::constant(Operation *user, Value value) {
-  DenseElementsAttr attr = nn::getBoundValue(value);
-  if (!attr) {
-    std::string what = "a weight";
-    if (auto name = value.getDefiningOp() ? value.getDefiningOp()->getAttrOfType<StringAttr>("name") : StringAttr())
-      what = "parameter '" + name.getValue().str() + "'";
-    return LogicalResult(user->emitError()
-                         << what << " has no value: bind weights (--weights) before code generation");
-  }
-  std::vector<float> values(attr.getValues<float>().begin(), attr.getValues<float>().end());
-  model.weightBytes += values.size() * sizeof(float);
-  return values;
-}
-
-/// External weights: `value` as a Func in Halide order, computed by the load
-/// pipeline: a state_dict tensor read as it is, a folded one computed from
-/// them, or a bound constant.
+/// `value` (a weight) as a Func in Halide order: a bound tensor's values, a
+/// state_dict tensor the load pipeline reads (external weights), or a
+/// BatchNorm fold of them.
 FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
   auto cached = weightTensors.find(value);
   if (cached != weightTensors.end())
@@ -202,6 +231,10 @@ FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
     tensor = wrap(buffer);
   } else if (isa_and_nonnull<nn::ParamOp, nn::BufferOp>(def)) {
     StringRef key = def->getAttrOfType<StringAttr>("name").getValue();
+    if (!options.externalWeights)
+      return LogicalResult(user->emitError()
+                           << "parameter '" << key
+                           << "' has no value: bind weights (--weights) before code generation");
     Halide::ImageParam param(Halide::Float(32), static_cast<int>(shape.size()),
                              uniqueName("state_" + key.str()));
     std::vector<int> extents(shape.rbegin(), shape.rend());
@@ -216,16 +249,15 @@ FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
       return failure();
     tensor = *folded;
   } else {
-    return LogicalResult(user->emitError("code generation cannot compute this weight "
-                                         "when the weights are loaded"));
+    return LogicalResult(user->emitError("code generation cannot compute this weight"));
   }
   weightTensors[value] = tensor;
   return tensor;
 }
 
-// nn.fold_batch_norm, with the same double-precision arithmetic as
-// nn-fold-batchnorm's constant folding, in the same order, under
-// strict_float: external and embedded weights give the same bits.
+// nn.fold_batch_norm: the formulas of BatchNormFold.h, in double, in the
+// order nn-fold-batchnorm computes them on constants, under strict_float:
+// external and embedded weights give the same bits.
 FailureOr<Halide::Func> Builder::foldedTensor(nn::FoldBatchNormOp fold, unsigned result) {
   auto optional = [&](Value value) -> FailureOr<Halide::Func> {
     if (!value)
@@ -243,21 +275,21 @@ FailureOr<Halide::Func> Builder::foldedTensor(nn::FoldBatchNormOp fold, unsigned
   Halide::Expr eps(fold.eps().convertToDouble());
   auto scale = [&](Halide::Expr c) {
     Halide::Expr g = gamma->defined() ? f64((*gamma)(c)) : Halide::Expr(1.0);
-    return g / Halide::sqrt(f64((*var)(c)) + eps);
+    return nn::fold::scale(g, f64((*var)(c)), eps);
   };
   auto shift = [&](Halide::Expr c) {
     Halide::Expr b = beta->defined() ? f64((*beta)(c)) : Halide::Expr(0.0);
-    return b - f64((*mean)(c)) * scale(c);
+    return nn::fold::shift(b, f64((*mean)(c)), scale(c));
   };
   Halide::Func out(uniqueName("folded"));
   if (result == 1) {
     Halide::Var c("c");
     Halide::Expr b = bias->defined() ? f64((*bias)(c)) : Halide::Expr(0.0);
-    out(c) = Halide::strict_float(Halide::cast<float>(b * scale(c) + shift(c)));
+    out(c) = Halide::strict_float(Halide::cast<float>(nn::fold::bias(b, scale(c), shift(c))));
   } else if (weight->defined()) {
     std::vector<Halide::Var> vars = makeVars(shapeOf(fold.weight()).size());
-    out(vars) = Halide::strict_float(
-        Halide::cast<float>(f64((*weight)(toExprs(vars))) * scale(vars.back())));
+    out(vars) = Halide::strict_float(Halide::cast<float>(
+        nn::fold::weight(f64((*weight)(toExprs(vars))), scale(vars.back()))));
   } else {
     Halide::Var c("c");
     out(c) = Halide::strict_float(Halide::cast<float>(scale(c)));
@@ -265,53 +297,91 @@ FailureOr<Halide::Func> Builder::foldedTensor(nn::FoldBatchNormOp fold, unsigned
   return out;
 }
 
-/// External weights: a runtime input of the inference pipeline, in the
-/// layout `layout` (extents in Halide order) computes in the load pipeline.
+/// The weight `layout` computes (extents in Halide order), as the pipeline
+/// reads it: with external weights an input of the pipeline that the load
+/// pipeline fills; otherwise a Buffer realizeLayouts() fills at build time,
+/// embedded in the object.
 Halide::Func Builder::packed(Operation *op, StringRef role, Halide::Func layout,
                              std::vector<int> extents) {
-  Halide::ImageParam param(Halide::Float(32), static_cast<int>(extents.size()),
-                           nameFor(op, role));
-  constrainWeight(param, extents);
+  std::string name = nameFor(op, role);
   int64_t count = 1;
   for (int extent : extents)
     count *= extent;
   model.weightBytes += count * static_cast<int64_t>(sizeof(float));
-  model.packedWeights.push_back(PackedWeight{extents, param, layout});
   std::vector<Halide::Var> vars = makeVars(extents.size());
-  Halide::Func f(param.name() + "_in");
-  f(vars) = param(toExprs(vars));
+  Halide::Func f(name + "_in");
+  if (options.externalWeights) {
+    Halide::ImageParam param(Halide::Float(32), static_cast<int>(extents.size()), name);
+    constrainWeight(param, extents);
+    model.packedWeights.push_back(PackedWeight{extents, param, layout});
+    f(vars) = param(toExprs(vars));
+  } else {
+    Halide::Buffer<float> buffer(extents, name);
+    layouts.push_back(layout);
+    layoutBuffers.push_back(buffer);
+    f(vars) = buffer(toExprs(vars));
+  }
   return f;
 }
 
-LogicalResult Builder::run(FuncOp forward) {
-  Value argument = forward.getArgument(0);
-  model.inputShape = shapeOf(argument);
-  size_t rank = model.inputShape.size();
-  model.input = Halide::ImageParam(Halide::Float(32), rank, "input");
-  std::vector<Halide::Var> vars = makeVars(rank);
-  Halide::Func input("input_tensor");
-  input(vars) = model.input(vars);
-  values[argument] = Tensor{input, model.inputShape};
+void Builder::realizeLayouts() {
+  if (layouts.empty())
+    return;
+  for (Halide::Func &layout : layouts)
+    layout.compute_root();
+  Halide::Pipeline(layouts).realize(Halide::Realization(layoutBuffers),
+                                    Halide::get_jit_target_from_environment());
+}
 
-  for (Operation &op : forward.getBody().front()) {
+LogicalResult Builder::run(FuncOp function) {
+  model.entry = function.getName().str();
+  for (BlockArgument argument : function.getArguments()) {
+    std::vector<int64_t> shape = shapeOf(argument);
+    std::string name = function.getNumArguments() == 1
+                           ? "input"
+                           : "input" + std::to_string(argument.getArgNumber());
+    EntryTensor entry{name, shape, !shape.empty() && shape[0] < 0,
+                      Halide::ImageParam(Halide::Float(32), static_cast<int>(shape.size()), name),
+                      Halide::Func()};
+    if (elementsOf(shape) < 0)
+      return function.emitError() << "argument " << argument.getArgNumber()
+                                  << " is too large for the generated code (over 2^31 - 1 "
+                                     "elements per sample)";
+    std::vector<Halide::Var> vars = makeVars(shape.size());
+    Halide::Func tensor(name + "_tensor");
+    tensor(vars) = entry.param(toExprs(vars));
+    values[argument] = Tensor{tensor, shape};
+    model.inputs.push_back(entry);
+  }
+  if (model.inputs.empty() || !model.inputs[0].batched)
+    return function.emitError("the entry point's first argument must be a batch (tensor<?x...>)");
+
+  for (Operation &op : function.getBody().front()) {
     if (isa<nn::ParamOp, nn::BufferOp, arith::ConstantOp, nn::FoldBatchNormOp>(op))
       continue;
     if (auto ret = dyn_cast<ReturnOp>(op)) {
-      const Tensor &result = valueOf(ret.getOperand(0));
-      model.outputShape = result.shape;
-      // The output is a Func of its own, so the schedule of the layer that
-      // computes it stays free (it may be consumed elsewhere too).
-      std::vector<Halide::Var> outVars = makeVars(result.shape.size());
-      model.output = Halide::Func("output");
-      model.output(outVars) = result.func(outVars);
+      for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+        const Tensor &result = valueOf(ret.getOperand(i));
+        std::string name = ret.getNumOperands() == 1 ? "output" : "output" + std::to_string(i);
+        // Each output is a Func of its own, so the schedule of the layer
+        // that computes it stays free (it may be consumed elsewhere too).
+        std::vector<Halide::Var> vars = makeVars(result.shape.size());
+        Halide::Func out(name);
+        out(vars) = result.func(vars);
+        model.outputs.push_back(EntryTensor{name, result.shape,
+                                            !result.shape.empty() && result.shape[0] < 0,
+                                            Halide::ImageParam(), out});
+      }
       return success();
     }
+    if (failed(checkIndexable(&op)))
+      return failure();
     FailureOr<Tensor> tensor = build(&op);
     if (failed(tensor))
       return failure();
     values[op.getResult(0)] = *tensor;
   }
-  return forward.emitError("forward function has no return");
+  return function.emitError("the entry point has no return");
 }
 
 FailureOr<Tensor> Builder::build(Operation *op) {
@@ -321,20 +391,12 @@ FailureOr<Tensor> Builder::build(Operation *op) {
       .Case([&](nn::BatchNormOp bn) { return batchNorm(bn); })
       .Case([&](nn::ScaleShiftOp ss) -> FailureOr<Tensor> {
         int channels = static_cast<int>(shapeOf(ss.scale())[0]);
-        if (options.externalWeights) {
-          FailureOr<Halide::Func> scale = weightTensor(op, ss.scale());
-          FailureOr<Halide::Func> shift = weightTensor(op, ss.shift());
-          if (failed(scale) || failed(shift))
-            return failure();
-          return scaleShift(op, ss.input(), packed(op, "scale", *scale, {channels}),
-                            packed(op, "shift", *shift, {channels}));
-        }
-        FailureOr<std::vector<float>> scale = constant(op, ss.scale());
-        FailureOr<std::vector<float>> shift = constant(op, ss.shift());
+        FailureOr<Halide::Func> scale = weightTensor(op, ss.scale());
+        FailureOr<Halide::Func> shift = weightTensor(op, ss.shift());
         if (failed(scale) || failed(shift))
           return failure();
-        return scaleShift(op, ss.input(), channelConstant(*scale, nameFor(op, "scale")),
-                          channelConstant(*shift, nameFor(op, "shift")));
+        return scaleShift(op, ss.input(), packed(op, "scale", *scale, {channels}),
+                          packed(op, "shift", *shift, {channels}));
       })
       .Case([&](nn::AvgPool2DOp) { return pool(op, /*isMax=*/false); })
       .Case([&](nn::MaxPool2DOp) { return pool(op, /*isMax=*/true); })
@@ -348,68 +410,51 @@ FailureOr<Tensor> Builder::build(Operation *op) {
 
 // y(o, rest) = act(b(o) + Σ_k w(o, k) · x(k, rest))
 //
-// The weights are read packed into panels of kLanes output channels,
-// w(oi, k, oo) = W[oo·16 + oi, k], zero-padded to whole panels: the inner
-// loop reads one contiguous vector per k and streams through the panel.
-// Whole groups of kPanelGroup panels, so the register block (4 panels)
-// never reads past the buffer.
+// The weights are read packed into panels of L output channels (L: the
+// target's f32 lanes), w(oi, k, oo) = W[oo·L + oi, k], zero-padded to whole
+// panels: the inner loop reads one contiguous vector per k and streams
+// through the panel. Whole groups of the register block's panels
+// (TargetInfo::linearPanels), so the block never reads past the buffer.
 FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   const Tensor &x = valueOf(op.input());
   std::vector<int64_t> wShape = shapeOf(op.weight());
   int64_t out = wShape[0], in = wShape[1];
-  int64_t panels = roundUp(roundUp(out, kLanes) / kLanes, kPanelGroup);
-  Halide::Func weights, biases;
-  if (options.externalWeights) {
-    FailureOr<Halide::Func> w = weightTensor(op, op.weight()); // (k, o)
-    FailureOr<Halide::Func> b = op.bias() ? weightTensor(op, op.bias()) : Halide::Func();
-    if (failed(w) || failed(b))
-      return failure();
-    Halide::Var i("i"), k("k"), p("p");
-    Halide::Expr o = p * kLanes + i, valid = o < static_cast<int>(out);
-    Halide::Expr clamped = Halide::min(o, static_cast<int>(out) - 1);
-    Halide::Func wLayout(nameFor(op, "w_layout")), bLayout(nameFor(op, "b_layout"));
-    wLayout(i, k, p) = Halide::select(valid, (*w)(k, clamped), 0.0f);
-    bLayout(i, p) = b->defined() ? Halide::select(valid, (*b)(clamped), 0.0f) : Halide::Expr(0.0f);
-    int lanes = kLanes, inputs = static_cast<int>(in), groups = static_cast<int>(panels);
-    weights = packed(op, "w", wLayout, {lanes, inputs, groups});
-    biases = packed(op, "b", bLayout, {lanes, groups});
-  } else {
-    FailureOr<std::vector<float>> w = constant(op, op.weight());
-    if (failed(w))
-      return failure();
-    std::vector<float> b(out, 0.0f);
-    if (op.bias()) {
-      FailureOr<std::vector<float>> bias = constant(op, op.bias());
-      if (failed(bias))
-        return failure();
-      b = *bias;
-    }
-    Halide::Buffer<float> wBuffer(kLanes, in, panels, nameFor(op, "w"));
-    Halide::Buffer<float> bBuffer(kLanes, panels, nameFor(op, "b"));
-    wBuffer.fill(0.0f);
-    bBuffer.fill(0.0f);
-    for (int64_t o = 0; o < out; ++o) {
-      bBuffer(o % kLanes, o / kLanes) = b[o];
-      for (int64_t k = 0; k < in; ++k)
-        wBuffer(o % kLanes, k, o / kLanes) = (*w)[o * in + k];
-    }
-    weights = wrap(wBuffer);
-    biases = wrap(bBuffer);
-  }
+  int lanes = target.lanes;
+  int64_t panels = roundUp(roundUp(out, lanes) / lanes, target.linearPanels);
+  if (panels * lanes * in > kMaxElements)
+    return LogicalResult(op.emitError()
+                         << nn::describeLayer(op)
+                         << " is too large for the generated code: its packed weights would have "
+                         << panels * lanes * in
+                         << " elements, over the 2^31 - 1 that Halide's 32-bit buffer indexing allows");
+  FailureOr<Halide::Func> w = weightTensor(op, op.weight()); // (k, o)
+  FailureOr<Halide::Func> b = op.bias() ? weightTensor(op, op.bias()) : Halide::Func();
+  if (failed(w) || failed(b))
+    return failure();
+  Halide::Var i("i"), kv("k"), p("p");
+  Halide::Expr o = p * lanes + i, valid = o < static_cast<int>(out);
+  Halide::Expr clamped = Halide::min(o, static_cast<int>(out) - 1);
+  Halide::Func wLayout(nameFor(op, "w_layout")), bLayout(nameFor(op, "b_layout"));
+  wLayout(i, kv, p) = Halide::select(valid, (*w)(kv, clamped), 0.0f);
+  bLayout(i, p) = b->defined() ? Halide::select(valid, (*b)(clamped), 0.0f) : Halide::Expr(0.0f);
+  int inputs = static_cast<int>(in), groups = static_cast<int>(panels);
+  Halide::Func weights = packed(op, "w", wLayout, {lanes, inputs, groups});
+  Halide::Func biases = packed(op, "b", bLayout, {lanes, groups});
+
   // acc(oi, oo, rest...) is the layer per panel; y(o, rest...) reads it back.
   std::vector<Halide::Var> vars = makeVars(x.shape.size());
   Halide::Var oi("oi"), oo("oo");
   std::vector<Halide::Var> accVars = {oi, oo};
   accVars.insert(accVars.end(), vars.begin() + 1, vars.end());
   std::vector<Halide::Expr> xArgs = toExprs(vars);
-  Halide::RDom k(0, static_cast<int>(in), "k");
+  Halide::RDom k(0, inputs, "k");
   xArgs[0] = k;
   Halide::Func acc(nameFor(op, "acc"));
   acc(accVars) = biases(oi, oo);
   acc(accVars) += weights(oi, k, oo) * x.func(xArgs);
   std::vector<Halide::Expr> accArgs = toExprs(vars);
-  accArgs[0] = vars[0] % kLanes;
-  accArgs.insert(accArgs.begin() + 1, vars[0] / kLanes);
+  accArgs[0] = vars[0] % lanes;
+  accArgs.insert(accArgs.begin() + 1, vars[0] / lanes);
   Halide::Func y(nameFor(op, ""));
   y(vars) = applyActivation(acc(accArgs), activationOf(op));
   return record(op, LayerFuncs::Kind::Linear, y, acc, in);
@@ -422,40 +467,19 @@ FailureOr<Tensor> Builder::conv2d(nn::Conv2DOp op) {
   const Tensor &x = valueOf(op.input());
   std::vector<int64_t> wShape = shapeOf(op.weight());
   int64_t cout = wShape[0], cin = wShape[1], kh = wShape[2], kw = wShape[3];
-  Halide::Func weights, biases;
-  if (options.externalWeights) {
-    FailureOr<Halide::Func> w = weightTensor(op, op.weight()); // (kx, ky, ci, c)
-    FailureOr<Halide::Func> b = op.bias() ? weightTensor(op, op.bias()) : Halide::Func();
-    if (failed(w) || failed(b))
-      return failure();
-    Halide::Var c("c"), kx("kx"), ky("ky"), ci("ci");
-    Halide::Func wLayout(nameFor(op, "w_layout")), bLayout(nameFor(op, "b_layout"));
-    wLayout(c, kx, ky, ci) = (*w)(kx, ky, ci, c);
-    bLayout(c) = b->defined() ? (*b)(c) : Halide::Expr(0.0f);
-    weights = packed(op, "w", wLayout,
-                     {static_cast<int>(cout), static_cast<int>(kw), static_cast<int>(kh),
-                      static_cast<int>(cin)});
-    biases = packed(op, "b", bLayout, {static_cast<int>(cout)});
-  } else {
-    FailureOr<std::vector<float>> w = constant(op, op.weight());
-    if (failed(w))
-      return failure();
-    std::vector<float> b(cout, 0.0f);
-    if (op.bias()) {
-      FailureOr<std::vector<float>> bias = constant(op, op.bias());
-      if (failed(bias))
-        return failure();
-      b = *bias;
-    }
-    Halide::Buffer<float> wBuffer(cout, kw, kh, cin, nameFor(op, "w"));
-    for (int64_t c = 0; c < cout; ++c)
-      for (int64_t ci = 0; ci < cin; ++ci)
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx)
-            wBuffer(c, kx, ky, ci) = (*w)[((c * cin + ci) * kh + ky) * kw + kx];
-    weights = wrap(wBuffer);
-    biases = channelConstant(b, nameFor(op, "b"));
-  }
+  FailureOr<Halide::Func> w = weightTensor(op, op.weight()); // (kx, ky, ci, c)
+  FailureOr<Halide::Func> b = op.bias() ? weightTensor(op, op.bias()) : Halide::Func();
+  if (failed(w) || failed(b))
+    return failure();
+  Halide::Var cv("c"), kxv("kx"), kyv("ky"), civ("ci");
+  Halide::Func wLayout(nameFor(op, "w_layout")), bLayout(nameFor(op, "b_layout"));
+  wLayout(cv, kxv, kyv, civ) = (*w)(kxv, kyv, civ, cv);
+  bLayout(cv) = b->defined() ? (*b)(cv) : Halide::Expr(0.0f);
+  Halide::Func weights =
+      packed(op, "w", wLayout,
+             {static_cast<int>(cout), static_cast<int>(kw), static_cast<int>(kh),
+              static_cast<int>(cin)});
+  Halide::Func biases = packed(op, "b", bLayout, {static_cast<int>(cout)});
   auto attrInts = [](ArrayAttr array) {
     return std::pair<int, int>(array[0].cast<IntegerAttr>().getInt(),
                                array[1].cast<IntegerAttr>().getInt());
@@ -493,8 +517,9 @@ FailureOr<Tensor> Builder::scaleShift(Operation *op, Value inputValue,
 }
 
 // Eval mode with running statistics: the same per-channel affine map as
-// PyTorch's CPU kernel (alpha = γ / sqrt(var + eps), beta = β − mean · alpha).
-// Without running statistics: batch statistics, biased variance, as PyTorch.
+// PyTorch's CPU kernel (alpha = γ / sqrt(var + eps), beta = β − mean · alpha,
+// in float). Without running statistics: batch statistics, biased
+// variance, as PyTorch.
 FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   if (op.training())
     return LogicalResult(op.emitError("a training-mode BatchNorm has no inference code"));
@@ -502,62 +527,33 @@ FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   size_t rank = x.shape.size();
   int64_t channels = x.shape[1];
   int channelCount = static_cast<int>(channels);
-  double eps = op.eps().convertToDouble();
-  Halide::Func gammaBuf, betaBuf;
-  if (options.externalWeights) {
-    Halide::Var c("c");
-    Halide::Func one(nameFor(op, "one")), zero(nameFor(op, "zero"));
-    one(c) = 1.0f;
-    zero(c) = 0.0f;
-    FailureOr<Halide::Func> g = op.isAffine() ? weightTensor(op, op.weight()) : one;
-    FailureOr<Halide::Func> bt = op.isAffine() ? weightTensor(op, op.bias()) : zero;
-    if (failed(g) || failed(bt))
+  float eps = static_cast<float>(op.eps().convertToDouble());
+  Halide::Var cv("c");
+  Halide::Func one(nameFor(op, "one")), zero(nameFor(op, "zero"));
+  one(cv) = 1.0f;
+  zero(cv) = 0.0f;
+  FailureOr<Halide::Func> g = op.isAffine() ? weightTensor(op, op.weight()) : one;
+  FailureOr<Halide::Func> bt = op.isAffine() ? weightTensor(op, op.bias()) : zero;
+  if (failed(g) || failed(bt))
+    return failure();
+  if (op.tracksRunningStats()) {
+    FailureOr<Halide::Func> mean = weightTensor(op, op.running_mean());
+    FailureOr<Halide::Func> var = weightTensor(op, op.running_var());
+    if (failed(mean) || failed(var))
       return failure();
-    if (op.tracksRunningStats()) {
-      FailureOr<Halide::Func> mean = weightTensor(op, op.running_mean());
-      FailureOr<Halide::Func> var = weightTensor(op, op.running_var());
-      if (failed(mean) || failed(var))
-        return failure();
-      Halide::Func scale(nameFor(op, "scale_layout")), shift(nameFor(op, "shift_layout"));
-      Halide::Expr alpha = (*g)(c) / Halide::sqrt((*var)(c) + static_cast<float>(eps));
-      scale(c) = Halide::strict_float(alpha);
-      shift(c) = Halide::strict_float((*bt)(c) - (*mean)(c) * alpha);
-      return scaleShift(op, op.input(), packed(op, "scale", scale, {channelCount}),
-                        packed(op, "shift", shift, {channelCount}));
-    }
-    gammaBuf = packed(op, "gamma", *g, {channelCount});
-    betaBuf = packed(op, "beta", *bt, {channelCount});
-  } else {
-    std::vector<float> gamma(channels, 1.0f), beta(channels, 0.0f);
-    if (op.isAffine()) {
-      FailureOr<std::vector<float>> g = constant(op, op.weight());
-      FailureOr<std::vector<float>> bt = constant(op, op.bias());
-      if (failed(g) || failed(bt))
-        return failure();
-      gamma = *g;
-      beta = *bt;
-    }
-    if (op.tracksRunningStats()) {
-      FailureOr<std::vector<float>> mean = constant(op, op.running_mean());
-      FailureOr<std::vector<float>> var = constant(op, op.running_var());
-      if (failed(mean) || failed(var))
-        return failure();
-      std::vector<float> scale(channels), shift(channels);
-      for (int64_t c = 0; c < channels; ++c) {
-        float alpha = gamma[c] / std::sqrt((*var)[c] + static_cast<float>(eps));
-        scale[c] = alpha;
-        shift[c] = beta[c] - (*mean)[c] * alpha;
-      }
-      return scaleShift(op, op.input(), channelConstant(scale, nameFor(op, "scale")),
-                        channelConstant(shift, nameFor(op, "shift")));
-    }
-    gammaBuf = channelConstant(gamma, nameFor(op, "gamma"));
-    betaBuf = channelConstant(beta, nameFor(op, "beta"));
+    Halide::Func scale(nameFor(op, "scale_layout")), shift(nameFor(op, "shift_layout"));
+    Halide::Expr alpha = nn::fold::scale<Halide::Expr>((*g)(cv), (*var)(cv), eps);
+    scale(cv) = Halide::strict_float(alpha);
+    shift(cv) = Halide::strict_float(nn::fold::shift<Halide::Expr>((*bt)(cv), (*mean)(cv), alpha));
+    return scaleShift(op, op.input(), packed(op, "scale", scale, {channelCount}),
+                      packed(op, "shift", shift, {channelCount}));
   }
+  Halide::Func gammaBuf = packed(op, "gamma", *g, {channelCount});
+  Halide::Func betaBuf = packed(op, "beta", *bt, {channelCount});
   // Batch statistics over every dimension but the channel.
   std::vector<Halide::Var> vars = makeVars(rank);
   Halide::Var c = vars[rank - 2];
-  Halide::Expr batch = model.input.dim(model.inputShape.size() - 1).extent();
+  Halide::Expr batch = model.batch();
   Halide::Region extents;
   Halide::Expr count = batch;
   for (size_t i = 0; i + 2 < rank; ++i) {
@@ -577,8 +573,7 @@ FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   Halide::Expr centered = x.func(at) - mean(c);
   var(c) = Halide::sum(centered * centered) / countF;
   Halide::Func y(nameFor(op, ""));
-  y(vars) = (x.func(vars) - mean(c)) / Halide::sqrt(var(c) + static_cast<float>(eps)) *
-                gammaBuf(c) + betaBuf(c);
+  y(vars) = (x.func(vars) - mean(c)) / Halide::sqrt(var(c) + eps) * gammaBuf(c) + betaBuf(c);
   Tensor result = record(op, LayerFuncs::Kind::BatchStats, y);
   model.layers.back().reduction = var;
   model.layers.push_back(LayerFuncs{LayerFuncs::Kind::BatchStats, mean.name(),
@@ -661,13 +656,14 @@ FailureOr<Tensor> Builder::elementwise(Operation *op) {
 
 /// Static extents for every dimension but the batch, dense strides: lets
 /// Halide drop bounds checks and vectorize loads.
-void constrainBuffer(Halide::OutputImageParam buffer, const std::vector<int64_t> &shape) {
+void constrainBuffer(Halide::OutputImageParam buffer, const std::vector<int64_t> &shape,
+                     bool batched) {
   size_t rank = shape.size();
   Halide::Expr stride = 1;
   for (size_t i = 0; i < rank; ++i) {
     int64_t extent = shape[rank - 1 - i];
     buffer.dim(i).set_stride(stride);
-    if (i + 1 < rank) {
+    if (i + 1 < rank || !batched) {
       buffer.dim(i).set_bounds(0, static_cast<int>(extent));
       stride = stride * static_cast<int>(extent);
     } else {
@@ -678,8 +674,24 @@ void constrainBuffer(Halide::OutputImageParam buffer, const std::vector<int64_t>
 
 } // namespace
 
+Halide::Expr LoweredModel::batch() const {
+  for (const EntryTensor &in : inputs)
+    if (in.batched)
+      return in.param.dim(static_cast<int>(in.shape.size()) - 1).extent();
+  return Halide::Expr(1);
+}
+
+Halide::Pipeline LoweredModel::pipeline() const {
+  std::vector<Halide::Func> funcs;
+  for (const EntryTensor &out : outputs)
+    funcs.push_back(out.func);
+  return Halide::Pipeline(funcs);
+}
+
 std::vector<Halide::Argument> LoweredModel::arguments() const {
-  std::vector<Halide::Argument> args = {input};
+  std::vector<Halide::Argument> args;
+  for (const EntryTensor &in : inputs)
+    args.push_back(in.param);
   for (const PackedWeight &weight : packedWeights)
     args.push_back(weight.param);
   return args;
@@ -699,19 +711,14 @@ std::vector<Halide::Argument> LoweredModel::loadArguments() const {
   return args;
 }
 
-FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &options) {
-  FuncOp forward = module.lookupSymbol<FuncOp>(kForwardFunc);
-  if (!forward)
-    return LogicalResult(module.emitError("module has no forward function"));
-  LoweredModel model;
-  if (auto name = module->getAttrOfType<StringAttr>(kModelNameAttr))
-    model.name = name.getValue().str();
-  model.externalWeights = options.externalWeights;
-  Builder builder(model, options);
-  if (failed(builder.run(forward)))
-    return failure();
-  constrainBuffer(model.input, model.inputShape);
-  constrainBuffer(model.output.output_buffer(), model.outputShape);
+namespace {
+
+/// Buffers of an entry point: static extents and dense strides.
+void constrainEntry(LoweredModel &model) {
+  for (EntryTensor &in : model.inputs)
+    constrainBuffer(in.param, in.shape, in.batched);
+  for (EntryTensor &out : model.outputs)
+    constrainBuffer(out.func.output_buffer(), out.shape, out.batched);
   // The load pipeline runs once per weights file: its layouts are computed
   // whole, straight into the buffers the inference pipeline then reads.
   for (PackedWeight &weight : model.packedWeights) {
@@ -722,16 +729,42 @@ FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &op
       stride *= weight.extents[d];
     }
   }
-  if (options.schedule) {
-    scheduleForCpu(model);
-  } else {
-    // The reference: every layer computed whole, in order, serially, with
-    // no vectorization (Halide would otherwise inline everything).
-    for (LayerFuncs &layer : model.layers) {
-      layer.output.compute_root();
-      if (layer.reduction.defined())
-        layer.reduction.compute_root();
-    }
+}
+
+/// The reference: every layer computed whole, in order, serially, with no
+/// vectorization (Halide would otherwise inline everything).
+void scheduleReference(LoweredModel &model) {
+  for (LayerFuncs &layer : model.layers) {
+    layer.output.compute_root();
+    if (layer.reduction.defined())
+      layer.reduction.compute_root();
+  }
+}
+
+} // namespace
+
+FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &options,
+                                      StringRef entry) {
+  FuncOp function = module.lookupSymbol<FuncOp>(entry);
+  if (!function)
+    return LogicalResult(module.emitError() << "module has no function '" << entry << "'");
+  LoweredModel model;
+  if (auto name = module->getAttrOfType<StringAttr>(kModelNameAttr))
+    model.name = name.getValue().str();
+  model.externalWeights = options.externalWeights;
+  model.target = options.target;
+  try {
+    Builder builder(model, options);
+    if (failed(builder.run(function)))
+      return failure();
+    builder.realizeLayouts();
+    constrainEntry(model);
+    if (options.schedule)
+      scheduleForCpu(model);
+    else
+      scheduleReference(model);
+  } catch (const Halide::Error &error) {
+    return LogicalResult(function.emitError() << "Halide: " << error.what());
   }
   return model;
 }

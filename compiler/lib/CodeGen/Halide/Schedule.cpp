@@ -1,11 +1,17 @@
 //===- Schedule.cpp - Kiln's CPU schedules ---------------------------------===//
 //
 // The algorithm (Lowering.cpp) says what each layer computes; this file says
-// where and in what order. Figures quoted are from ../shared/PERF-NOTES.md
-// (Zen 4/Zen 5, AVX-512, 2 threads) unless a comment names a bench/ run.
+// where and in what order, from the target's description (TargetInfo):
+// vector widths are its f32 lanes, register blocks its linear block (the
+// measurements behind each are in TargetInfo.cpp). The parallel thresholds
+// were measured on an AMD EPYC Zen 4 (AVX-512, 2 threads; docs/performance.md)
+// unless a comment names a bench/ run; they count elements and
+// multiply-adds, not vectors, so they do not depend on the ISA.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
+
+#include <algorithm>
 
 namespace kiln::codegen {
 
@@ -13,15 +19,11 @@ using Halide::TailStrategy;
 
 namespace {
 
-/// f32 lanes of one AVX-512 register.
-constexpr int kVector = 16;
-/// A linear layer's register block: 4 panels of 16 output channels × 4 rows
-/// = 16 zmm accumulators; per k step 4 weight vectors and 4 broadcast inputs
-/// feed 16 FMAs. At batch 1 the 4 panels are 4 independent FMA chains, where
-/// one panel alone was bound by FMA latency (one chain, 17.9 µs for the MLP
-/// at batch 1 on 1 thread; bench/ on an AMD EPYC, 2026-11-24).
-constexpr int kRows = 4;
-constexpr int kPanels = 4;
+// A linear layer's register block (TargetInfo::linearPanels × linearRows):
+// per k step one weight vector per panel and one broadcast input per row
+// feed panels × rows FMAs. At batch 1 the panels are independent FMA
+// chains, where one panel alone was bound by FMA latency (one chain, 17.9 µs
+// for the MLP at batch 1 on 1 thread; bench/ on an AMD EPYC Zen 4, 2026-11-24).
 /// Weights (elements) above which a layer is worth running in parallel at
 /// small batch (AMD EPYC Zen 4, 2 threads, batch 1). With Halide's thread
 /// pool, whose workers sleep between loops, only the 784×256 first MLP
@@ -40,10 +42,11 @@ constexpr int64_t kParallelConvMacs = 512 * 1024;
 /// at batch 1024 on 2 threads, 4.5 µs on 1 (bench/results/2026-11-24-1401).
 constexpr int64_t kParallelMacs = 64 * 1024;
 
-/// Y[n, o] = act(b + X·Wᵀ): register-blocked over 8 rows × 16 channels,
-/// the reduction innermost over k, parallel over row tiles at batch ≥ 8
+/// Y[n, o] = act(b + X·Wᵀ): register-blocked over rows × panels of lanes,
+/// the reduction innermost over k, parallel over row tiles at batch ≥ rows
 /// and over channel panels below (batch 1 is bound by reading the weights).
-void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
+void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
+  const int lanes = target.lanes, rows = target.linearRows, panels = target.linearPanels;
   Halide::Func out = layer.output, acc = layer.reduction;
   std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var o = args[0], n = args.back();
@@ -53,16 +56,16 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
   Halide::Var ao = accArgs[1];
   out.compute_root();
   int64_t channels = layer.shape.back();
-  // One panel of output channels per vector: `o / 16` and `o % 16` in the
-  // algorithm simplify away under this split. The last panel of a layer
-  // whose width is not a multiple of 16 stores under a guard; the
+  // One panel of output channels per vector: `o / lanes` and `o % lanes` in
+  // the algorithm simplify away under this split. The last panel of a layer
+  // whose width is not a multiple of the lanes stores under a guard; the
   // accumulator computes the zero padding (weights are padded to whole
   // groups of panels).
-  out.split(o, oo, ov, kVector, TailStrategy::GuardWithIf)
-      .split(oo, og, op, kPanels, TailStrategy::GuardWithIf);
+  out.split(o, oo, ov, lanes, TailStrategy::GuardWithIf)
+      .split(oo, og, op, panels, TailStrategy::GuardWithIf);
   if (layer.shape.size() == 2) {
-    Halide::Stage tiled = out.specialize(batch >= kRows);
-    tiled.split(n, no, ni, kRows, TailStrategy::ShiftInwards)
+    Halide::Stage tiled = out.specialize(batch >= rows);
+    tiled.split(n, no, ni, rows, TailStrategy::ShiftInwards)
         .reorder(ov, op, ni, og, no)
         .vectorize(ov);
     Halide::Expr macs = Halide::cast<int64_t>(batch) *
@@ -73,31 +76,37 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch) {
   // Below 4 rows each weight is read once per row: the time is reading the
   // weights, so a layer with many of them spreads its panel groups over the
   // threads; small layers stay serial, where a parallel loop's start-up
-  // costs more than it saves (PERF-NOTES: only the first MLP layer parallel
+  // costs more than it saves (measured: only the first MLP layer parallel
   // at batch 1).
-  if (channels >= 2 * kPanels * kVector && channels * layer.reductionSize >= kParallelWeights)
+  if (channels >= 2 * panels * lanes && channels * layer.reductionSize >= kParallelWeights)
     out.parallel(og);
-  acc.compute_at(out, og).bound_extent(ao, kPanels).vectorize(oi).unroll(ao);
+  acc.compute_at(out, og).bound_extent(ao, panels).vectorize(oi).unroll(ao);
   Halide::Stage update = acc.update();
   update.reorder(oi, ao, an, k).vectorize(oi).unroll(ao);
   if (layer.shape.size() == 2)
-    update.specialize(batch >= kRows).unroll(an);
+    update.specialize(batch >= rows).unroll(an);
 }
 
 /// Conv2d: the accumulator of one output row (all its channels) is computed
 /// per (row, sample), kept in registers: either vectorized over output
-/// channels (16 per vector; weights are laid out channels innermost) with
-/// the row's pixels unrolled, or, for layers with few channels (LeNet's
-/// first, 6), vectorized along the row with every channel unrolled. The
-/// reduction (input channels, kernel taps) runs outside the register block.
-void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
+/// channels (a vector of lanes; weights are laid out channels innermost)
+/// with the row's pixels unrolled, or, for layers with few channels
+/// (LeNet's first, 6), vectorized along the row with every channel
+/// unrolled. The reduction (input channels, kernel taps) runs outside the
+/// register block, whose accumulators take at most half the registers
+/// (TargetInfo::convAccumulators), leaving the rest for weights and inputs.
+void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
+  const int lanes = target.lanes, registers = target.convAccumulators();
   Halide::Func out = layer.output, acc = layer.reduction;
   std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var x = args[0], y = args[1], c = args[2], n = args[3];
   Halide::Var ax = accArgs[0], ac = accArgs[2];
   std::vector<Halide::RVar> r = acc.rvars(0);
   int64_t width = layer.shape[3], channels = layer.shape[1];
-  int vector = width % kVector == 0 ? kVector : width % 8 == 0 ? 8 : 4;
+  // The widest vector along the row that divides it, down to 4 lanes.
+  int vector = lanes;
+  while (vector > 4 && width % vector != 0)
+    vector /= 2;
   TailStrategy tail = width % vector == 0 ? TailStrategy::Auto : TailStrategy::GuardWithIf;
   out.compute_root().reorder(x, c, y, n).vectorize(x, vector, tail);
   out.specialize(batch >= 2).parallel(n);
@@ -105,14 +114,14 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
   if (macs >= kParallelConvMacs)
     out.parallel(y);
   acc.compute_at(out, y);
-  bool channelVectors = channels % kVector == 0 && width * (channels / kVector) <= 16;
+  bool channelVectors = channels % lanes == 0 && width * (channels / lanes) <= registers;
   if (channelVectors) {
     // Channels innermost in the accumulator's storage too, so each
     // accumulator is one dense vector (a register), not a strided gather.
     acc.reorder_storage(ac, ax, accArgs[1], accArgs[3])
         .reorder(ac, ax)
-        .vectorize(ac, kVector);
-    acc.update().reorder(ac, ax, r[0], r[1], r[2]).vectorize(ac, kVector).unroll(ax);
+        .vectorize(ac, lanes);
+    acc.update().reorder(ac, ax, r[0], r[1], r[2]).vectorize(ac, lanes).unroll(ax);
     return;
   }
   Halide::Var xo("xo"), xi("xi");
@@ -121,17 +130,19 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch) {
   update.split(ax, xo, xi, vector, tail)
       .reorder(xi, xo, ac, r[0], r[1], r[2])
       .vectorize(xi);
-  if (width / vector * channels <= 24) // accumulators in registers
+  // Accumulators in registers: 24 of AVX-512's 32 measured best for
+  // LeNet's first layer (6 channels × 4 vectors of its 24-wide rows).
+  if (width / vector * channels <= registers * 3 / 2)
     update.unroll(xo).unroll(ac);
 }
 
-void schedulePool(const LayerFuncs &layer, Halide::Expr batch) {
+void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
   Halide::Func out = layer.output;
   std::vector<Halide::Var> args = out.args();
   int64_t width = layer.shape[3];
   out.compute_root();
   // A vector width that divides the row: LeNet's pooled rows are 12 and 4.
-  int vector = width % 8 == 0 ? 8 : 4;
+  int vector = std::min(target.lanes, width % 8 == 0 ? 8 : 4);
   if (width >= 4)
     out.vectorize(args[0], vector, TailStrategy::GuardWithIf);
   // Last: a specialization copies the schedule so far. One sample runs
@@ -143,23 +154,24 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch) {
 } // namespace
 
 void scheduleForCpu(LoweredModel &model) {
-  Halide::Expr batch = model.input.dim(model.inputShape.size() - 1).extent();
+  const TargetInfo &target = model.target;
+  Halide::Expr batch = model.batch();
   for (LayerFuncs &layer : model.layers) {
     switch (layer.kind) {
     case LayerFuncs::Kind::Linear:
-      scheduleLinear(layer, batch);
+      scheduleLinear(layer, batch, target);
       break;
     case LayerFuncs::Kind::Conv2D:
-      scheduleConv(layer, batch);
+      scheduleConv(layer, batch, target);
       break;
     case LayerFuncs::Kind::Pool:
-      schedulePool(layer, batch);
+      schedulePool(layer, batch, target);
       break;
     case LayerFuncs::Kind::Flatten:
       // Materialized so the next linear reads a plain [N, K] matrix rather
       // than recomputing div/mod index arithmetic for every k.
       layer.output.compute_root()
-          .specialize(batch >= kRows)
+          .specialize(batch >= target.linearRows)
           .parallel(layer.output.args().back());
       break;
     case LayerFuncs::Kind::BatchStats:
@@ -172,9 +184,11 @@ void scheduleForCpu(LoweredModel &model) {
       break; // inlined into its consumer
     }
   }
-  std::vector<Halide::Var> args = model.output.args();
-  if (model.outputShape.size() == 2 && model.outputShape[1] >= 8)
-    model.output.vectorize(args[0], 8, TailStrategy::GuardWithIf);
+  for (EntryTensor &output : model.outputs) {
+    std::vector<Halide::Var> args = output.func.args();
+    if (output.shape.size() == 2 && output.shape[1] >= 8)
+      output.func.vectorize(args[0], std::min(8, target.lanes), TailStrategy::GuardWithIf);
+  }
 }
 
 } // namespace kiln::codegen

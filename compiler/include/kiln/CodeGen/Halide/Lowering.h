@@ -1,6 +1,6 @@
 //===- Lowering.h - nn graph to one Halide pipeline -------------*- C++ -*-===//
 //
-// One Halide pipeline per entry point (see DESIGN.md). Each nn op kind has
+// One Halide pipeline per entry point (docs/architecture.md). Each nn op kind has
 // one builder that defines its Funcs (the algorithm, Lowering.cpp); the
 // schedule is decided apart from it (Schedule.cpp), once the whole graph is
 // built, and the same schedule serves JIT (tests, training) and AOT
@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 #ifndef KILN_CODEGEN_HALIDE_LOWERING_H
 #define KILN_CODEGEN_HALIDE_LOWERING_H
+
+#include "kiln/CodeGen/Halide/TargetInfo.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -20,6 +22,8 @@
 namespace kiln::codegen {
 
 struct LoweringOptions {
+  /// The target the layouts and schedules are made for.
+  TargetInfo target = hostTargetInfo();
   /// Apply Kiln's hand schedules; without, every layer is computed whole,
   /// in order, serially and unvectorized (the reference for tests).
   bool schedule = true;
@@ -55,12 +59,26 @@ struct LayerFuncs {
   int64_t reductionSize = 0;  // linear: in_features
 };
 
+/// A tensor an entry point takes (an input buffer) or gives (an output).
+struct EntryTensor {
+  std::string name;           // "input", "output", or the name the IR gives
+  std::vector<int64_t> shape; // tensor order; -1 for the batch
+  /// Whether shape[0] is the batch, a run-time extent (Halide's last
+  /// dimension); state tensors (parameters, buffers) have static shapes.
+  bool batched = true;
+  Halide::ImageParam param;   // inputs
+  Halide::Func func;          // outputs
+};
+
 struct LoweredModel {
   std::string name;
-  Halide::ImageParam input;
-  Halide::Func output;
-  std::vector<int64_t> inputShape;  // tensor order; [0] is the dynamic batch
-  std::vector<int64_t> outputShape;
+  /// The entry point (the module's function) this pipeline computes.
+  std::string entry;
+  /// What the layouts and schedules were made for.
+  TargetInfo target;
+  /// The entry point's arguments and results, in order.
+  std::vector<EntryTensor> inputs;
+  std::vector<EntryTensor> outputs;
   std::vector<LayerFuncs> layers;   // in graph order
   /// Bytes of weight data the pipeline embeds, or with external weights
   /// reads from memory the load pipeline fills.
@@ -72,22 +90,31 @@ struct LoweredModel {
   bool externalWeights = false;
 
   bool hasExternalWeights() const { return externalWeights; }
-  Halide::Pipeline pipeline() const { return Halide::Pipeline(output); }
-  /// The inference pipeline's arguments: the input, then the packed weights.
+  /// The first input and output (inference: the only ones).
+  const EntryTensor &input() const { return inputs.front(); }
+  const EntryTensor &output() const { return outputs.front(); }
+  /// The batch extent: that of the first batched input.
+  Halide::Expr batch() const;
+  /// Every output, in order.
+  Halide::Pipeline pipeline() const;
+  /// The pipeline's arguments: the inputs, then the packed weights (the
+  /// outputs come after them in the compiled function's signature).
   std::vector<Halide::Argument> arguments() const;
   /// The load pipeline: state_dict tensors in, packed weights out.
   Halide::Pipeline loadPipeline() const;
   std::vector<Halide::Argument> loadArguments() const;
 };
 
-/// Builds the Halide algorithm of the module's forward function and, with
-/// `options.schedule`, its schedule. Every parameter must be bound unless
-/// `options.externalWeights`.
-/// Errors are reported at the op that caused them.
+/// Builds the Halide algorithm of the module's function `entry` (any
+/// number of tensor arguments and results) and, with `options.schedule`,
+/// its schedule for `options.target`. Every parameter must be bound unless
+/// `options.externalWeights`. Errors are reported at the op that caused
+/// them; Halide errors are caught and reported, never thrown.
 mlir::FailureOr<LoweredModel> lowerToHalide(mlir::ModuleOp module,
-                                            const LoweringOptions &options = {});
+                                            const LoweringOptions &options = {},
+                                            llvm::StringRef entry = "forward");
 
-/// Kiln's schedules for CPU targets (Schedule.cpp).
+/// Kiln's schedules for CPU targets (Schedule.cpp), from `model.target`.
 void scheduleForCpu(LoweredModel &model);
 
 } // namespace kiln::codegen

@@ -10,6 +10,7 @@
 // only.
 //
 //===----------------------------------------------------------------------===//
+#include "kiln/Dialect/NN/IR/BatchNormFold.h"
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/IR/Utils.h"
 #include "kiln/Dialect/NN/Transforms/Passes.h"
@@ -84,9 +85,9 @@ ChannelAffine computeAffine(BatchNormOp bn) {
   double eps = bn.eps().convertToDouble();
   ChannelAffine affine;
   for (size_t c = 0; c < mean.size(); ++c) {
-    double scale = gamma[c] / std::sqrt(var[c] + eps);
+    double scale = fold::scale(gamma[c], var[c], eps);
     affine.scale.push_back(scale);
-    affine.shift.push_back(beta[c] - mean[c] * scale);
+    affine.shift.push_back(fold::shift(beta[c], mean[c], scale));
   }
   return affine;
 }
@@ -157,13 +158,15 @@ struct FoldIntoProducer : OpRewritePattern<BatchNormOp> {
     newWeight.reserve(weightType.getNumElements());
     int64_t i = 0;
     for (float w : weight.getValues<float>())
-      newWeight.push_back(static_cast<float>(w * affine.scale[i++ / perChannel]));
+      newWeight.push_back(static_cast<float>(
+          fold::weight(static_cast<double>(w), affine.scale[i++ / perChannel])));
     SmallVector<double> bias(channels, 0.0);
     if (producer->getNumOperands() > 2)
       bias = toDoubles(getBoundValue(producer->getOperand(2)));
     SmallVector<float> newBias;
     for (int64_t c = 0; c < channels; ++c)
-      newBias.push_back(static_cast<float>(bias[c] * affine.scale[c] + affine.shift[c]));
+      newBias.push_back(
+          static_cast<float>(fold::bias(bias[c], affine.scale[c], affine.shift[c])));
 
     Value w = createConstant(rewriter, loc, weightType, newWeight);
     Value b = createConstant(

@@ -1,0 +1,69 @@
+//===- TargetInfo.h - what layouts and schedules know of a target -*- C++ -*-===//
+//
+// One description per Halide target, made once by the Driver and read by
+// lowering (weight panel widths) and scheduling (register blocks, vector
+// widths). Nothing in code generation assumes one ISA: every number that
+// depends on the machine comes from here, and each register block carries
+// the measurement behind it (TargetInfo.cpp).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_CODEGEN_HALIDE_TARGETINFO_H
+#define KILN_CODEGEN_HALIDE_TARGETINFO_H
+
+#include <Halide.h>
+
+#include <string>
+#include <vector>
+
+namespace kiln::codegen {
+
+/// Which family of hand schedules serves a target.
+enum class ScheduleFamily {
+  X86Avx512, // 16 f32 lanes, 32 zmm registers, FMA
+  X86Avx2,   // 8 lanes, 16 ymm registers, FMA
+  X86Sse41,  // 4 lanes, 16 xmm registers, no FMA (correct; speed not a goal)
+  Arm64,     // NEON: 4 lanes, 32 q registers, FMA
+};
+
+struct TargetInfo {
+  Halide::Target target;
+  ScheduleFamily family = ScheduleFamily::X86Avx2;
+  /// f32 lanes of one vector register (Target::natural_vector_size<float>).
+  int lanes = 8;
+  /// Architectural vector registers the register blocks must fit in.
+  int vectorRegisters = 16;
+  bool fma = true;
+  /// Threads of the machine the code is built on, where that is the
+  /// target's machine (host builds); 0 when cross-compiling. Schedules still
+  /// emit parallel loops when it is 1: the thread count is chosen at run time.
+  int threads = 0;
+  /// A linear layer's register block: `linearPanels` panels of `lanes`
+  /// output channels × `linearRows` rows, one accumulator register each.
+  /// Weights are packed in panels of `lanes` channels, padded to whole
+  /// groups of `linearPanels` panels.
+  int linearPanels = 3;
+  int linearRows = 4;
+
+  /// Accumulator registers a convolution's register block may use.
+  int convAccumulators() const { return vectorRegisters / 2; }
+  /// The ISA in words, for reports and headers ("x86-64 AVX-512").
+  std::string isaName() const;
+  /// Halide's string of the target.
+  std::string str() const { return target.to_string(); }
+};
+
+/// Describes `target`. Fails with a message for targets Kiln has no
+/// schedules for (32-bit, GPU, WebAssembly, ...).
+bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &error);
+
+/// Parses a `--target` value: one Halide target string, `host`, or a
+/// comma-separated list of them (a multi-target build, most specific first).
+/// Each gets a description; errors name the bad entry.
+bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::string &error);
+
+/// The host's description (tests, JIT).
+TargetInfo hostTargetInfo();
+
+} // namespace kiln::codegen
+
+#endif // KILN_CODEGEN_HALIDE_TARGETINFO_H
