@@ -80,7 +80,8 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.fma = true;
     info.linearPanels = 4;
     info.linearRows = 4;
-  } else if (target.has_feature(T::AVX512)) {
+  } else if (target.features_any_of({T::AVX512, T::AVX512_KNL, T::AVX512_Skylake,
+                                      T::AVX512_Cannonlake, T::AVX512_SapphireRapids})) {
     info.family = ScheduleFamily::X86Avx512;
     info.vectorRegisters = 32;
     info.fma = true;
