@@ -111,31 +111,34 @@ int64_t elementsOf(ArrayRef<int64_t> shape) {
 /// An error at `op` if one of its tensors is too large for the generated
 /// code to index.
 LogicalResult checkIndexable(Operation *op) {
-  auto check = [&](Value value, StringRef what) -> LogicalResult {
+  auto check = [&](Value value) -> LogicalResult {
     auto type = value.getType().dyn_cast<RankedTensorType>();
     if (!type || elementsOf(type.getShape()) >= 0)
       return success();
-    InFlightDiagnostic diag = op->emitError()
-                              << nn::describeLayer(op) << " is too large for the generated code: its "
-                              << what << " has ";
-    diag << "[";
-    llvm::interleaveComma(type.getShape(), diag, [&](int64_t d) {
+    Operation *def = value.getDefiningOp();
+    std::string what = "input";
+    if (def && isa<nn::ParamOp, nn::BufferOp>(def))
+      what = "tensor '" + def->getAttrOfType<StringAttr>("name").getValue().str() + "'";
+    else if (value.getDefiningOp() == op)
+      what = "output";
+    std::string shape;
+    llvm::raw_string_ostream os(shape);
+    llvm::interleaveComma(type.getShape(), os, [&](int64_t d) {
       if (d < 0)
-        diag << "N";
+        os << "N";
       else
-        diag << d;
+        os << d;
     });
-    return diag << "] elements" << (type.hasStaticShape() ? "" : " per sample")
-                << ", over the 2^31 - 1 that Halide's 32-bit buffer indexing allows";
+    return op->emitError() << nn::describeLayer(op) << " is too large for the generated code: its "
+                           << what << " [" << os.str() << "] has more than " << kMaxElements
+                           << " elements" << (type.hasStaticShape() ? "" : " per sample")
+                           << ", the most Halide's 32-bit buffer indexing allows";
   };
   for (Value operand : op->getOperands())
-    if (failed(check(operand, operand.getDefiningOp() &&
-                                      isa<nn::ParamOp, nn::BufferOp>(operand.getDefiningOp())
-                                  ? "parameter"
-                                  : "input")))
+    if (failed(check(operand)))
       return failure();
   for (Value result : op->getResults())
-    if (failed(check(result, "output")))
+    if (failed(check(result)))
       return failure();
   return success();
 }
@@ -424,9 +427,10 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   if (panels * lanes * in > kMaxElements)
     return LogicalResult(op.emitError()
                          << nn::describeLayer(op)
-                         << " is too large for the generated code: its packed weights would have "
-                         << panels * lanes * in
-                         << " elements, over the 2^31 - 1 that Halide's 32-bit buffer indexing allows");
+                         << " is too large for the generated code: its weights, packed in panels of "
+                         << lanes << " channels, would have " << panels * lanes * in
+                         << " elements, more than the " << kMaxElements
+                         << " Halide's 32-bit buffer indexing allows");
   FailureOr<Halide::Func> w = weightTensor(op, op.weight()); // (k, o)
   FailureOr<Halide::Func> b = op.bias() ? weightTensor(op, op.bias()) : Halide::Func();
   if (failed(w) || failed(b))
