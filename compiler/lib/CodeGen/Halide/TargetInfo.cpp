@@ -2,12 +2,24 @@
 //
 // The register block of a linear layer is P panels of L output channels ×
 // R rows: P·R accumulators, plus P weight vectors and one broadcast input
-// per k step, must fit the register file or the block spills. Measured with
-// Halide 14 (JIT, float32), Y[64, 256] = X[64, 784]·Wᵀ, 1 thread:
-//   AVX-512 (AMD EPYC Zen 4, 2026-11-22/24, peak 116 GFLOP/s per thread):
-//     16 lanes × 4 panels × 4 rows (16 zmm): mlp_bn at batch 64 ran at 92-97%
-//     of the 1-thread peak; 64 channels × 8 rows (32 accumulators) spilled
-//     and was 5-13% slower.
+// per k step, must fit the register file or the block spills; each row of
+// the block reuses the weight vectors it loads, so taller blocks read the
+// weights from L2 less often. Measured with Halide 14, float32, 1 thread:
+//   AVX-512, Intel Xeon (KVM, family 6 model 167, AVX-512 + AMX, two 512-bit
+//   FMA units: peak 204-211 GFLOP/s per thread), 2026-12-01, mlp_bn at batch
+//   64 (the whole model, AOT, min of the runner's --bench): 16 lanes ×
+//   3 panels × 8 rows (24 zmm) 166-184 µs (80-88% of peak); 4 × 6 (24 zmm)
+//   181-190 µs, but 6-row tiles split 64 rows unevenly over 2 threads;
+//   2 × 8 (16 zmm) 188; 4 × 4 (16 zmm) 194-207 (about 72%); 2 × 12 (24 zmm)
+//   202; 1 × 8 225-232. Batch 1024: 3 × 8 3.2-3.4 ms, 4 × 4 3.5-3.7 ms. At
+//   batch 1 a block is one row, so its panels are its independent FMA
+//   chains: 3 panels 6.7-6.9 µs against 4 panels' 6.0-6.1 µs.
+//   AVX-512, AMD EPYC Zen 4 (one 512-bit FMA unit, peak 116 GFLOP/s per
+//   thread), 2026-11-22/24, JIT: 4 panels × 4 rows (16 zmm) ran mlp_bn at
+//   92-97% of the 1-thread peak (with a single FMA unit 16 chains already
+//   hide the latency); 64 channels × 8 rows (32 accumulators) spilled and
+//   was 5-13% slower. The 3 × 8 block was not measured there; it keeps 4
+//   zmm registers free, so it does not spill.
 //   AVX2 (AMD EPYC Zen 2, 2026-12-01, peak 85 GFLOP/s per thread):
 //     8 lanes × 3 panels × 4 rows (12 ymm): 61-73 GFLOP/s (72-86% of peak);
 //     8 × 2 × 6 (12 ymm, rows not dividing 64): 58-60; 8 × 4 × 4 (16 ymm)
@@ -85,8 +97,8 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.family = ScheduleFamily::X86Avx512;
     info.vectorRegisters = 32;
     info.fma = true;
-    info.linearPanels = 4;
-    info.linearRows = 4;
+    info.linearPanels = 3;
+    info.linearRows = 8;
   } else if (target.has_feature(T::AVX2) || target.has_feature(T::AVX)) {
     info.family = ScheduleFamily::X86Avx2;
     info.vectorRegisters = 16;
