@@ -42,6 +42,14 @@ constexpr int64_t kParallelConvMacs = 512 * 1024;
 /// at batch 1024 on 2 threads, 4.5 µs on 1 (bench/results/2026-11-24-1401).
 constexpr int64_t kParallelMacs = 64 * 1024;
 
+/// The largest divisor of `value` that is at most `limit` (0 if none).
+int largestDivisor(int64_t value, int limit) {
+  for (int d = std::min<int64_t>(limit, value); d > 0; --d)
+    if (value % d == 0)
+      return d;
+  return 0;
+}
+
 /// The row tiles of a linear layer's register block, tallest first.
 std::vector<int> rowTiles(int rows) {
   if (rows > 4)
@@ -104,12 +112,13 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
 /// per (row, sample), kept in registers: either vectorized over output
 /// channels (a vector of lanes; weights are laid out channels innermost)
 /// with the row's pixels unrolled, or, for layers with few channels
-/// (LeNet's first, 6), vectorized along the row with every channel
+/// (LeNet's first, 6), vectorized along the row with blocks of channels
 /// unrolled. The reduction (input channels, kernel taps) runs outside the
-/// register block, whose accumulators take at most half the registers
-/// (TargetInfo::convAccumulators), leaving the rest for weights and inputs.
+/// register block, whose accumulators take at most three quarters of the
+/// registers (TargetInfo::convAccumulators), leaving the rest for weights
+/// and inputs.
 void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
-  const int lanes = target.lanes, registers = target.convAccumulators();
+  const int lanes = target.lanes;
   Halide::Func out = layer.output, acc = layer.reduction;
   std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var x = args[0], y = args[1], c = args[2], n = args[3];
@@ -127,26 +136,45 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   if (macs >= kParallelConvMacs)
     out.parallel(y);
   acc.compute_at(out, y);
-  bool channelVectors = channels % lanes == 0 && width * (channels / lanes) <= registers;
-  if (channelVectors) {
-    // Channels innermost in the accumulator's storage too, so each
-    // accumulator is one dense vector (a register), not a strided gather.
+  // The register block: `pixels` × `channelBlock` accumulators, at most
+  // the target's budget; the reduction runs over the whole block, and the
+  // blocks of a row one after another.
+  int budget = target.convAccumulators();
+  int channelVectors = channels % lanes == 0 ? static_cast<int>(channels / lanes) : 0;
+  int pixels = channelVectors ? largestDivisor(width, budget / channelVectors) : 0;
+  if (pixels > 0) {
+    // Vectors of output channels: channels innermost in the accumulator's
+    // storage too, so each accumulator is one dense vector (a register).
+    Halide::Var xo("xo"), xi("xi"), co("co"), ci("ci");
     acc.reorder_storage(ac, ax, accArgs[1], accArgs[3])
         .reorder(ac, ax)
         .vectorize(ac, lanes);
-    acc.update().reorder(ac, ax, r[0], r[1], r[2]).vectorize(ac, lanes).unroll(ax);
+    acc.update()
+        .split(ax, xo, xi, pixels)
+        .split(ac, co, ci, lanes)
+        .reorder(ci, co, xi, r[0], r[1], r[2], xo)
+        .vectorize(ci)
+        .unroll(co)
+        .unroll(xi);
     return;
   }
-  Halide::Var xo("xo"), xi("xi");
+  // Vectors along the row, `vectors` of them per row, with blocks of
+  // channels unrolled beside them.
+  Halide::Var xo("xo"), xi("xi"), co("co"), ci("ci");
   acc.vectorize(ax, vector, tail);
   Halide::Stage update = acc.update();
-  update.split(ax, xo, xi, vector, tail)
-      .reorder(xi, xo, ac, r[0], r[1], r[2])
-      .vectorize(xi);
-  // Accumulators in registers: 24 of AVX-512's 32 measured best for
-  // LeNet's first layer (6 channels × 4 vectors of its 24-wide rows).
-  if (width / vector * channels <= registers * 3 / 2)
-    update.unroll(xo).unroll(ac);
+  update.split(ax, xo, xi, vector, tail);
+  int vectors = static_cast<int>((width + vector - 1) / vector);
+  int channelBlock = vectors <= budget ? largestDivisor(channels, budget / vectors) : 0;
+  if (channelBlock == 0) {
+    update.reorder(xi, xo, ac, r[0], r[1], r[2]).vectorize(xi);
+    return;
+  }
+  update.split(ac, co, ci, channelBlock)
+      .reorder(xi, xo, ci, r[0], r[1], r[2], co)
+      .vectorize(xi)
+      .unroll(xo)
+      .unroll(ci);
 }
 
 void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
