@@ -416,14 +416,18 @@ FailureOr<Tensor> Builder::build(Operation *op) {
 // The weights are read packed into panels of L output channels (L: the
 // target's f32 lanes), w(oi, k, oo) = W[oo·L + oi, k], zero-padded to whole
 // panels: the inner loop reads one contiguous vector per k and streams
-// through the panel. Whole groups of the register block's panels
-// (TargetInfo::linearPanels), so the block never reads past the buffer.
+// through the panel. Whole groups of the register blocks' panels
+// (TargetInfo::linearWidePanels, a multiple of linearPanels), so no block
+// reads past the buffer. A rank-2 layer has a second accumulator with the
+// same definition for batches below TargetInfo::smallBatch(), so that its
+// schedule can block it differently (the select is simplified away under
+// the schedule's specializations on the batch).
 FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   const Tensor &x = valueOf(op.input());
   std::vector<int64_t> wShape = shapeOf(op.weight());
   int64_t out = wShape[0], in = wShape[1];
   int lanes = target.lanes;
-  int64_t panels = roundUp(roundUp(out, lanes) / lanes, target.linearPanels);
+  int64_t panels = roundUp(roundUp(out, lanes) / lanes, target.linearWidePanels);
   if (panels * lanes * in > kMaxElements)
     return LogicalResult(op.emitError()
                          << nn::describeLayer(op)
@@ -453,15 +457,27 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   std::vector<Halide::Expr> xArgs = toExprs(vars);
   Halide::RDom k(0, inputs, "k");
   xArgs[0] = k;
-  Halide::Func acc(nameFor(op, "acc"));
-  acc(accVars) = biases(oi, oo);
-  acc(accVars) += weights(oi, k, oo) * x.func(xArgs);
+  auto accumulator = [&](StringRef role) {
+    Halide::Func acc(nameFor(op, role));
+    acc(accVars) = biases(oi, oo);
+    acc(accVars) += weights(oi, k, oo) * x.func(xArgs);
+    return acc;
+  };
+  Halide::Func acc = accumulator("acc");
   std::vector<Halide::Expr> accArgs = toExprs(vars);
   accArgs[0] = vars[0] % lanes;
   accArgs.insert(accArgs.begin() + 1, vars[0] / lanes);
+  Halide::Expr sum = acc(accArgs);
+  Halide::Func small;
+  if (x.shape.size() == 2) {
+    small = accumulator("acc_small");
+    sum = Halide::select(model.batch() >= target.smallBatch(), sum, small(accArgs));
+  }
   Halide::Func y(nameFor(op, ""));
-  y(vars) = applyActivation(acc(accArgs), activationOf(op));
-  return record(op, LayerFuncs::Kind::Linear, y, acc, in);
+  y(vars) = applyActivation(sum, activationOf(op));
+  Tensor result = record(op, LayerFuncs::Kind::Linear, y, acc, in);
+  model.layers.back().smallBatchReduction = small;
+  return result;
 }
 
 // y(x, y, c, n) = act(b(c) + Σ w(c, kx, ky, ci) · in(x·s + kx − p, y·s + ky − p, ci, n))

@@ -51,10 +51,10 @@ int largestDivisor(int64_t value, int limit) {
 }
 
 /// The row tiles of a linear layer's register block, tallest first.
-std::vector<int> rowTiles(int rows) {
-  if (rows > 4)
-    return {rows, 4};
-  return {rows};
+std::vector<int> rowTiles(const TargetInfo &target) {
+  if (target.linearRows > target.smallBatch())
+    return {target.linearRows, target.smallBatch()};
+  return {target.linearRows};
 }
 
 /// Y[n, o] = act(b + X·Wᵀ): register-blocked over rows × panels of lanes,
@@ -76,15 +76,18 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
   // whose width is not a multiple of the lanes stores under a guard; the
   // accumulator computes the zero padding (weights are padded to whole
   // groups of panels).
-  out.split(o, oo, ov, lanes, TailStrategy::GuardWithIf)
-      .split(oo, og, op, panels, TailStrategy::GuardWithIf);
-  if (layer.shape.size() == 2) {
+  out.split(o, oo, ov, lanes, TailStrategy::GuardWithIf);
+  bool small = layer.smallBatchReduction.defined();
+  if (!small)
+    out.split(oo, og, op, panels, TailStrategy::GuardWithIf);
+  if (small) {
     // Whole row tiles from `rows` up; a block of 4 rows for smaller batches
     // where the block is taller (AVX-512's 8 rows at batch 4-7: 47 µs for
     // mlp_bn at batch 7, against 23 µs with 4-row tiles).
-    for (int tile : rowTiles(rows)) {
+    for (int tile : rowTiles(target)) {
       Halide::Stage tiled = out.specialize(batch >= tile);
-      tiled.split(n, no, ni, tile, TailStrategy::ShiftInwards)
+      tiled.split(oo, og, op, panels, TailStrategy::GuardWithIf)
+          .split(n, no, ni, tile, TailStrategy::ShiftInwards)
           .reorder(ov, op, ni, og, no)
           .vectorize(ov);
       Halide::Expr macs = Halide::cast<int64_t>(batch) *
@@ -92,20 +95,32 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
       tiled.specialize(macs >= Halide::Expr(kParallelMacs)).parallel(no);
     }
   }
+  // Below the smallest row tile: one row at a time, in blocks of the wide
+  // group of panels (their independent FMA chains hide the latency).
+  int wide = small ? target.linearWidePanels : panels;
+  if (small)
+    out.split(oo, og, op, wide, TailStrategy::GuardWithIf);
   out.vectorize(ov);
   // Below 4 rows each weight is read once per row: the time is reading the
   // weights, so a layer with many of them spreads its panel groups over the
   // threads; small layers stay serial, where a parallel loop's start-up
   // costs more than it saves (measured: only the first MLP layer parallel
   // at batch 1).
-  if (channels >= 2 * panels * lanes && channels * layer.reductionSize >= kParallelWeights)
+  if (channels >= 2 * wide * lanes && channels * layer.reductionSize >= kParallelWeights)
     out.parallel(og);
   acc.compute_at(out, og).bound_extent(ao, panels).vectorize(oi).unroll(ao);
   Halide::Stage update = acc.update();
   update.reorder(oi, ao, an, k).vectorize(oi).unroll(ao);
-  if (layer.shape.size() == 2)
-    for (int tile : rowTiles(rows))
-      update.specialize(batch >= tile).unroll(an);
+  if (!small)
+    return;
+  for (int tile : rowTiles(target))
+    update.specialize(batch >= tile).unroll(an);
+  Halide::Func one = layer.smallBatchReduction;
+  std::vector<Halide::Var> oneArgs = one.args();
+  one.compute_at(out, og).bound_extent(oneArgs[1], wide).vectorize(oneArgs[0]).unroll(oneArgs[1]);
+  one.update().reorder(oneArgs[0], oneArgs[1], oneArgs.back(), one.rvars(0)[0])
+      .vectorize(oneArgs[0])
+      .unroll(oneArgs[1]);
 }
 
 /// Conv2d: the accumulator of one output row (all its channels) is computed

@@ -25,6 +25,12 @@
 //     8 × 2 × 6 (12 ymm, rows not dividing 64): 58-60; 8 × 4 × 4 (16 ymm)
 //     and 8 × 2 × 8 spill: 30-31; the AVX-512 block compiled for AVX2 (32
 //     ymm accumulators, about 750 spills in mlp_bn's object): 44% of peak.
+// Below 4 rows a block is one row, and its panels are its only independent
+// FMA chains: with two FMA units of 4 cycles' latency, 8 chains keep both
+// busy. mlp_bn at batch 1, 1 thread, on the Intel Xeon (2026-12-01): AVX2
+// build, 3 panels 10.3-10.6 µs, 6 panels 7.1-7.2 µs, 9 panels 7.1 µs;
+// AVX-512 build, 3 panels 6.5-6.9 µs, 6 panels 6.0 µs. So the wide block is
+// twice the block's panels.
 //   SSE4.1: 16 xmm registers like AVX2, so the AVX2 block (not measured:
 //     speed is not a goal on the baseline target, correctness is).
 //   NEON (AArch64): 32 q registers like AVX-512's zmm, so its 4 × 4 block
@@ -112,6 +118,7 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.linearPanels = 3;
     info.linearRows = 4;
   }
+  info.linearWidePanels = 2 * info.linearPanels;
   Halide::Target host = Halide::get_host_target();
   info.threads = target.arch == host.arch && target.os == host.os ? hostThreads() : 0;
   out = info;

@@ -57,6 +57,9 @@ struct LayerFuncs {
   Halide::Func reduction; // the accumulator of linear, conv2d, pooling
   std::vector<int64_t> shape; // tensor order; shape[0] is the batch
   int64_t reductionSize = 0;  // linear: in_features
+  /// Rank-2 linear: the accumulator below TargetInfo::smallBatch() rows
+  /// (one row of linearWidePanels panels per block).
+  Halide::Func smallBatchReduction;
 };
 
 /// A tensor an entry point takes (an input buffer) or gives (an output).

@@ -43,7 +43,14 @@ struct TargetInfo {
   /// groups of `linearPanels` panels.
   int linearPanels = 3;
   int linearRows = 4;
+  /// Below `smallBatch()` rows a block is one row of `linearWidePanels`
+  /// panels: its panels are the independent FMA chains that hide the FMA
+  /// latency (TargetInfo.cpp). Weights are padded to whole groups of these.
+  int linearWidePanels = 6;
 
+  /// The smallest batch that gets row tiles (4 rows, or the block's rows
+  /// if fewer).
+  int smallBatch() const { return linearRows < 4 ? linearRows : 4; }
   /// Accumulator registers a convolution's register block may use: 24 of
   /// AVX-512's 32 measured best for LeNet's first layer (6 channels × 3
   /// vectors of its 24-wide rows: 18, unrolled, against 24 × 6 = 144 in
