@@ -4,6 +4,9 @@
 //
 // Exit 0 when the shapes match and every element satisfies |a - e| <= atol
 // and |a - e| / max(1, |e|) <= rtol; prints the largest errors either way.
+// PyTorch's results at the edges are matched exactly: a NaN only by a NaN,
+// an infinity only by the same infinity; anything else against them (and a
+// NaN or infinity against a finite value) is a mismatch.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/runtime/npy.h"
@@ -45,15 +48,22 @@ int main(int argc, char **argv) {
   const float *a = static_cast<const float *>(kiln_array_const_data(actual));
   const float *e = static_cast<const float *>(kiln_array_const_data(expected));
   double maxAbs = 0, maxRel = 0;
+  size_t worst = 0;
   for (size_t i = 0, n = kiln_array_count(actual); i < n; ++i) {
     double err = std::fabs(static_cast<double>(a[i]) - e[i]);
-    if (std::isnan(err))
+    if (std::isnan(e[i]) || std::isinf(e[i]))
+      err = (std::isnan(e[i]) ? std::isnan(a[i]) : a[i] == e[i]) ? 0.0 : INFINITY;
+    else if (std::isnan(err))
       err = INFINITY;
+    if (err > maxAbs)
+      worst = i;
     maxAbs = std::fmax(maxAbs, err);
     maxRel = std::fmax(maxRel, err / std::fmax(1.0, std::fabs(static_cast<double>(e[i]))));
   }
   bool ok = maxAbs <= atol && maxRel <= rtol;
   std::printf("%s: max abs error %.3g, max rel error %.3g\n", ok ? "match" : "MISMATCH", maxAbs, maxRel);
+  if (!ok)
+    std::printf("  worst at element %zu: %.9g, expected %.9g\n", worst, a[worst], e[worst]);
   kiln_array_free(actual);
   kiln_array_free(expected);
   return ok ? 0 : 1;

@@ -55,13 +55,50 @@ int64_t roundUp(int64_t value, int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }
 
+/// ln(FLT_MAX): exp of anything larger overflows to +inf in float.
+constexpr float kLogFloatMax = 88.7228394f;
+
+// Activations with PyTorch's results at the edges. Vector max instructions
+// drop a NaN operand (maxps returns its second operand), so relu selects
+// explicitly: relu(NaN) = NaN, as torch.relu. Halide's float exp reduces
+// its argument with a 32-bit integer (wrong past about ±1.5e9: sigmoid of
+// -1e9 came out 1), so sigmoid's exp gets a clamped argument and is exactly
+// 0 where torch's exp(-x) overflows to inf (x < -88.72), exactly 1 where
+// 1 + exp(-x) rounds to 1, NaN for NaN. tanh is libm's tanhf (exact at the
+// edges).
+//
+// NaN is tested on the bits: Halide compiles float arithmetic with LLVM's
+// no-NaNs flag, so an is_nan() of a fused layer's accumulator (the FMA's
+// result) is folded to false (relu(linear(x)) gave 0 where PyTorch gives
+// NaN for 0 · Inf); integer operations carry no such assumption.
+Halide::Expr isNan(Halide::Expr x) {
+  Halide::Expr bits = Halide::reinterpret(Halide::Int(32), x) & 0x7fffffff;
+  return bits > 0x7f800000;
+}
+
+Halide::Expr relu(Halide::Expr x) {
+  return Halide::select(x > 0.0f || isNan(x), x, 0.0f);
+}
+
+Halide::Expr sigmoid(Halide::Expr x) {
+  Halide::Expr t = Halide::clamp(-x, -104.0f, kLogFloatMax);
+  Halide::Expr y = 1.0f / (1.0f + Halide::exp(t));
+  y = Halide::select(-x > kLogFloatMax, 0.0f, y);
+  return Halide::select(isNan(x), x, y);
+}
+
+/// max with torch.max_pool2d's NaN rule: a NaN wins.
+Halide::Expr maxPropagatingNan(Halide::Expr current, Halide::Expr tap) {
+  return Halide::select(tap > current || isNan(tap), tap, current);
+}
+
 Halide::Expr applyActivation(Halide::Expr value, Optional<StringRef> activation) {
   if (!activation)
     return value;
   if (*activation == "relu")
-    return Halide::max(value, 0.0f);
+    return relu(value);
   if (*activation == "sigmoid")
-    return 1.0f / (1.0f + Halide::exp(-value));
+    return sigmoid(value);
   return Halide::tanh(value);
 }
 
@@ -619,7 +656,7 @@ FailureOr<Tensor> Builder::pool(Operation *op, bool isMax) {
   for (int ky = 0; ky < kh; ++ky)
     for (int kx = 0; kx < kw; ++kx) {
       Halide::Expr tap = x.func(xx * sw + kx, yy * sh + ky, c, n);
-      result = !result.defined() ? tap : isMax ? Halide::max(result, tap) : result + tap;
+      result = !result.defined() ? tap : isMax ? maxPropagatingNan(result, tap) : result + tap;
     }
   Halide::Func y(nameFor(op, ""));
   y(xx, yy, c, n) = isMax ? result : result * (1.0f / static_cast<float>(kh * kw));
