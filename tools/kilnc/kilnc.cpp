@@ -187,10 +187,8 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
     if (!module)
       return 1;
     if (listParams)
-      kiln::printStateDict(*module, llvm::outs());
-    else
-      kiln::printSummary(*module, llvm::outs());
-    return 0;
+      return failed(kiln::printStateDict(*module, llvm::outs())) ? 1 : 0;
+    return failed(kiln::printSummary(*module, llvm::outs())) ? 1 : 0;
   }
   if (emitStage == Stage::Ast) {
     std::unique_ptr<kiln::ast::Model> model = kiln::parseAndCheck(sourceMgr, &context);

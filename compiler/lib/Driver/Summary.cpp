@@ -26,48 +26,72 @@ using namespace mlir;
 
 namespace {
 
-int64_t elementCount(ArrayRef<int64_t> shape) {
-  int64_t count = 1;
+/// A count (elements, parameters, FLOPs) whose arithmetic is checked: once
+/// a step overflows int64 it stays invalid, and the summary reports the
+/// layer rather than a wrapped-around number (linear(2147483648,
+/// 2147483648) printed negative FLOPs).
+struct Count {
+  int64_t value = 0;
+  bool valid = true;
+
+  Count() = default;
+  Count(int64_t value) : value(value) {}
+
+  friend Count operator*(Count a, Count b) {
+    Count out;
+    out.valid = a.valid && b.valid && !__builtin_mul_overflow(a.value, b.value, &out.value);
+    return out;
+  }
+  friend Count operator+(Count a, Count b) {
+    Count out;
+    out.valid = a.valid && b.valid && !__builtin_add_overflow(a.value, b.value, &out.value);
+    return out;
+  }
+  Count &operator+=(Count other) { return *this = *this + other; }
+};
+
+Count elementCount(ArrayRef<int64_t> shape) {
+  Count count = 1;
   for (int64_t dim : shape)
-    count *= dim;
+    count = count * dim;
   return count;
 }
 
 /// Elements of one sample of an activation: every dim but the batch.
-int64_t perSample(Value value) {
+Count perSample(Value value) {
   return elementCount(
       value.getType().cast<RankedTensorType>().getShape().drop_front());
 }
 
-int64_t elementCount(Value value) {
+Count elementCount(Value value) {
   return elementCount(value.getType().cast<RankedTensorType>().getShape());
 }
 
-int64_t flopsPerSample(Operation *op) {
-  return llvm::TypeSwitch<Operation *, int64_t>(op)
+Count flopsPerSample(Operation *op) {
+  return llvm::TypeSwitch<Operation *, Count>(op)
       .Case([](nn::LinearOp linear) {
         auto weight = linear.weight().getType().cast<RankedTensorType>();
-        int64_t rows = perSample(linear.output()) / weight.getDimSize(0);
-        int64_t perRow = 2 * weight.getDimSize(0) * weight.getDimSize(1) +
-                         (linear.bias() ? weight.getDimSize(0) : 0);
+        Count rows = elementCount(linear.output().getType().cast<RankedTensorType>()
+                                      .getShape().drop_front().drop_back());
+        Count perRow = Count(2) * weight.getDimSize(0) * weight.getDimSize(1) +
+                       (linear.bias() ? weight.getDimSize(0) : 0);
         return rows * perRow;
       })
       .Case([](nn::Conv2DOp conv) {
         auto weight = conv.weight().getType().cast<RankedTensorType>();
-        int64_t macs = weight.getDimSize(1) * weight.getDimSize(2) *
-                       weight.getDimSize(3);
-        return perSample(conv.output()) * (2 * macs + (conv.bias() ? 1 : 0));
+        Count macs = Count(weight.getDimSize(1)) * weight.getDimSize(2) * weight.getDimSize(3);
+        return perSample(conv.output()) * (Count(2) * macs + (conv.bias() ? 1 : 0));
       })
-      .Case([](nn::BatchNormOp bn) { return 2 * perSample(bn.output()); })
+      .Case([](nn::BatchNormOp bn) { return Count(2) * perSample(bn.output()); })
       .Case<nn::ReluOp, nn::SigmoidOp, nn::TanhOp, nn::AddOp>(
           [](Operation *op) { return perSample(op->getResult(0)); })
       .Case<nn::AvgPool2DOp, nn::MaxPool2DOp>([](Operation *op) {
         auto kernel = op->getAttrOfType<ArrayAttr>("kernel_size");
-        int64_t window = kernel[0].cast<IntegerAttr>().getInt() *
-                         kernel[1].cast<IntegerAttr>().getInt();
+        Count window = Count(kernel[0].cast<IntegerAttr>().getInt()) *
+                       kernel[1].cast<IntegerAttr>().getInt();
         return perSample(op->getResult(0)) * window;
       })
-      .Default([](Operation *) { return int64_t(0); });
+      .Default([](Operation *) { return Count(0); });
 }
 
 /// The layer's state_dict prefix from its NameLoc, or the op's name for a
@@ -82,7 +106,8 @@ bool isState(Operation *op) {
   return isa<nn::ParamOp, nn::BufferOp, arith::ConstantOp>(op);
 }
 
-std::string withCommas(int64_t value) {
+std::string withCommas(Count count) {
+  int64_t value = count.value;
   std::string digits = std::to_string(value), out;
   for (size_t i = 0; i < digits.size(); ++i) {
     if (i && (digits.size() - i) % 3 == 0)
@@ -106,33 +131,54 @@ FuncOp forwardOf(ModuleOp module) {
 
 } // namespace
 
-void printSummary(ModuleOp module, llvm::raw_ostream &os) {
+LogicalResult printSummary(ModuleOp module, llvm::raw_ostream &out) {
   FuncOp forward = forwardOf(module);
   auto modelName = module->getAttrOfType<StringAttr>(kModelNameAttr);
+  std::string text;
+  llvm::raw_string_ostream os(text);
   os << "model " << (modelName ? modelName.getValue() : "?") << ": input "
      << nn::formatShape(forward.getType().getInput(0).cast<RankedTensorType>().getShape())
      << "\n";
   printRow(os, "layer", "op", "output", "params", "FLOPs/sample");
   os << std::string(82, '-') << "\n";
+  auto tooLarge = [](Operation *op, StringRef what) {
+    return op->emitError() << nn::describeLayer(op) << ": its " << what
+                           << " do not fit in a 64-bit count";
+  };
   llvm::DenseSet<Operation *> counted;
-  int64_t totalFlops = 0;
+  Count totalFlops = 0, totalParams = 0;
+  Operation *failedAt = nullptr;
   forward.walk([&](Operation *op) {
-    if (op->getDialect() == nullptr || !isa<nn::NNDialect>(op->getDialect()) ||
+    if (failedAt || op->getDialect() == nullptr || !isa<nn::NNDialect>(op->getDialect()) ||
         isState(op))
       return;
-    int64_t params = 0;
+    Count params = 0;
     for (Value operand : op->getOperands())
       if (auto param = operand.getDefiningOp<nn::ParamOp>())
         if (counted.insert(param).second) // a shared layer counts once
           params += elementCount(param.result());
-    int64_t flops = flopsPerSample(op);
+    Count flops = flopsPerSample(op);
     totalFlops += flops;
+    totalParams += params;
+    if (!params.valid || !totalParams.valid) {
+      tooLarge(op, params.valid ? "parameters, added to the layers before it," : "parameters");
+      failedAt = op;
+      return;
+    }
+    if (!flops.valid || !totalFlops.valid) {
+      tooLarge(op, flops.valid ? "FLOPs per sample, added to the layers before it,"
+                               : "FLOPs per sample");
+      failedAt = op;
+      return;
+    }
     printRow(os, layerName(op), op->getName().stripDialect(),
              nn::formatShape(
                  op->getResult(0).getType().cast<RankedTensorType>().getShape()),
              withCommas(params), withCommas(flops));
   });
-  int64_t params = 0, buffers = 0, unused = 0;
+  if (failedAt)
+    return failure();
+  Count params = 0, buffers = 0, unused = 0;
   forward.walk([&](Operation *op) {
     if (auto param = dyn_cast<nn::ParamOp>(op)) {
       params += elementCount(param.result());
@@ -141,19 +187,28 @@ void printSummary(ModuleOp module, llvm::raw_ostream &os) {
     } else if (auto buffer = dyn_cast<nn::BufferOp>(op)) {
       buffers += elementCount(buffer.result());
     }
+    if ((!params.valid || !buffers.valid) && !failedAt) {
+      tooLarge(op, "elements, added to the model's other state,");
+      failedAt = op;
+    }
   });
+  if (failedAt)
+    return failure();
   os << std::string(82, '-') << "\n";
   os << "total parameters: " << withCommas(params);
-  if (unused)
+  if (unused.value)
     os << " (" << withCommas(unused) << " in layers forward does not use)";
   os << "\n";
   os << "total buffers:    " << withCommas(buffers)
      << " (BatchNorm running statistics and counters)\n";
   os << "FLOPs per sample: " << withCommas(totalFlops) << "\n";
+  out << os.str();
+  return success();
 }
 
-void printStateDict(ModuleOp module, llvm::raw_ostream &os) {
-  int64_t params = 0;
+LogicalResult printStateDict(ModuleOp module, llvm::raw_ostream &os) {
+  Count params = 0;
+  Operation *failedAt = nullptr;
   forwardOf(module).walk([&](Operation *op) {
     if (!isState(op))
       return;
@@ -165,9 +220,17 @@ void printStateDict(ModuleOp module, llvm::raw_ostream &os) {
     llvm::interleaveComma(type.getShape(), os);
     os << "]\n";
     if (trainable)
-      params += type.getNumElements();
+      params += elementCount(type.getShape());
+    if (!params.valid && !failedAt) {
+      op->emitError() << "the parameters up to '" << op->getAttrOfType<StringAttr>("name").getValue()
+                      << "' do not fit in a 64-bit count";
+      failedAt = op;
+    }
   });
-  os << "parameters " << params << "\n";
+  if (failedAt)
+    return failure();
+  os << "parameters " << params.value << "\n";
+  return success();
 }
 
 void printDot(ModuleOp module, llvm::raw_ostream &os) {

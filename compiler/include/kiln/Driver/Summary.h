@@ -9,11 +9,14 @@ namespace kiln {
 
 /// One row per layer op: name, op, output shape, parameters, FLOPs/sample;
 /// then totals (trainable parameters as PyTorch counts them, buffers, FLOPs).
-void printSummary(mlir::ModuleOp module, llvm::raw_ostream &os);
+/// Counts are checked: one past int64 is an error at its layer, and nothing
+/// is printed.
+mlir::LogicalResult printSummary(mlir::ModuleOp module, llvm::raw_ostream &os);
 
 /// The state_dict in order: `<key> <parameter|buffer> <f32|i64> [dims]`,
 /// then `parameters <count>` (trainable elements, as model.parameters()).
-void printStateDict(mlir::ModuleOp module, llvm::raw_ostream &os);
+/// A parameter count past int64 is an error at the tensor.
+mlir::LogicalResult printStateDict(mlir::ModuleOp module, llvm::raw_ostream &os);
 
 /// The forward graph for Graphviz: one node per layer with its output shape.
 void printDot(mlir::ModuleOp module, llvm::raw_ostream &os);
