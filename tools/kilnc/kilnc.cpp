@@ -107,6 +107,11 @@ cl::opt<bool> allowExtraKeys("allow-extra-keys",
                                       "model does not have"),
                              cl::sub(buildCommand), cl::sub(emitCommand),
                              cl::cat(kilncCategory));
+cl::opt<bool> allowNonfinite("allow-nonfinite",
+                             cl::desc("Warn about, rather than refuse, NaN or infinite "
+                                      "weights and negative BatchNorm running variances"),
+                             cl::sub(buildCommand), cl::sub(emitCommand),
+                             cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
                         cl::desc("Print source locations in --emit=mlir"),
                         cl::sub(emitCommand), cl::cat(kilncCategory));
@@ -145,6 +150,7 @@ kiln::CompileOptions compileOptions() {
   options.inference.weightsPath = weightsPath;
   options.inference.externalWeights = externalWeights();
   options.inference.allowExtraKeys = allowExtraKeys;
+  options.inference.allowNonfinite = allowNonfinite;
   options.inference.fold = !noFold;
   options.inference.report = report;
   options.target = targetName;

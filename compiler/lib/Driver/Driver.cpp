@@ -77,7 +77,8 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
 mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
                                         const InferenceOptions &options) {
   if (!options.externalWeights &&
-      failed(bindWeights(module, options.weightsPath, options.allowExtraKeys)))
+      failed(bindWeights(module, options.weightsPath, options.allowExtraKeys,
+                         options.allowNonfinite)))
     return mlir::failure();
   if (!options.fold)
     return mlir::success();

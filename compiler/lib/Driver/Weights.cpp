@@ -7,6 +7,8 @@
 
 #include "llvm/ADT/StringSet.h"
 
+#include <cmath>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -30,10 +32,67 @@ bool failedWith(kiln_status_t status, std::string &message) {
   return true;
 }
 
+/// Whether `op` (a buffer) is a BatchNorm's running variance: the fold
+/// takes sqrt(var + eps), so a value below -eps gives NaN (PyTorch too).
+bool isRunningVar(Operation *op) {
+  return llvm::any_of(op->getResult(0).getUsers(), [&](Operation *user) {
+    auto bn = dyn_cast<nn::BatchNormOp>(user);
+    return bn && bn.running_var() == op->getResult(0);
+  });
+}
+
+/// As Python and PyTorch print them: nan, inf, -inf, 1e-07.
+std::string formatValue(float value) {
+  if (std::isnan(value))
+    return "nan";
+  if (std::isinf(value))
+    return value > 0 ? "inf" : "-inf";
+  char text[32];
+  snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
+/// NaN or Inf in a weight, or a negative running variance, changes what
+/// the model computes everywhere downstream: an error naming the file, the
+/// tensor and the first bad element, or with `allowNonfinite` a warning
+/// (the code then computes what PyTorch computes with those values).
+LogicalResult checkValues(Operation *op, StringRef key, StringRef path,
+                          ArrayRef<float> values, bool allowNonfinite) {
+  bool variance = isRunningVar(op);
+  size_t nonfinite = 0, negative = 0, first = values.size();
+  for (size_t i = 0; i < values.size(); ++i) {
+    bool bad = !std::isfinite(values[i]);
+    bool below = variance && values[i] < 0.0f;
+    nonfinite += bad;
+    negative += below;
+    if ((bad || below) && first == values.size())
+      first = i;
+  }
+  if (first == values.size())
+    return success();
+  auto report = [&](InFlightDiagnostic diag) -> LogicalResult {
+    diag << path << ": tensor '" << key << "' has ";
+    if (nonfinite)
+      diag << nonfinite << " NaN or infinite value" << (nonfinite == 1 ? "" : "s");
+    if (nonfinite && negative)
+      diag << " and ";
+    if (negative)
+      diag << negative << " negative variance" << (negative == 1 ? "" : "s");
+    diag << " (the first at element " << first << ": " << formatValue(values[first]) << ")";
+    if (allowNonfinite)
+      return diag << "; kept (--allow-nonfinite): outputs are what PyTorch computes with them";
+    diag << "; --allow-nonfinite accepts them";
+    return failure();
+  };
+  if (allowNonfinite)
+    return report(op->emitWarning()), success();
+  return report(op->emitError());
+}
+
 /// The value of one state op read from the file, or an error.
 FailureOr<DenseElementsAttr> readTensor(Operation *op, StringRef key,
                                         kiln_safetensors_t *file,
-                                        StringRef path) {
+                                        StringRef path, bool allowNonfinite) {
   auto type = op->getResult(0).getType().cast<RankedTensorType>();
   kiln_tensor_info_t info;
   std::string message;
@@ -58,12 +117,15 @@ FailureOr<DenseElementsAttr> readTensor(Operation *op, StringRef key,
   if (failedWith(kiln_safetensors_read_f32(file, info.name, info.count, values.data()),
                  message))
     return LogicalResult(op->emitError() << message);
+  if (failed(checkValues(op, key, path, values, allowNonfinite)))
+    return failure();
   return DenseElementsAttr::get(type, llvm::makeArrayRef(values));
 }
 
 } // namespace
 
-LogicalResult bindWeights(ModuleOp module, StringRef path, bool allowExtraKeys) {
+LogicalResult bindWeights(ModuleOp module, StringRef path, bool allowExtraKeys,
+                          bool allowNonfinite) {
   kiln_safetensors_t *raw = nullptr;
   std::string message;
   if (failedWith(kiln_safetensors_open(path.str().c_str(), &raw), message))
@@ -79,7 +141,7 @@ LogicalResult bindWeights(ModuleOp module, StringRef path, bool allowExtraKeys) 
       return;
     StringRef key = op->getAttrOfType<StringAttr>("name").getValue();
     keys.insert(key);
-    FailureOr<DenseElementsAttr> value = readTensor(op, key, file.get(), path);
+    FailureOr<DenseElementsAttr> value = readTensor(op, key, file.get(), path, allowNonfinite);
     if (failed(value))
       ok = false;
     else

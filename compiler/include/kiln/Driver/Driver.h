@@ -40,6 +40,7 @@ struct InferenceOptions {
   std::string weightsPath;     // safetensors; required unless externalWeights
   bool externalWeights = false; // weights loaded at run time: nothing to bind
   bool allowExtraKeys = false; // unknown tensors are warnings, not errors
+  bool allowNonfinite = false; // NaN/Inf weights, negative variances: warnings
   bool fold = true;            // nn-fold-batchnorm + nn-fuse-activations
   bool report = false;         // a remark per BatchNorm: what became of it
 };
