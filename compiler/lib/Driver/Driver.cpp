@@ -13,7 +13,14 @@
 
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/MemoryBuffer.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace kiln {
 
@@ -24,20 +31,80 @@ void registerKilnDialects(mlir::DialectRegistry &registry) {
 
 void registerKilnPasses() { nn::registerNNPasses(); }
 
+namespace {
+
+/// What a file that is not a regular file is, for messages.
+const char *fileKind(mode_t mode) {
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+
+/// Reads `fd` to its end, but never more than `limit` + 1 bytes.
+bool readBounded(int fd, uint64_t limit, std::string &out, std::string &error) {
+  char chunk[1 << 16];
+  while (out.size() <= limit) {
+    ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      error = std::strerror(errno);
+      return false;
+    }
+    if (got == 0)
+      return true;
+    out.append(chunk, static_cast<size_t>(got));
+  }
+  return true;
+}
+
+} // namespace
+
 mlir::LogicalResult readSource(llvm::StringRef path, llvm::SourceMgr &sourceMgr,
                                mlir::MLIRContext *context) {
   auto location = mlir::FileLineColLoc::get(context, path, 0, 0);
-  auto file = llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/false,
-                                                 /*RequiresNullTerminator=*/false);
-  if (std::error_code error = file.getError())
-    return mlir::emitError(location)
-           << "cannot read '" << path << "': " << error.message();
-  if ((*file)->getBufferSize() > kMaxSourceBytes)
-    return mlir::emitError(location)
-           << "'" << path << "' is " << (*file)->getBufferSize()
-           << " bytes; model files are limited to " << kMaxSourceBytes << " bytes";
+  // A model is a regular file (or stdin, "-"). Anything else is refused
+  // before reading: /dev/zero or /dev/urandom would be read until memory
+  // runs out, and a FIFO without a writer would block forever (it is
+  // opened non-blocking, then refused). Reading stops at the limit, so a
+  // file that grows while it is read is refused too.
+  std::string text, error;
+  bool isStdin = path == "-";
+  int fd = isStdin ? STDIN_FILENO : ::open(path.str().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return mlir::emitError(location) << "cannot read '" << path << "': " << std::strerror(errno);
+  auto closeFile = llvm::make_scope_exit([&] {
+    if (!isStdin)
+      ::close(fd);
+  });
+  struct stat info;
+  if (!isStdin) {
+    if (::fstat(fd, &info) != 0)
+      return mlir::emitError(location) << "cannot read '" << path << "': " << std::strerror(errno);
+    if (!S_ISREG(info.st_mode))
+      return mlir::emitError(location) << "cannot read '" << path << "': it is "
+                                       << fileKind(info.st_mode) << ", not a model file";
+    if (static_cast<uint64_t>(info.st_size) > kMaxSourceBytes)
+      return mlir::emitError(location) << "'" << path << "' is " << info.st_size
+                                       << " bytes; model files are limited to " << kMaxSourceBytes
+                                       << " bytes";
+  }
+  if (!readBounded(fd, kMaxSourceBytes, text, error))
+    return mlir::emitError(location) << "cannot read '" << path << "': " << error;
+  if (text.size() > kMaxSourceBytes)
+    return mlir::emitError(location) << "'" << path << "' is more than " << kMaxSourceBytes
+                                     << " bytes; model files are limited to " << kMaxSourceBytes
+                                     << " bytes";
   // Keep the name the user gave, so diagnostics say what they typed.
-  auto named = llvm::MemoryBuffer::getMemBufferCopy((*file)->getBuffer(), path);
+  auto named = llvm::MemoryBuffer::getMemBufferCopy(text, path);
   sourceMgr.AddNewSourceBuffer(std::move(named), llvm::SMLoc());
   return mlir::success();
 }
