@@ -12,6 +12,7 @@
 #include "kiln/Driver/Build.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/Summary.h"
+#include "kiln/Driver/TerminalSafeStream.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -272,7 +273,9 @@ int main(int argc, char **argv) {
 
   llvm::SourceMgr sourceMgr;
   if (!verifyDiagnostics) {
-    mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+    // Diagnostics quote the user's files: control characters are escaped.
+    kiln::TerminalSafeStream errors(llvm::errs());
+    mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errors);
     if (failed(kiln::readSource(inputPath, sourceMgr, &context)))
       return 1;
     return runCommand(sourceMgr, context);
