@@ -28,6 +28,7 @@ struct Options {
   const char *images = nullptr, *labels = nullptr;
   const char *weights = nullptr;
   bool bench = false;
+  bool variant = false;
   int64_t batch = 256;
   int64_t iterations = 0; // bench: 0 picks a count that runs about a second
   int threads = 0;
@@ -38,8 +39,9 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
                "usage: %s --input X.npy --output Y.npy\n"
                "       %s --images IMAGES.idx[.gz] --labels LABELS.idx[.gz] [--batch B]\n"
                "       %s --bench [--batch B] [--iterations K]\n"
+               "       %s --variant   (the target of the code that runs on this CPU)\n"
                "options: --threads N (default: all cores), --help\n",
-               model->name, model->name, model->name);
+               model->name, model->name, model->name, model->name);
   if (model->load_weights)
     std::fprintf(out, "         --weights W.safetensors (required: this program loads its\n"
                       "         weights at run time; PyTorch state_dict keys)\n");
@@ -234,6 +236,10 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       options.bench = true;
       continue;
     }
+    if (arg == "--variant") {
+      options.variant = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "error: '%s' needs a value (see --help)\n", arg.c_str());
       return false;
@@ -280,6 +286,16 @@ extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *
     return 2;
   if (help) {
     usage(model, stdout);
+    return 0;
+  }
+  if (options.variant) {
+    const char *target = model->variant ? model->variant() : nullptr;
+    if (!target) {
+      std::fprintf(stderr, "error: this CPU supports none of the targets %s was built for\n",
+                   model->name);
+      return 1;
+    }
+    std::printf("%s\n", target);
     return 0;
   }
   if (options.threads > 0)

@@ -1,17 +1,24 @@
 //===- Build.cpp - ahead-of-time outputs of kilnc build -------------------===//
 //
-// The Halide pipeline is compiled to an object whose entry point takes
-// halide_buffer_t; a small generated C layer gives it the documented ABI
-// (<OUT>_infer and friends, OUT.h). Executables add a main() that calls the
-// runtime's runner. Everything is linked with the system's C compiler.
+// Each target variant's pipelines are compiled to objects without Halide's
+// runtime; one runtime is compiled for what every variant's CPU has. What
+// varies per model is generated as C: a description of the model (shapes,
+// the state_dict, each variant's target, features, pipelines and weight
+// layouts: data, as Halide's halide_filter_metadata_t is) and thin entry
+// points with the documented ABI (OUT.h) that call Kiln's model runtime
+// (runtime/, kiln/runtime/model.h), which does what does not vary. All of
+// it is merged into one relocatable object whose only global symbols are
+// the API's and the runtime's shared thread pool and arena: Halide's are
+// local, so a program's own Halide code keeps its handlers. Executables add
+// a main() that calls the runtime's runner. Everything is linked with the
+// system's C compiler and binutils.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Build.h"
 
-#include "ThreadPoolText.h"
-
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Import/Import.h"
+#include "kiln/runtime/model.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/ScopeExit.h"
@@ -21,6 +28,8 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdio>
+#include <functional>
 #include <sstream>
 
 using namespace mlir;
@@ -29,10 +38,35 @@ namespace kiln {
 
 namespace {
 
+/// What kilnc links into its outputs, and with which tools: the one place
+/// that knows where they are (today: the build tree's or the install's
+/// paths, fixed when kilnc is built).
+struct LinkInputs {
+  std::string runtimeInclude; // kiln/runtime/*.h, for the generated C
+  std::string modelLibrary;   // kiln_runtime_model: merged into every model
+  std::string runnerLibrary;  // kiln_runtime: the runner of executables
+  std::string cc = "cc", cxx = "c++", ld = "ld", ar = "ar", objcopy = "objcopy";
+};
+
+LinkInputs linkInputs() {
+  LinkInputs inputs;
+  inputs.runtimeInclude = KILN_RUNTIME_INCLUDE_DIR;
+  inputs.modelLibrary = KILN_RUNTIME_MODEL_LIBRARY;
+  inputs.runnerLibrary = KILN_RUNTIME_LIBRARY;
+  return inputs;
+}
+
 bool isCIdentifier(StringRef name) {
   if (name.empty() || isdigit(static_cast<unsigned char>(name[0])))
     return false;
   return llvm::all_of(name, [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+std::string macroPrefix(const std::string &api) {
+  std::string prefix = api;
+  for (char &c : prefix)
+    c = toupper(static_cast<unsigned char>(c));
+  return prefix;
 }
 
 std::string shapeList(const std::vector<int64_t> &shape) {
@@ -58,26 +92,62 @@ int64_t scratchPerSample(const codegen::LoweredModel &model) {
   return bytes;
 }
 
+/// The forward pipeline of each variant, in the user's order.
+std::vector<codegen::LoweredModel *> forwardOf(std::vector<TargetVariant> &variants) {
+  std::vector<codegen::LoweredModel *> models;
+  for (TargetVariant &variant : variants)
+    models.push_back(&variant.entries[0]);
+  return models;
+}
+
+//===----------------------------------------------------------------------===//
+// The header (OUT.h)
+//===----------------------------------------------------------------------===//
+
 std::string weightsDoc(const std::string &api, const codegen::LoweredModel &model) {
   if (!model.hasExternalWeights())
     return " * The weights are compiled into the object: there is nothing to load or free.\n";
   return " * int " + api + "_load_weights(const char *path)\n"
          " *   Reads the weights from a safetensors file keyed by the PyTorch state_dict\n"
          " *   names (what `kilnc build --weights` takes), checks every tensor against\n"
-         " *   the model, folds BatchNorm and repacks them for the compiled code.\n"
-         " *   Returns 0, or an error code whose message " + api + "_last_error() gives;\n"
-         " *   a failed load keeps the weights loaded before, if any. " + api + "_infer\n"
-         " *   fails with the code _ERROR_WEIGHTS until a load succeeded.\n"
+         " *   the model, folds BatchNorm and repacks them for the compiled code (of the\n"
+         " *   variant that runs). Returns 0, or an error code whose message\n"
+         " *   " + api + "_last_error() gives; a failed load keeps the weights loaded\n"
+         " *   before, if any. " + api + "_infer fails with the code _ERROR_WEIGHTS until a\n"
+         " *   load succeeded.\n"
          " * void " + api + "_free_weights(void) releases them.\n"
          " * Loading and freeing must not run while " + api + "_infer, another load or a free\n"
          " * runs on another thread.\n";
 }
 
+std::string variantsDoc(const std::string &api, const std::vector<codegen::LoweredModel *> &models) {
+  std::string text = " * const char *" + api + "_variant(void)\n";
+  if (models.size() == 1)
+    return text + " *   The Halide target the code was compiled for: " + models[0]->target.str() +
+           ".\n";
+  text += " *   The Halide target of the code that runs on this CPU. The object holds one\n"
+          " *   variant per target; the first call of any function picks the first one\n"
+          " *   the CPU supports, in this order:\n";
+  for (codegen::LoweredModel *model : models)
+    text += " *     " + model->target.str() + " (" + model->target.isaName() + ")\n";
+  return text + " *   NULL if it supports none of them: then every call fails with the code\n"
+                " *   _ERROR_TARGET.\n";
+}
+
 std::string headerText(const std::string &api, const std::string &modelName,
-                       const codegen::LoweredModel &model) {
-  std::string guard = api;
-  for (char &c : guard)
-    c = toupper(static_cast<unsigned char>(c));
+                       const std::vector<codegen::LoweredModel *> &models) {
+  const codegen::LoweredModel &model = *models.front();
+  bool external = model.hasExternalWeights();
+  std::string guard = macroPrefix(api);
+  // Embedded weights: every variant's are in the object; external: a load
+  // allocates those of one variant, at most the largest.
+  int64_t weightBytes = 0;
+  for (codegen::LoweredModel *variant : models)
+    weightBytes = external ? std::max(weightBytes, variant->weightBytes)
+                           : weightBytes + variant->weightBytes;
+  std::string targets;
+  for (size_t i = 0; i < models.size(); ++i)
+    targets += (i ? ", \"" : "\"") + models[i]->target.str() + "\"";
   std::ostringstream h;
   h << "/* " << api << ".h: the C API of Kiln model '" << modelName << "', generated by kilnc.\n"
     << " *\n"
@@ -90,6 +160,9 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " *   whose message " << api << "_last_error() gives.\n"
     << " *\n"
     << weightsDoc(api, model)
+    << " *\n"
+    << variantsDoc(api, models)
+    << " *\n"
     << " * Thread safety: " << api << "_infer may run on several threads at once (each call\n"
     << " * uses only its arguments and stack). " << api << "_last_error is per thread.\n"
     << " * " << api << "_set_num_threads sets the number of threads (the caller and the pool's\n"
@@ -98,6 +171,8 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " * time; a call made while another one's loop runs computes on its own thread.\n"
     << " * After a parallel loop the workers spin for up to 0.1 ms, waiting for the next\n"
     << " * one, before they sleep.\n"
+    << " * The code never prints, and leaves the program's own Halide runtime and its\n"
+    << " * handlers alone: its Halide symbols are local to it.\n"
     << " * Usable from C and C++; no C++ runtime is needed.\n"
     << " */\n"
     << "#ifndef " << guard << "_H\n#define " << guard << "_H\n\n#include <stdint.h>\n\n"
@@ -109,397 +184,251 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << "#define " << guard << "_OUTPUT_RANK " << model.output().shape.size() << "\n"
     << "#define " << guard << "_OUTPUT_SHAPE " << shapeList(model.output().shape) << "\n"
     << "#define " << guard << "_OUTPUT_SAMPLE_SIZE " << perSample(model.output().shape) << "\n"
-    << (model.hasExternalWeights()
-            ? "/* Bytes of weight data " + api + "_load_weights allocates (folded, repacked). */\n"
-            : std::string("/* Bytes of constant weight data in the object. */\n"))
-    << "#define " << guard << "_WEIGHT_BYTES " << model.weightBytes << "\n"
+    << (external ? "/* Bytes of weight data " + api +
+                       "_load_weights allocates (folded, repacked; the largest variant's). */\n"
+                 : std::string("/* Bytes of constant weight data in the object (all variants). */\n"))
+    << "#define " << guard << "_WEIGHT_BYTES " << weightBytes << "\n"
     << "/* Bytes of intermediate results per sample. They live in a scratch arena\n"
     << " * per calling thread, sized by the first call that needs it and reused:\n"
     << " * once a call on `batch` samples has run on a thread, calls of that batch\n"
     << " * or less allocate nothing. " << api << "_release_scratch frees this thread's arena. */\n"
-    << "#define " << guard << "_SCRATCH_BYTES_PER_SAMPLE " << scratchPerSample(model) << "\n\n"
+    << "#define " << guard << "_SCRATCH_BYTES_PER_SAMPLE " << scratchPerSample(model) << "\n"
+    << "/* The targets of the variants, in the order they are tried. */\n"
+    << "#define " << guard << "_VARIANT_COUNT " << models.size() << "\n"
+    << "#define " << guard << "_VARIANT_TARGETS {" << targets << "}\n\n"
     << "/* Error codes besides those of the Halide runtime (negative). */\n"
-    << "#define " << guard << "_ERROR_INVALID_ARGUMENT 1\n"
-    << (model.hasExternalWeights()
-            ? "#define " + guard + "_ERROR_WEIGHTS 2 /* no weights loaded, or a bad weights file */\n"
-            : std::string())
+    << "#define " << guard << "_ERROR_INVALID_ARGUMENT " << KILN_MODEL_ERROR_INVALID_ARGUMENT << "\n"
+    << (external ? "#define " + guard + "_ERROR_WEIGHTS " +
+                       std::to_string(KILN_MODEL_ERROR_WEIGHTS) +
+                       " /* no weights loaded, or a bad weights file */\n"
+                 : std::string())
+    << (models.size() > 1 ? "#define " + guard + "_ERROR_TARGET " +
+                                std::to_string(KILN_MODEL_ERROR_TARGET) +
+                                " /* this CPU supports none of the variants */\n"
+                          : std::string())
     << "\n"
     << "int " << api << "_infer(const float *input, int64_t batch, float *output);\n"
-    << (model.hasExternalWeights() ? "int " + api + "_load_weights(const char *path);\nvoid " +
-                                         api + "_free_weights(void);\n"
-                                   : std::string())
+    << (external ? "int " + api + "_load_weights(const char *path);\nvoid " + api +
+                       "_free_weights(void);\n"
+                 : std::string())
     << "const char *" << api << "_last_error(void);\n"
     << "void " << api << "_set_num_threads(int threads);\n"
-    << "void " << api << "_release_scratch(void);\n\n"
+    << "void " << api << "_release_scratch(void);\n"
+    << "const char *" << api << "_variant(void);\n\n"
     << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n#endif /* " << guard << "_H */\n";
   return h.str();
 }
 
-/// halide_dimension_t initializers for a dense C-order tensor whose batch
-/// extent is the C expression `batch`.
-std::string dimsText(const std::vector<int64_t> &shape) {
-  std::string text;
-  int64_t stride = 1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    size_t d = shape.size() - 1 - i;
-    std::string extent = d == 0 ? "(int32_t)batch" : std::to_string(shape[d]);
-    text += "{0, " + extent + ", " + std::to_string(stride) + ", 0}, ";
-    stride *= d == 0 ? 1 : shape[d];
-  }
-  return text;
+/// The API's functions: the only global symbols of the model's object
+/// besides the runtime's shared pool and arena.
+std::vector<std::string> apiSymbols(const std::string &api, bool external) {
+  std::vector<std::string> symbols;
+  for (const char *suffix : {"_infer", "_last_error", "_set_num_threads", "_release_scratch",
+                             "_variant"})
+    symbols.push_back(api + suffix);
+  if (external)
+    for (const char *suffix : {"_load_weights", "_free_weights"})
+      symbols.push_back(api + suffix);
+  return symbols;
 }
 
-/// The per-call context every generated wrapper passes as Halide's
-/// user_context: the error message buffer, and the scratch arena that
-/// Halide's allocations come from. Each calling thread keeps one arena,
-/// grown after a call that needed more, so a call allocates nothing once a
-/// call of the same or a larger batch ran on that thread. The allocator
-/// hooks are process-wide (Halide's runtime), so they serve any Kiln model;
-/// allocations of other Halide code (no Kiln context) go to aligned_alloc.
-/// Symbols are weak: several Kiln models link into one program.
-const char *const kCallContextText = R"c(#define KILN_CALL_MAGIC 0x6b696c6e63616c6cull
-#define KILN_ALIGN 128
-struct kiln_call {
-  unsigned long long magic;
-  char message[512];
-  char *arena;
-  size_t capacity, used, needed;
-};
-__attribute__((weak)) _Thread_local char *kiln_arena;
-__attribute__((weak)) _Thread_local size_t kiln_arena_size;
+//===----------------------------------------------------------------------===//
+// The model's description and entry points (OUT_model.c)
+//===----------------------------------------------------------------------===//
 
-__attribute__((weak)) void kiln_release_scratch(void) {
-  free(kiln_arena);
-  kiln_arena = NULL;
-  kiln_arena_size = 0;
-}
-
-static struct kiln_call *kiln_call_of(void *user_context) {
-  struct kiln_call *call = (struct kiln_call *)user_context;
-  return call && call->magic == KILN_CALL_MAGIC ? call : NULL;
-}
-
-__attribute__((weak)) void kiln_on_error(void *user_context, const char *message) {
-  struct kiln_call *call = kiln_call_of(user_context);
-  if (call)
-    snprintf(call->message, sizeof call->message, "%s", message);
-  else
-    fprintf(stderr, "Halide error: %s\n", message);
-}
-
-__attribute__((weak)) void *kiln_malloc(void *user_context, size_t size) {
-  size_t aligned = (size + KILN_ALIGN - 1) / KILN_ALIGN * KILN_ALIGN;
-  struct kiln_call *call = kiln_call_of(user_context);
-  if (call) {
-    __atomic_fetch_add(&call->needed, aligned, __ATOMIC_RELAXED);
-    size_t start = __atomic_fetch_add(&call->used, aligned, __ATOMIC_RELAXED);
-    if (start + aligned <= call->capacity)
-      return call->arena + start;
-  }
-  return aligned_alloc(KILN_ALIGN, aligned);
-}
-
-__attribute__((weak)) void kiln_free(void *user_context, void *ptr) {
-  struct kiln_call *call = kiln_call_of(user_context);
-  if (call && (char *)ptr >= call->arena && (char *)ptr < call->arena + call->capacity)
-    return;
-  free(ptr);
-}
-
-static void kiln_call_begin(struct kiln_call *call) {
-  memset(call, 0, sizeof *call);
-  call->magic = KILN_CALL_MAGIC;
-  call->arena = kiln_arena;
-  call->capacity = kiln_arena_size;
-  halide_set_error_handler(kiln_on_error);
-  halide_set_custom_malloc(kiln_malloc);
-  halide_set_custom_free(kiln_free);
-  halide_set_custom_do_par_for(kiln_do_par_for);
-}
-
-/* A call that outgrew the arena leaves it the size it needed. */
-static void kiln_call_end(struct kiln_call *call) {
-  if (call->needed <= kiln_arena_size)
-    return;
-  char *bigger = (char *)aligned_alloc(KILN_ALIGN, call->needed);
-  if (!bigger)
-    return;
-  free(kiln_arena);
-  kiln_arena = bigger;
-  kiln_arena_size = call->needed;
-}
-
-)c";
-
-std::string macroPrefix(const std::string &api) {
-  std::string prefix = api;
-  for (char &c : prefix)
-    c = toupper(static_cast<unsigned char>(c));
-  return prefix;
-}
-
-/// `{a, b, ...}` of up to kMaxRank values, for a C initializer (`{0}` when
-/// empty: C11 has no empty initializer).
+/// `{a, b, ...}`.
 template <typename T>
-std::string initializer(const std::vector<T> &values) {
-  if (values.empty())
-    return "{0}";
+std::string braced(const std::vector<T> &values) {
   std::string text = "{";
   for (size_t i = 0; i < values.size(); ++i)
     text += (i ? ", " : "") + std::to_string(values[i]);
   return text + "}";
 }
 
-/// `&buffers[first], ..., &buffers[first + count - 1]`, for a pipeline call.
-std::string bufferArguments(const std::string &array, size_t first, size_t count) {
-  std::string text;
-  for (size_t i = 0; i < count; ++i)
-    text += ", &" + array + "[" + std::to_string(first + i) + "]";
-  return text;
+/// A static array of `type` for an initializer, or NULL when empty (C has
+/// no empty arrays): a compound literal at file scope has static storage.
+template <typename T>
+std::string arrayOf(const char *type, const std::vector<T> &values) {
+  if (values.empty())
+    return "NULL";
+  return std::string("(const ") + type + "[])" + braced(values);
 }
 
-/// Weights are tensors of rank ≤ 4 (conv2d's), as are their layouts.
-constexpr size_t kMaxRank = 4;
-
-/// Helpers every wrapper with external weights shares: halide_buffer_t
-/// descriptions of dense float arrays, and shape text for messages.
-const char *const kWeightHelpersText = R"c(struct kiln_layout { int rank; int32_t extents[4]; };
-struct kiln_state_key { const char *name; const char *kind; int integer; size_t rank; int64_t shape[4]; };
-
-static size_t kiln_layout_count(const struct kiln_layout *layout) {
-  size_t count = 1;
-  for (int d = 0; d < layout->rank; ++d)
-    count *= (size_t)layout->extents[d];
-  return count;
-}
-
-/* 64-byte aligned, as the pipelines assume of weights. */
-static float *kiln_alloc_layout(const struct kiln_layout *layout) {
-  size_t bytes = (kiln_layout_count(layout) * sizeof(float) + 63) / 64 * 64;
-  return (float *)aligned_alloc(64, bytes ? bytes : 64);
-}
-
-static void kiln_describe(halide_buffer_t *buffer, halide_dimension_t *dims, float *host,
-                          const struct kiln_layout *layout) {
-  int32_t stride = 1;
-  memset(buffer, 0, sizeof *buffer);
-  for (int d = 0; d < layout->rank; ++d) {
-    dims[d].min = 0;
-    dims[d].extent = layout->extents[d];
-    dims[d].stride = stride;
-    dims[d].flags = 0;
-    stride *= layout->extents[d];
+std::string cString(StringRef text) {
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      quoted += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char escape[8];
+      std::snprintf(escape, sizeof escape, "\\%03o", static_cast<unsigned char>(c));
+      quoted += escape;
+      continue;
+    }
+    quoted += c;
   }
-  buffer->host = (uint8_t *)host;
-  buffer->type.code = halide_type_float;
-  buffer->type.bits = 32;
-  buffer->type.lanes = 1;
-  buffer->dimensions = layout->rank;
-  buffer->dim = dims;
+  return quoted + "\"";
 }
 
-static void kiln_shape_text(char *out, size_t size, size_t rank, const int64_t *shape) {
-  size_t used = (size_t)snprintf(out, size, "[");
-  for (size_t i = 0; i < rank && used < size; ++i)
-    used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-  if (used < size)
-    snprintf(out + used, size - used, "]");
+/// The names of one variant's compiled pipelines.
+struct VariantNames {
+  std::string infer, load;
+};
+
+VariantNames variantNames(const std::string &api, size_t index) {
+  std::string prefix = "kiln_" + api + "_v" + std::to_string(index);
+  return {prefix + "_infer", prefix + "_load"};
 }
 
-)c";
+/// The features a variant needs, as halide_can_use_target_features takes
+/// them (Halide's multitarget wrapper makes the same bits).
+std::string featureWords(const Halide::Target &target) {
+  static_assert(Halide::Target::FeatureEnd <= 64 * KILN_MODEL_FEATURE_WORDS,
+                "KILN_MODEL_FEATURE_WORDS is too small for this Halide's features");
+  uint64_t words[KILN_MODEL_FEATURE_WORDS] = {0};
+  for (int i = 0; i < Halide::Target::FeatureEnd; ++i)
+    if (target.has_feature(static_cast<Halide::Target::Feature>(i)))
+      words[i / 64] |= uint64_t(1) << (i % 64);
+  std::string text = "{";
+  for (int i = 0; i < KILN_MODEL_FEATURE_WORDS; ++i) {
+    char word[32];
+    std::snprintf(word, sizeof word, "%s0x%llxull", i ? ", " : "",
+                  static_cast<unsigned long long>(words[i]));
+    text += word;
+  }
+  return text + "}";
+}
 
-/// The C of <api>_load_weights and <api>_free_weights: check the file's
-/// tensors against the model's state_dict as `kilnc build --weights` does,
-/// read the ones the load pipeline needs, run it into freshly allocated
-/// layouts, and swap those in only when everything succeeded.
-std::string loadWeightsText(const std::string &api, const std::string &loadPipeline,
-                            const codegen::LoweredModel &model, ModuleOp module,
-                            bool allowExtraKeys) {
-  std::string macro = macroPrefix(api);
-  std::vector<std::string> keys;
+std::string layoutOf(const std::vector<int> &extents) {
+  return "{" + std::to_string(extents.size()) + ", " + arrayOf("int32_t", extents) + "}";
+}
+
+/// One variant's layouts (external weights), as static arrays named
+/// <api>_v<i>_*.
+std::string variantLayoutsText(const std::string &api, size_t index,
+                               const codegen::LoweredModel &model) {
+  std::string prefix = api + "_v" + std::to_string(index);
   std::ostringstream c;
-  size_t states = model.stateTensors.size(), packed = model.packedWeights.size();
-  c << "extern int " << loadPipeline << "(void *user_context";
-  for (size_t i = 0; i < states + packed; ++i)
-    c << ", struct halide_buffer_t *";
-  c << ");\n\n" << kWeightHelpersText;
+  c << "/* Variant " << index << " (" << model.target.str()
+    << "): the tensors its load pipeline reads, and the layouts it packs. */\n";
+  if (!model.stateTensors.empty()) {
+    c << "static const char *const " << prefix << "_state_names[] = {";
+    for (const codegen::StateTensor &tensor : model.stateTensors)
+      c << cString(tensor.key) << ", ";
+    c << "};\nstatic const kiln_model_layout_t " << prefix << "_state_layouts[] = {\n";
+    for (const codegen::StateTensor &tensor : model.stateTensors) {
+      std::vector<int> extents(tensor.shape.rbegin(), tensor.shape.rend());
+      c << "  " << layoutOf(extents) << ",\n";
+    }
+    c << "};\n";
+  }
+  if (!model.packedWeights.empty()) {
+    c << "static const kiln_model_layout_t " << prefix << "_packed_layouts[] = {\n";
+    for (const codegen::PackedWeight &weight : model.packedWeights)
+      c << "  " << layoutOf(weight.extents) << ",\n";
+    c << "};\n";
+  }
+  return c.str() + "\n";
+}
 
-  c << "/* The model's state_dict: every key must be in the file, with this shape. */\n"
-    << "static const struct kiln_state_key " << api << "_state_dict[] = {\n";
-  size_t keyCount = 0;
+std::string variantText(const std::string &api, size_t index, const codegen::LoweredModel &model) {
+  std::string prefix = api + "_v" + std::to_string(index);
+  VariantNames names = variantNames(api, index);
+  bool external = model.hasExternalWeights();
+  std::ostringstream c;
+  c << "  {" << cString(model.target.str()) << ",\n   " << featureWords(model.target.target)
+    << ",\n   " << names.infer << "_argv, " << (external ? names.load + "_argv" : "NULL") << ",\n   "
+    << model.stateTensors.size() << ", "
+    << (model.stateTensors.empty() ? "NULL, NULL" : prefix + "_state_names, " + prefix + "_state_layouts")
+    << ", " << model.packedWeights.size() << ", "
+    << (model.packedWeights.empty() ? "NULL" : prefix + "_packed_layouts") << "},\n";
+  return c.str();
+}
+
+/// The state_dict (external weights): every key a file must have.
+std::string stateKeysText(const std::string &api, ModuleOp module, size_t &count) {
+  std::ostringstream c;
+  count = 0;
+  c << "/* The model's state_dict: every key must be in a weights file, with this shape. */\n"
+    << "static const kiln_model_state_key_t " << api << "_state_keys[] = {\n";
   module.walk([&](Operation *op) {
     if (!isa<nn::ParamOp, nn::BufferOp>(op))
       return;
     auto type = op->getResult(0).getType().cast<RankedTensorType>();
     std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
-    c << "  {\"" << op->getAttrOfType<StringAttr>("name").getValue().str() << "\", \""
+    c << "  {" << cString(op->getAttrOfType<StringAttr>("name").getValue()) << ", \""
       << (isa<nn::ParamOp>(op) ? "parameter" : "buffer") << "\", "
       << (type.getElementType().isInteger(64) ? 1 : 0) << ", " << shape.size() << ", "
-      << initializer(shape) << "},\n";
-    ++keyCount;
+      << arrayOf("int64_t", shape) << "},\n";
+    ++count;
   });
-  c << "  {0}};\n#define " << macro << "_STATE_KEYS " << keyCount << "\n\n";
-
-  c << "/* The tensors the load pipeline reads (Halide order) and writes. */\n"
-    << "static const char *const " << api << "_state_names[] = {";
-  for (const codegen::StateTensor &tensor : model.stateTensors)
-    c << "\"" << tensor.key << "\", ";
-  c << "0};\nstatic const struct kiln_layout " << api << "_state_layouts[] = {";
-  for (const codegen::StateTensor &tensor : model.stateTensors)
-    c << "{" << tensor.shape.size() << ", "
-      << initializer(std::vector<int64_t>(tensor.shape.rbegin(), tensor.shape.rend())) << "}, ";
-  c << "{0}};\nstatic const struct kiln_layout " << api << "_packed_layouts[] = {";
-  for (const codegen::PackedWeight &weight : model.packedWeights)
-    c << "{" << weight.extents.size() << ", " << initializer(weight.extents) << "}, ";
-  c << "{0}};\n"
-    << "#define " << macro << "_STATE_TENSORS " << states << "\n"
-    << "#define " << macro << "_PACKED " << packed << "\n"
-    << "static float *" << api << "_weights[" << macro << "_PACKED + 1];\n"
-    << "static int " << api << "_loaded;\n\n";
-
-  c << "static int " << api << "_fail(const char *format, ...) {\n"
-    << "  va_list args;\n  va_start(args, format);\n"
-    << "  vsnprintf(" << api << "_error, sizeof " << api << "_error, format, args);\n"
-    << "  va_end(args);\n  return " << macro << "_ERROR_WEIGHTS;\n}\n\n"
-    << "static int " << api << "_fail_status(kiln_status_t status) {\n"
-    << "  int result = " << api << "_fail(\"%s\", kiln_status_message(status));\n"
-    << "  kiln_status_free(status);\n  return result;\n}\n\n";
-
-  c << "static int " << api << "_check_state_dict(kiln_safetensors_t *file, const char *path) {\n"
-    << "  for (size_t i = 0; i < " << macro << "_STATE_KEYS; ++i) {\n"
-    << "    const struct kiln_state_key *key = &" << api << "_state_dict[i];\n"
-    << "    kiln_tensor_info_t info;\n"
-    << "    kiln_status_t status = kiln_safetensors_find(file, key->name, &info);\n"
-    << "    if (status) {\n      kiln_status_free(status);\n"
-    << "      return " << api << "_fail(\"%s: no tensor '%s' for this model's %s\", path, key->name, key->kind);\n    }\n"
-    << "    if (info.rank != key->rank || (info.rank && memcmp(info.shape, key->shape, info.rank * sizeof(int64_t)))) {\n"
-    << "      char got[128], expected[128];\n"
-    << "      kiln_shape_text(got, sizeof got, info.rank, info.shape);\n"
-    << "      kiln_shape_text(expected, sizeof expected, key->rank, key->shape);\n"
-    << "      return " << api << "_fail(\"%s: tensor '%s' has shape %s, the model expects %s\", path, key->name, got, expected);\n    }\n"
-    << "    if (key->integer) { /* e.g. num_batches_tracked: must be an integer tensor */\n"
-    << "      int64_t *values = (int64_t *)malloc((info.count ? info.count : 1) * sizeof(int64_t));\n"
-    << "      if (!values)\n        return " << api << "_fail(\"%s: out of memory\", path);\n"
-    << "      status = kiln_safetensors_read_i64(file, key->name, info.count, values);\n"
-    << "      free(values);\n"
-    << "      if (status)\n        return " << api << "_fail_status(status);\n    }\n  }\n";
-  if (!allowExtraKeys)
-    c << "  for (size_t i = 0, count = kiln_safetensors_count(file); i < count; ++i) {\n"
-      << "    kiln_tensor_info_t info;\n    int known = 0;\n"
-      << "    kiln_status_t status = kiln_safetensors_info(file, i, &info);\n"
-      << "    if (status)\n      return " << api << "_fail_status(status);\n"
-      << "    for (size_t k = 0; k < " << macro << "_STATE_KEYS && !known; ++k)\n"
-      << "      known = strcmp(info.name, " << api << "_state_dict[k].name) == 0;\n"
-      << "    if (!known)\n"
-      << "      return " << api << "_fail(\"%s: tensor '%s' is not a parameter of this model\", path, info.name);\n"
-      << "  }\n";
-  c << "  return 0;\n}\n\n";
-
-  c << "void " << api << "_free_weights(void) {\n"
-    << "  for (size_t i = 0; i < " << macro << "_PACKED; ++i) {\n"
-    << "    free(" << api << "_weights[i]);\n    " << api << "_weights[i] = NULL;\n  }\n"
-    << "  " << api << "_loaded = 0;\n}\n\n";
-
-  c << "int " << api << "_load_weights(const char *path) {\n"
-    << "  if (!path) {\n"
-    << "    snprintf(" << api << "_error, sizeof " << api << "_error, \"invalid argument: path is NULL\");\n"
-    << "    return " << macro << "_ERROR_INVALID_ARGUMENT;\n  }\n"
-    << "  kiln_safetensors_t *file = NULL;\n"
-    << "  kiln_status_t status = kiln_safetensors_open(path, &file);\n"
-    << "  if (status)\n    return " << api << "_fail_status(status);\n"
-    << "  float *state[" << macro << "_STATE_TENSORS + 1] = {0}, *packed[" << macro << "_PACKED + 1] = {0};\n"
-    << "  int result = " << api << "_check_state_dict(file, path);\n"
-    << "  for (size_t i = 0; i < " << macro << "_STATE_TENSORS && !result; ++i) {\n"
-    << "    const struct kiln_layout *layout = &" << api << "_state_layouts[i];\n"
-    << "    state[i] = kiln_alloc_layout(layout);\n"
-    << "    if (!state[i])\n      result = " << api << "_fail(\"%s: out of memory\", path);\n"
-    << "    else if ((status = kiln_safetensors_read_f32(file, " << api << "_state_names[i], kiln_layout_count(layout), state[i])))\n"
-    << "      result = " << api << "_fail_status(status);\n  }\n"
-    << "  for (size_t i = 0; i < " << macro << "_PACKED && !result; ++i)\n"
-    << "    if (!(packed[i] = kiln_alloc_layout(&" << api << "_packed_layouts[i])))\n"
-    << "      result = " << api << "_fail(\"%s: out of memory\", path);\n"
-    << "  if (!result) {\n"
-    << "    halide_dimension_t dims[" << macro << "_STATE_TENSORS + " << macro << "_PACKED + 1][4];\n"
-    << "    halide_buffer_t buffers[" << macro << "_STATE_TENSORS + " << macro << "_PACKED + 1];\n"
-    << "    for (size_t i = 0; i < " << macro << "_STATE_TENSORS; ++i)\n"
-    << "      kiln_describe(&buffers[i], dims[i], state[i], &" << api << "_state_layouts[i]);\n"
-    << "    for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n"
-    << "      kiln_describe(&buffers[" << macro << "_STATE_TENSORS + i], dims[" << macro
-    << "_STATE_TENSORS + i], packed[i], &" << api << "_packed_layouts[i]);\n"
-    << "    struct kiln_call call;\n    kiln_call_begin(&call);\n"
-    << "    int failed = " << loadPipeline << "(&call" << bufferArguments("buffers", 0, states + packed) << ");\n"
-    << "    kiln_call_end(&call);\n"
-    << "    if (failed)\n"
-    << "      result = " << api << "_fail(\"%s: %s\", path, call.message[0] ? call.message : \"Halide runtime error\");\n"
-    << "  }\n"
-    << "  for (size_t i = 0; i < " << macro << "_STATE_TENSORS; ++i)\n    free(state[i]);\n"
-    << "  kiln_safetensors_close(file);\n"
-    << "  if (result) {\n"
-    << "    for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n      free(packed[i]);\n"
-    << "    return result;\n  }\n"
-    << "  " << api << "_free_weights();\n"
-    << "  for (size_t i = 0; i < " << macro << "_PACKED; ++i)\n"
-    << "    " << api << "_weights[i] = packed[i];\n"
-    << "  " << api << "_loaded = 1;\n  return 0;\n}\n\n";
-  return c.str();
+  c << "};\n\n";
+  return count ? c.str() : std::string();
 }
 
-std::string wrapperText(const std::string &api, const std::string &pipeline,
-                        const std::string &loadPipeline, const codegen::LoweredModel &model,
-                        ModuleOp module, bool allowExtraKeys) {
-  std::string macro = macroPrefix(api);
+std::string modelText(const std::string &api, const std::string &modelName,
+                      const std::vector<codegen::LoweredModel *> &models, ModuleOp module,
+                      bool allowExtraKeys) {
+  const codegen::LoweredModel &model = *models.front();
   bool external = model.hasExternalWeights();
-  size_t packed = model.packedWeights.size();
   std::ostringstream c;
-  c << "/* Generated by kilnc: the C ABI of " << api << ".h over the Halide pipeline. */\n"
-    << "#define _GNU_SOURCE /* clock_gettime, sysconf under -std=c11 */\n"
-    << "#include \"" << api << ".h\"\n#include \"HalideRuntime.h\"\n"
-    << (external ? "#include \"kiln/runtime/safetensors.h\"\n#include <stdarg.h>\n" : "")
-    << "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
-    << "extern int " << pipeline << "(void *user_context, struct halide_buffer_t *input, ";
-  for (size_t i = 0; i < packed; ++i)
-    c << "struct halide_buffer_t *, ";
-  c << "struct halide_buffer_t *output);\n\n"
-    << "static _Thread_local char " << api << "_error[512];\n\n"
-    << kThreadPoolText << "\n"
-    << kCallContextText
-    << (external ? loadWeightsText(api, loadPipeline, model, module, allowExtraKeys) : "")
+  c << "/* Generated by kilnc: Kiln model '" << modelName << "' as the data Kiln's model\n"
+    << " * runtime reads (kiln/runtime/model.h), and the entry points of " << api << ".h. */\n"
+    << "#include \"" << api << ".h\"\n"
+    << "#include \"kiln/runtime/model.h\"\n"
+    << "#include \"kiln/runtime/scratch_arena.h\"\n"
+    << "#include \"kiln/runtime/thread_pool.h\"\n\n"
+    << "#include <stddef.h>\n\n"
+    << "/* The compiled pipelines of each variant (Halide's argv form). */\n";
+  for (size_t i = 0; i < models.size(); ++i) {
+    VariantNames names = variantNames(api, i);
+    c << "int " << names.infer << "_argv(void **args);\n";
+    if (external)
+      c << "int " << names.load << "_argv(void **args);\n";
+  }
+  c << "\n";
+  size_t keyCount = 0;
+  std::string keys = external ? stateKeysText(api, module, keyCount) : std::string();
+  c << keys;
+  if (external)
+    for (size_t i = 0; i < models.size(); ++i)
+      c << variantLayoutsText(api, i, *models[i]);
+  c << "/* Most specific first: the first one the CPU supports runs. */\n"
+    << "static const kiln_model_variant_t " << api << "_variants[] = {\n";
+  for (size_t i = 0; i < models.size(); ++i)
+    c << variantText(api, i, *models[i]);
+  c << "};\n\n"
+    << "static kiln_model_state_t " << api << "_state;\n\n"
+    << "static const kiln_model_t " << api << "_model = {\n"
+    << "  " << cString(api) << ",\n"
+    << "  {" << model.input().shape.size() << ", " << arrayOf("int64_t", model.input().shape)
+    << "},\n"
+    << "  {" << model.output().shape.size() << ", " << arrayOf("int64_t", model.output().shape)
+    << "},\n"
+    << "  " << models.size() << ", " << api << "_variants,\n"
+    << "  " << (external ? 1 : 0) << ", " << (allowExtraKeys ? 1 : 0) << ", " << keyCount << ", "
+    << (keyCount ? api + "_state_keys" : std::string("NULL")) << ",\n"
+    << "  &" << api << "_state};\n\n"
+    << "static _Thread_local char " << api << "_error[KILN_MODEL_ERROR_SIZE];\n\n"
     << "int " << api << "_infer(const float *input, int64_t batch, float *output) {\n"
-    << "  if (!input || !output || batch < 0 || batch > INT32_MAX) {\n"
-    << "    snprintf(" << api << "_error, sizeof " << api
-    << "_error, \"invalid argument: input and output must be non-null and 0 <= batch <= 2^31-1 (batch %lld)\", (long long)batch);\n"
-    << "    return " << macro << "_ERROR_INVALID_ARGUMENT;\n  }\n"
-    << (external ? "  if (!" + api + "_loaded) {\n    snprintf(" + api + "_error, sizeof " + api +
-                       "_error, \"no weights loaded: call " + api +
-                       "_load_weights first\");\n    return " + macro + "_ERROR_WEIGHTS;\n  }\n"
-                 : std::string())
-    << "  if (batch == 0) return 0;\n"
-    << "  halide_dimension_t in_dims[] = {" << dimsText(model.input().shape) << "};\n"
-    << "  halide_dimension_t out_dims[] = {" << dimsText(model.output().shape) << "};\n"
-    << "  halide_buffer_t in = {0}, out = {0};\n"
-    << "  in.host = (uint8_t *)input;\n  in.type.code = halide_type_float; in.type.bits = 32; in.type.lanes = 1;\n"
-    << "  in.dimensions = " << model.input().shape.size() << "; in.dim = in_dims;\n"
-    << "  out.host = (uint8_t *)output;\n  out.type = in.type;\n"
-    << "  out.dimensions = " << model.output().shape.size() << "; out.dim = out_dims;\n"
-    << (external ? "  halide_dimension_t w_dims[" + macro + "_PACKED + 1][4];\n"
-                   "  halide_buffer_t w[" + macro + "_PACKED + 1];\n"
-                   "  for (size_t i = 0; i < " + macro + "_PACKED; ++i)\n"
-                   "    kiln_describe(&w[i], w_dims[i], " + api + "_weights[i], &" + api +
-                   "_packed_layouts[i]);\n"
-                 : std::string())
-    << "  struct kiln_call call;\n"
-    << "  kiln_call_begin(&call);\n"
-    << "  int result = " << pipeline << "(&call, &in" << bufferArguments("w", 0, packed) << ", &out);\n"
-    << "  kiln_call_end(&call);\n"
-    << "  if (result != 0)\n"
-    << "    snprintf(" << api << "_error, sizeof " << api << "_error, \"%s\", call.message[0] ? call.message : \"Halide runtime error\");\n"
-    << "  return result;\n}\n\n"
+    << "  return kiln_model_infer(&" << api << "_model, input, batch, output, " << api
+    << "_error);\n}\n\n"
     << "const char *" << api << "_last_error(void) { return " << api << "_error; }\n\n"
-    << "void " << api << "_set_num_threads(int threads) {\n"
-    << "  kiln_pool_set_threads(threads);\n  halide_set_num_threads(threads);\n}\n\n"
-    << "void " << api << "_release_scratch(void) { kiln_release_scratch(); }\n";
+    << "void " << api << "_set_num_threads(int threads) { kiln_thread_pool_set_threads(threads); }\n\n"
+    << "void " << api << "_release_scratch(void) { kiln_scratch_arena_release(); }\n\n"
+    << "const char *" << api << "_variant(void) { return kiln_model_variant(&" << api
+    << "_model); }\n";
+  if (external)
+    c << "\nint " << api << "_load_weights(const char *path) {\n"
+      << "  return kiln_model_load_weights(&" << api << "_model, path, " << api << "_error);\n}\n\n"
+      << "void " << api << "_free_weights(void) { kiln_model_free_weights(&" << api
+      << "_model); }\n";
   return c.str();
 }
+
+//===----------------------------------------------------------------------===//
+// The executable's main()
+//===----------------------------------------------------------------------===//
 
 /// How IDX pixels become input: the model's train transform, else 1/255.
 void pixelTransform(ModuleOp module, float &scale, float &mean, float &stddev) {
@@ -544,11 +473,16 @@ std::string mainText(const std::string &api, const std::string &modelName,
     << "_last_error, " << api << "_set_num_threads,\n"
     << "      " << macro << "_INPUT_RANK, input_shape, " << macro << "_OUTPUT_RANK, output_shape,\n"
     << "      (float)" << scale << ", (float)" << mean << ", (float)" << stddev << ",\n"
-    << "      " << (model.hasExternalWeights() ? api + "_load_weights" : std::string("0")) << "};\n"
+    << "      " << (model.hasExternalWeights() ? api + "_load_weights" : std::string("0")) << ", "
+    << api << "_variant};\n"
     << "  (void)\"" << modelName << "\";\n"
     << "  return kiln_runner_main(argc, argv, &model);\n}\n";
   return c.str();
 }
+
+//===----------------------------------------------------------------------===//
+// Files and tools
+//===----------------------------------------------------------------------===//
 
 LogicalResult writeFile(Location loc, const std::string &path, const std::string &text) {
   std::error_code error;
@@ -575,6 +509,65 @@ LogicalResult run(Location loc, StringRef tool, std::vector<std::string> args) {
       command += arg.str() + " ";
     return emitError(loc) << "'" << tool << "' failed (exit " << result << ")"
                           << (message.empty() ? "" : ": " + message) << "\n  command: " << command;
+  }
+  return success();
+}
+
+/// The target Halide's runtime is compiled for: what every variant's CPU
+/// has (the features all of them share), so the runtime runs wherever one
+/// of the variants can.
+Halide::Target runtimeTarget(const std::vector<codegen::LoweredModel *> &models) {
+  Halide::Target base = models.back()->target.target;
+  for (int i = 0; i < Halide::Target::FeatureEnd; ++i) {
+    auto feature = static_cast<Halide::Target::Feature>(i);
+    for (codegen::LoweredModel *model : models)
+      if (base.has_feature(feature) && !model->target.target.has_feature(feature))
+        base = base.without_feature(feature);
+  }
+  return base;
+}
+
+/// Every variant's pipelines under their own names, without a runtime,
+/// and one runtime for all; the objects' paths are appended to `objects`.
+LogicalResult compilePipelines(Location loc, const std::string &api,
+                               const std::vector<codegen::LoweredModel *> &models,
+                               const std::function<std::string(const std::string &)> &inWork,
+                               std::vector<std::string> &objects) {
+  try {
+    for (size_t i = 0; i < models.size(); ++i) {
+      codegen::LoweredModel &model = *models[i];
+      VariantNames names = variantNames(api, i);
+      // user_context carries the call (error message, scratch arena).
+      Halide::Target target = model.target.target.with_feature(Halide::Target::UserContext)
+                                  .with_feature(Halide::Target::NoRuntime);
+      objects.push_back(inWork(names.infer + ".o"));
+      model.pipeline().compile_to_object(objects.back(), model.arguments(), names.infer, target);
+      if (model.hasExternalWeights()) {
+        objects.push_back(inWork(names.load + ".o"));
+        model.loadPipeline().compile_to_object(objects.back(), model.loadArguments(), names.load,
+                                               target);
+      }
+    }
+    objects.push_back(inWork("halide_runtime.o"));
+    Halide::compile_standalone_runtime(objects.back(), runtimeTarget(models));
+  } catch (const Halide::Error &error) {
+    return emitError(loc) << "Halide could not compile the model: " << error.what();
+  }
+  return success();
+}
+
+/// Checks what the model runtime can describe; reports the first problem.
+LogicalResult checkRanks(Location loc, const std::vector<codegen::LoweredModel *> &models) {
+  for (codegen::LoweredModel *model : models) {
+    auto tooHigh = [](size_t rank) { return rank > KILN_MODEL_MAX_RANK; };
+    bool bad = tooHigh(model->input().shape.size()) || tooHigh(model->output().shape.size());
+    for (const codegen::StateTensor &tensor : model->stateTensors)
+      bad |= tooHigh(tensor.shape.size());
+    for (const codegen::PackedWeight &weight : model->packedWeights)
+      bad |= tooHigh(weight.extents.size());
+    if (bad)
+      return emitError(loc) << "a tensor of rank above " << KILN_MODEL_MAX_RANK
+                            << " cannot be passed to the compiled code";
   }
   return success();
 }
@@ -613,15 +606,22 @@ LogicalResult printHalideStmt(codegen::LoweredModel &model, llvm::raw_ostream &o
 LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants,
                            const BuildOptions &options) {
   Location loc = module.getLoc();
-  if (variants.size() != 1 || variants[0].entries.size() != 1)
-    return emitError(loc) << "builds of several targets or entry points are not supported yet";
-  codegen::LoweredModel &model = variants[0].entries[0];
+  if (variants.empty())
+    return emitError(loc) << "no target to build for";
+  for (TargetVariant &variant : variants)
+    if (variant.entries.size() != 1)
+      return emitError(loc) << "builds of several entry points are not supported yet";
+  std::vector<codegen::LoweredModel *> models = forwardOf(variants);
+  const codegen::LoweredModel &model = *models.front();
+  bool external = model.hasExternalWeights();
   std::string api = apiNameFor(options);
   if (!isCIdentifier(api))
     return emitError(loc) << "output name '" << api
                           << "' is not a C identifier: the API is named after it ("
                           << api << "_infer)";
-  Halide::Target target = model.target.target;
+  if (failed(checkRanks(loc, models)))
+    return failure();
+  LinkInputs link = linkInputs();
   SmallString<128> outputPath(options.outputPath);
   if (llvm::sys::fs::make_absolute(outputPath))
     return emitError(loc) << "cannot resolve '" << options.outputPath << "'";
@@ -634,74 +634,72 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   if (llvm::sys::fs::createUniqueDirectory(work, workDir))
     return emitError(loc) << "cannot create a build directory in '" << outDir << "'";
   auto cleanup = llvm::make_scope_exit([&] { llvm::sys::fs::remove_directories(workDir); });
-  auto inWork = [&](const std::string &file) {
+  std::function<std::string(const std::string &)> inWork = [&](const std::string &file) {
     SmallString<128> path(workDir);
     llvm::sys::path::append(path, file);
     return path.str().str();
   };
 
-  std::string pipelineName = "kiln_" + api + "_pipeline";
-  std::string loadName = "kiln_" + api + "_load";
-  std::string pipelineObj = inWork(api + "_pipeline.o");
-  std::vector<std::string> objects = {pipelineObj};
-  try {
-    // user_context carries the caller's error buffer to the error handler.
-    Halide::Target withContext = target.with_feature(Halide::Target::UserContext);
-    model.pipeline().compile_to_object(pipelineObj, model.arguments(), pipelineName,
-                                       withContext);
-    if (model.hasExternalWeights()) {
-      // The first object carries Halide's runtime; the second shares it.
-      objects.push_back(inWork(api + "_load.o"));
-      model.loadPipeline().compile_to_object(objects.back(), model.loadArguments(), loadName,
-                                             withContext.with_feature(Halide::Target::NoRuntime));
-    }
-  } catch (const Halide::Error &error) {
-    return emitError(loc) << "Halide could not compile the model: " << error.what();
-  }
-  std::string header = headerText(api, model.name, model);
+  std::vector<std::string> objects;
+  if (failed(compilePipelines(loc, api, models, inWork, objects)))
+    return failure();
+  std::string header = headerText(api, model.name, models);
   if (failed(writeFile(loc, inWork(api + ".h"), header)) ||
-      failed(writeFile(loc, inWork(api + "_wrapper.c"),
-                       wrapperText(api, pipelineName, loadName, model, module,
-                                   options.allowExtraKeys))))
+      failed(writeFile(loc, inWork(api + "_model.c"),
+                       modelText(api, model.name, models, module, options.allowExtraKeys))))
     return failure();
   std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + workDir.str().str(),
-                                     "-I" KILN_HALIDE_INCLUDE_DIR, "-I" KILN_RUNTIME_INCLUDE_DIR};
+                                     "-I" + link.runtimeInclude};
   auto compileC = [&](const std::string &source, const std::string &object) {
     std::vector<std::string> args = cflags;
     args.insert(args.end(), {"-c", source, "-o", object});
-    return run(loc, "cc", args);
+    return run(loc, link.cc, args);
   };
-  std::string wrapperObj = inWork(api + "_wrapper.o");
-  if (failed(compileC(inWork(api + "_wrapper.c"), wrapperObj)))
+  std::string modelObj = inWork(api + "_model.o");
+  if (failed(compileC(inWork(api + "_model.c"), modelObj)))
     return failure();
-  objects.push_back(wrapperObj);
-  // Loading weights reads safetensors with the runtime's C reader (C only,
-  // so C callers still need no C++ runtime); one relocatable object holds
-  // what the model needs of it.
-  std::vector<std::string> ldArgs = {"-r"};
+  objects.push_back(modelObj);
+
+  // One relocatable object: the pipelines, Halide's runtime, the model's
+  // description and entry points, and what they need of the model runtime
+  // (whose halide_* hooks replace the runtime's weak ones here). Section
+  // groups (COMDAT: the C++ inline functions and vtables of Halide's
+  // runtime) are dissolved: a final link keeps one group per signature
+  // name, even a local one, so a second model's copy would be discarded
+  // under its references.
+  std::string merged = inWork(api + "_merged.o");
+  std::vector<std::string> ldArgs = {"-r", "--force-group-allocation"};
   ldArgs.insert(ldArgs.end(), objects.begin(), objects.end());
-  if (model.hasExternalWeights())
-    ldArgs.push_back(KILN_RUNTIME_C_LIBRARY);
+  ldArgs.insert(ldArgs.end(), {link.modelLibrary, "-o", merged});
+  if (failed(run(loc, link.ld, ldArgs)))
+    return failure();
+  // Only the API stays global, and the runtime's pool and arena, weak, so
+  // that the Kiln models of a program share them (thread_pool.h): Halide's
+  // symbols and the rest of the runtime become local, so neither two models
+  // nor a model and the program's own Halide code clash or share handlers.
+  std::vector<std::string> objcopyArgs = {"--wildcard"};
+  for (const std::string &symbol : apiSymbols(api, external))
+    objcopyArgs.push_back("--keep-global-symbol=" + symbol);
+  for (const char *shared : {"kiln_thread_pool_*", "kiln_scratch_arena_*"}) {
+    objcopyArgs.push_back(std::string("--keep-global-symbol=") + shared);
+    objcopyArgs.push_back(std::string("--weaken-symbol=") + shared);
+  }
+  objcopyArgs.push_back(merged);
+  if (failed(run(loc, link.objcopy, objcopyArgs)))
+    return failure();
 
   std::string product = inWork("product");
-  std::string merged = inWork(api + "_model.o");
-  ldArgs.insert(ldArgs.end(), {"-o", merged});
-  if (failed(run(loc, "ld", ldArgs)))
-    return failure();
-  if (model.hasExternalWeights() &&
-      failed(run(loc, "objcopy", {"--localize-symbols=" KILN_RUNTIME_C_SYMBOLS, merged})))
-    return failure();
   switch (options.kind) {
   case OutputKind::Object:
     if (std::error_code error = llvm::sys::fs::rename(merged, product))
       return emitError(loc) << "cannot move '" << merged << "': " << error.message();
     break;
   case OutputKind::StaticLibrary:
-    if (failed(run(loc, "ar", {"rcs", product, merged})))
+    if (failed(run(loc, link.ar, {"rcs", product, merged})))
       return failure();
     break;
   case OutputKind::SharedLibrary:
-    if (failed(run(loc, "cc", {"-shared", "-o", product, merged, "-lpthread", "-ldl", "-lm"})))
+    if (failed(run(loc, link.cc, {"-shared", "-o", product, merged, "-lpthread", "-ldl", "-lm"})))
       return failure();
     break;
   case OutputKind::Executable: {
@@ -710,8 +708,8 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
         failed(compileC(mainSource, mainObj)))
       return failure();
     // The runner is C++ (the runtime library), so the C++ driver links.
-    if (failed(run(loc, "c++", {"-o", product, mainObj, merged, KILN_RUNTIME_LIBRARY,
-                                KILN_RUNTIME_C_LIBRARY, "-lz", "-lpthread", "-ldl", "-lm"})))
+    if (failed(run(loc, link.cxx, {"-o", product, mainObj, merged, link.runnerLibrary, "-lz",
+                                   "-lpthread", "-ldl", "-lm"})))
       return failure();
     break;
   }

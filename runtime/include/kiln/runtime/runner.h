@@ -6,6 +6,7 @@
  *   MODEL --input x.npy --output y.npy     float32 NCHW batch in, logits out
  *   MODEL --images IDX --labels IDX        accuracy and images/s (plain or .gz)
  *   MODEL --weights W.safetensors ...      a model built with --weights=external
+ *   MODEL --variant                        the target of the code that runs here
  *
  * The runner is a program, so it prints (stdout for results, stderr for
  * errors) and returns the process's exit code: 0, 1 for a bad input file or
@@ -41,6 +42,8 @@ typedef struct kiln_model_desc_t {
    * checkpoint (0 or an error code, message in last_error); NULL when the
    * weights are compiled in. */
   int (*load_weights)(const char *path);
+  /* The Halide target of the variant that runs on this CPU (NULL: none). */
+  const char *(*variant)(void);
 } kiln_model_desc_t;
 
 int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *model);

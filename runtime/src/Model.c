@@ -1,0 +1,154 @@
+/*===- Model.c - running a compiled model --------------------------------===*
+ *
+ * kiln_model_infer and the choice of a variant (model.h): what every
+ * generated <name>_infer used to carry as C text, now once, here.
+ *
+ *===----------------------------------------------------------------------===*/
+#include "kiln/runtime/model.h"
+
+#include "kiln/runtime/call.h"
+
+#include "HalideRuntime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ModelSupport.h"
+
+_Static_assert(halide_target_feature_end <= 64 * KILN_MODEL_FEATURE_WORDS,
+               "KILN_MODEL_FEATURE_WORDS is too small for this Halide's features");
+
+/* Halide checks that it gets exactly its own number of words. */
+#define KILN_HALIDE_FEATURE_WORDS ((halide_target_feature_end + 63) / 64)
+
+int kiln_model_select(const kiln_model_t *model) {
+  int selected = __atomic_load_n(&model->state->selected, __ATOMIC_ACQUIRE);
+  if (selected != 0)
+    return selected > 0 ? selected - 1 : -1;
+  /* One variant is used as it was built, as a single-target Halide object
+   * is: without asking the CPU. With several, the first one the CPU runs, as
+   * Halide's multitarget wrapper picks; unlike it, the last one is not taken
+   * blindly, so a CPU that runs none gets an error instead of an illegal
+   * instruction. Threads racing here compute the same answer. */
+  int choice = -1;
+  if (model->variant_count == 1)
+    choice = 0;
+  for (size_t i = 0; choice < 0 && i < model->variant_count; ++i)
+    if (halide_can_use_target_features(KILN_HALIDE_FEATURE_WORDS, model->variants[i].features))
+      choice = (int)i;
+  __atomic_store_n(&model->state->selected, choice >= 0 ? choice + 1 : -1, __ATOMIC_RELEASE);
+  return choice;
+}
+
+const char *kiln_model_variant(const kiln_model_t *model) {
+  int choice = kiln_model_select(model);
+  return choice >= 0 ? model->variants[choice].target : NULL;
+}
+
+int kiln_model_fail(char *out_error, int code, const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  vsnprintf(out_error, KILN_MODEL_ERROR_SIZE, format, args);
+  va_end(args);
+  return code;
+}
+
+int kiln_model_no_variant(const kiln_model_t *model, char *out_error) {
+  size_t used = (size_t)snprintf(out_error, KILN_MODEL_ERROR_SIZE,
+                                 "this CPU supports none of the targets %s was built for:",
+                                 model->name);
+  for (size_t i = 0; i < model->variant_count && used < KILN_MODEL_ERROR_SIZE; ++i)
+    used += (size_t)snprintf(out_error + used, KILN_MODEL_ERROR_SIZE - used, "%s %s",
+                             i ? "," : "", model->variants[i].target);
+  return KILN_MODEL_ERROR_TARGET;
+}
+
+void kiln_model_describe(halide_buffer_t *buffer, halide_dimension_t *dims, float *host,
+                         const kiln_model_layout_t *layout) {
+  int32_t stride = 1;
+  memset(buffer, 0, sizeof *buffer);
+  for (int d = 0; d < layout->rank; ++d) {
+    dims[d].min = 0;
+    dims[d].extent = layout->extents[d];
+    dims[d].stride = stride;
+    dims[d].flags = 0;
+    stride *= layout->extents[d];
+  }
+  buffer->host = (uint8_t *)host;
+  buffer->type.code = halide_type_float;
+  buffer->type.bits = 32;
+  buffer->type.lanes = 1;
+  buffer->dimensions = layout->rank;
+  buffer->dim = dims;
+}
+
+int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error) {
+  kiln_call_t call;
+  void *user_context = &call;
+  kiln_call_begin(&call);
+  args[0] = &user_context;
+  int result = pipeline(args);
+  kiln_call_end(&call);
+  if (result != 0)
+    snprintf(out_error, KILN_MODEL_ERROR_SIZE, "%s",
+             call.message[0] ? call.message : "Halide runtime error");
+  return result;
+}
+
+/* A batched tensor's buffer: dense C order, the batch outermost (Halide's
+ * last dimension). */
+static void describe_batched(halide_buffer_t *buffer, halide_dimension_t *dims, const float *host,
+                             const kiln_model_tensor_t *tensor, int64_t batch) {
+  int32_t stride = 1;
+  int rank = (int)tensor->rank;
+  memset(buffer, 0, sizeof *buffer);
+  for (int d = 0; d < rank; ++d) {
+    int64_t extent = d == rank - 1 ? batch : tensor->shape[rank - 1 - d];
+    dims[d].min = 0;
+    dims[d].extent = (int32_t)extent;
+    dims[d].stride = stride;
+    dims[d].flags = 0;
+    stride *= (int32_t)extent;
+  }
+  buffer->host = (uint8_t *)(uintptr_t)host;
+  buffer->type.code = halide_type_float;
+  buffer->type.bits = 32;
+  buffer->type.lanes = 1;
+  buffer->dimensions = rank;
+  buffer->dim = dims;
+}
+
+int kiln_model_infer(const kiln_model_t *model, const float *input, int64_t batch,
+                     float *out_output, char *out_error) {
+  if (!input || !out_output || batch < 0 || batch > INT32_MAX)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: input and output must be non-null and 0 <= batch "
+                           "<= 2^31-1 (batch %lld)",
+                           (long long)batch);
+  int choice = kiln_model_select(model);
+  if (choice < 0)
+    return kiln_model_no_variant(model, out_error);
+  const kiln_model_variant_t *variant = &model->variants[choice];
+  if (model->external_weights && !model->state->loaded)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                           "no weights loaded: call %s_load_weights first", model->name);
+  if (batch == 0)
+    return 0;
+  /* Everything on the stack: a call allocates nothing of its own. */
+  size_t packed = model->external_weights ? variant->packed_count : 0;
+  halide_dimension_t in_dims[KILN_MODEL_MAX_RANK], out_dims[KILN_MODEL_MAX_RANK];
+  halide_dimension_t weight_dims[packed + 1][KILN_MODEL_MAX_RANK];
+  halide_buffer_t in, out, weights[packed + 1];
+  void *args[packed + 3];
+  describe_batched(&in, in_dims, input, &model->input, batch);
+  describe_batched(&out, out_dims, out_output, &model->output, batch);
+  args[1] = &in;
+  for (size_t i = 0; i < packed; ++i) {
+    kiln_model_describe(&weights[i], weight_dims[i], model->state->weights[i],
+                        &variant->packed_layouts[i]);
+    args[2 + i] = &weights[i];
+  }
+  args[2 + packed] = &out;
+  return kiln_model_run(variant->infer, args, out_error);
+}

@@ -1,0 +1,26 @@
+/*===- ModelSupport.h - internal helpers of Model.c and WeightLoader.c ---===*
+ *
+ * Not installed. Halide's runtime header is needed to include it.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef KILN_RUNTIME_SRC_MODELSUPPORT_H
+#define KILN_RUNTIME_SRC_MODELSUPPORT_H
+
+#include "kiln/runtime/model.h"
+
+#include "HalideRuntime.h"
+
+/* printf(`format`, ...) into `out_error` (KILN_MODEL_ERROR_SIZE bytes);
+ * returns `code`. */
+int kiln_model_fail(char *out_error, int code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The error of a CPU that runs none of the model's variants, naming them. */
+int kiln_model_no_variant(const kiln_model_t *model, char *out_error);
+/* Describes `host` as a dense float32 array of `layout` (dims: rank entries). */
+void kiln_model_describe(halide_buffer_t *buffer, halide_dimension_t *dims, float *host,
+                         const kiln_model_layout_t *layout);
+/* Runs `pipeline` on args[1...] with a new kiln_call_t (args[0] is set to
+ * it); a failure's message goes to `out_error`. Returns the pipeline's code. */
+int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error);
+
+#endif /* KILN_RUNTIME_SRC_MODELSUPPORT_H */
