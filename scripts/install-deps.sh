@@ -6,7 +6,8 @@ set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ ccache
   llvm-14-dev libmlir-14-dev mlir-14-tools llvm-14-tools libhalide14-0-dev
-  googletest libgtest-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist)
+  googletest libgtest-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
+  libtsan2)
 bench_pkgs=(python3-torch python3-numpy libopenblas0-pthread)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 

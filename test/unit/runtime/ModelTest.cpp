@@ -1,0 +1,430 @@
+//===- ModelTest.cpp - running a compiled model, choosing its variant, ----===//
+//===- loading its weights ------------------------------------------------===//
+//
+// The model runtime on hand-written descriptions whose "pipelines" are
+// small C++ functions in Halide's argv form, so each check of
+// kiln_model_infer and kiln_model_load_weights is tested without compiling
+// a model. The CPU's features come from a fake
+// halide_can_use_target_features (in a model, Halide's runtime gives it).
+//
+//===----------------------------------------------------------------------===//
+#include "TestUtil.h"
+
+#include "kiln/runtime/call.h"
+#include "kiln/runtime/model.h"
+#include "kiln/runtime/safetensors.h"
+
+#include "HalideRuntime.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace kiln::test;
+
+namespace {
+
+// The fake CPU: the variant features it accepts, and how often it was asked.
+uint64_t gCpuFeatures = 0;
+int gCanUseCalls = 0;
+
+} // namespace
+
+extern "C" int halide_can_use_target_features(int count, const uint64_t *features) {
+  ++gCanUseCalls;
+  EXPECT_GE(count, 1);
+  EXPECT_LE(count, KILN_MODEL_FEATURE_WORDS);
+  for (int i = 1; i < count; ++i)
+    if (features[i])
+      return 0;
+  return (features[0] & ~gCpuFeatures) == 0;
+}
+
+namespace {
+
+constexpr uint64_t kAvx512 = 1 << 1, kAvx2 = 1 << 2;
+
+halide_buffer_t *bufferArg(void **args, int i) { return static_cast<halide_buffer_t *>(args[i]); }
+void *contextArg(void **args) { return *static_cast<void **>(args[0]); }
+
+int64_t elements(const halide_buffer_t *buffer) {
+  int64_t count = 1;
+  for (int d = 0; d < buffer->dimensions; ++d)
+    count *= buffer->dim[d].extent;
+  return count;
+}
+
+// Each fake pipeline records that it ran.
+int gInferCalls = 0, gLoadCalls = 0;
+int gLastVariant = -1;
+
+// Embedded weights: output = input * (variant + 2); args: ctx, input, output.
+template <int Variant> int embeddedInfer(void **args) {
+  ++gInferCalls;
+  gLastVariant = Variant;
+  EXPECT_NE(kiln_call_of(contextArg(args)), nullptr);
+  halide_buffer_t *in = bufferArg(args, 1), *out = bufferArg(args, 2);
+  const float *x = reinterpret_cast<const float *>(in->host);
+  float *y = reinterpret_cast<float *>(out->host);
+  for (int64_t i = 0; i < elements(in); ++i)
+    y[i] = x[i] * (Variant + 2);
+  return 0;
+}
+
+// A pipeline that fails the way Halide's do: a message, then a code.
+int failingInfer(void **args) {
+  halide_error(contextArg(args), "Input buffer input is accessed at 7, which is beyond the max");
+  return halide_error_code_access_out_of_bounds;
+}
+int silentlyFailingInfer(void **) { return -1; }
+
+// External weights, one packed weight of 2 channels: output[n][c] =
+// input[n][c] * packed[c]; args: ctx, input, packed, output.
+int externalInfer(void **args) {
+  ++gInferCalls;
+  halide_buffer_t *in = bufferArg(args, 1), *w = bufferArg(args, 2), *out = bufferArg(args, 3);
+  EXPECT_EQ(w->dimensions, 1);
+  EXPECT_EQ(w->dim[0].extent, 2);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(w->host) % 64, 0u); // as pipelines assume
+  const float *x = reinterpret_cast<const float *>(in->host);
+  const float *scale = reinterpret_cast<const float *>(w->host);
+  float *y = reinterpret_cast<float *>(out->host);
+  for (int64_t i = 0; i < elements(in); ++i)
+    y[i] = x[i] * scale[i % 2];
+  return 0;
+}
+
+// The load pipeline: packed = w * 10 (the "fold"); args: ctx, w, packed.
+int externalLoad(void **args) {
+  ++gLoadCalls;
+  halide_buffer_t *w = bufferArg(args, 1), *packed = bufferArg(args, 2);
+  const float *src = reinterpret_cast<const float *>(w->host);
+  float *dst = reinterpret_cast<float *>(packed->host);
+  for (int64_t i = 0; i < elements(packed); ++i)
+    dst[i] = src[i] * 10.0f;
+  return 0;
+}
+
+int failingLoad(void **args) {
+  halide_error(contextArg(args), "the load pipeline failed");
+  return -3;
+}
+
+const int64_t kShape[] = {-1, 2};
+const int32_t kTwo[] = {2};
+const kiln_model_layout_t kLayouts[] = {{1, kTwo}};
+const char *const kStateNames[] = {"fc.weight"};
+const int64_t kWeightShape[] = {2};
+const kiln_model_state_key_t kStateKeys[] = {
+    {"fc.weight", "parameter", 0, 1, kWeightShape},
+    {"bn.num_batches_tracked", "buffer", 1, 0, nullptr},
+};
+
+kiln_model_variant_t embeddedVariant(const char *target, uint64_t features,
+                                     kiln_model_pipeline_t infer) {
+  kiln_model_variant_t variant = {};
+  variant.target = target;
+  variant.features[0] = features;
+  variant.infer = infer;
+  return variant;
+}
+
+kiln_model_variant_t externalVariant(kiln_model_pipeline_t load = externalLoad) {
+  kiln_model_variant_t variant = embeddedVariant("x86-64-linux-avx2-fma", kAvx2, externalInfer);
+  variant.load = load;
+  variant.state_tensor_count = 1;
+  variant.state_tensor_names = kStateNames;
+  variant.state_tensor_layouts = kLayouts;
+  variant.packed_count = 1;
+  variant.packed_layouts = kLayouts;
+  return variant;
+}
+
+class ModelTest : public TempDirTest {
+protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    gCpuFeatures = kAvx2;
+    gCanUseCalls = gInferCalls = gLoadCalls = 0;
+    gLastVariant = -1;
+  }
+  void TearDown() override {
+    if (model_.state)
+      kiln_model_free_weights(&model_);
+    TempDirTest::TearDown();
+  }
+  void use(std::vector<kiln_model_variant_t> variants, bool external = false) {
+    variants_ = std::move(variants);
+    state_ = {};
+    model_ = {};
+    model_.name = "net";
+    model_.input = {2, kShape};
+    model_.output = {2, kShape};
+    model_.variant_count = variants_.size();
+    model_.variants = variants_.data();
+    model_.external_weights = external;
+    model_.state_key_count = external ? 2 : 0;
+    model_.state_keys = external ? kStateKeys : nullptr;
+    model_.state = &state_;
+  }
+  int infer(int64_t batch = 3) {
+    input_.assign(6, 0.0f);
+    for (size_t i = 0; i < input_.size(); ++i)
+      input_[i] = static_cast<float>(i + 1);
+    output_.assign(6, -1.0f);
+    return kiln_model_infer(&model_, input_.data(), batch, output_.data(), error_);
+  }
+  /// A weights file with the given tensors (F32 unless an integer dtype).
+  std::string weights(const std::string &name,
+                      std::vector<std::tuple<const char *, kiln_dtype_t, std::vector<int64_t>,
+                                             std::string>> tensors) {
+    kiln_safetensors_writer_t *writer = nullptr;
+    KILN_EXPECT_OK(kiln_safetensors_writer_create(&writer));
+    for (auto &[key, dtype, shape, bytes] : tensors)
+      KILN_EXPECT_OK(kiln_safetensors_writer_add(writer, key, dtype, shape.size(), shape.data(),
+                                                 bytes.data()));
+    KILN_EXPECT_OK(kiln_safetensors_writer_write(writer, path(name).c_str()));
+    kiln_safetensors_writer_free(writer);
+    return path(name);
+  }
+  std::string goodWeights(const std::string &name = "good.safetensors", float a = 1, float b = 2) {
+    return weights(name, {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{a, b})},
+                          {"bn.num_batches_tracked", KILN_DTYPE_I64, {},
+                           bytesOf(std::vector<int64_t>{7})}});
+  }
+  int load(const std::string &file) {
+    return kiln_model_load_weights(&model_, file.c_str(), error_);
+  }
+
+  std::vector<kiln_model_variant_t> variants_;
+  kiln_model_state_t state_ = {};
+  kiln_model_t model_ = {};
+  char error_[KILN_MODEL_ERROR_SIZE] = "";
+  std::vector<float> input_, output_;
+};
+
+//===--- Running -----------------------------------------------------------===//
+
+TEST_F(ModelTest, InferRunsThePipelineOnTheCallersArrays) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<0>)});
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(output_, (std::vector<float>{2, 4, 6, 8, 10, 12}));
+  EXPECT_STREQ(error_, "");
+}
+
+TEST_F(ModelTest, InferChecksItsArguments) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<0>)});
+  float x[2] = {0, 0};
+  EXPECT_EQ(kiln_model_infer(&model_, nullptr, 1, x, error_), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(error_).find("invalid argument"), std::string::npos) << error_;
+  EXPECT_EQ(kiln_model_infer(&model_, x, 1, nullptr, error_), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(kiln_model_infer(&model_, x, -1, x, error_), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(error_).find("(batch -1)"), std::string::npos) << error_;
+  EXPECT_EQ(kiln_model_infer(&model_, x, int64_t(1) << 31, x, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(gInferCalls, 0);
+}
+
+TEST_F(ModelTest, EmptyBatchRunsNothing) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<0>)});
+  EXPECT_EQ(infer(0), 0);
+  EXPECT_EQ(gInferCalls, 0);
+}
+
+TEST_F(ModelTest, HalideErrorsComeBackAsMessages) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, failingInfer)});
+  EXPECT_EQ(infer(), halide_error_code_access_out_of_bounds);
+  EXPECT_STREQ(error_, "Input buffer input is accessed at 7, which is beyond the max");
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, silentlyFailingInfer)});
+  EXPECT_EQ(infer(), -1);
+  EXPECT_STREQ(error_, "Halide runtime error");
+}
+
+//===--- Choosing a variant --------------------------------------------------===//
+
+TEST_F(ModelTest, TheFirstVariantTheCpuSupportsRunsAndIsChosenOnce) {
+  use({embeddedVariant("x86-64-linux-avx512_skylake", kAvx512, embeddedInfer<0>),
+       embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<1>),
+       embeddedVariant("x86-64-linux-sse41", 0, embeddedInfer<2>)});
+  gCpuFeatures = kAvx2;
+  EXPECT_STREQ(kiln_model_variant(&model_), "x86-64-linux-avx2-fma");
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(gLastVariant, 1);
+  EXPECT_EQ(output_[0], 3.0f);
+  int asked = gCanUseCalls;
+  EXPECT_EQ(asked, 2); // the AVX-512 variant, then the AVX2 one
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(gCanUseCalls, asked);
+  EXPECT_EQ(kiln_model_select(&model_), 1);
+}
+
+TEST_F(ModelTest, MostSpecificVariantWinsWhereTheCpuHasIt) {
+  use({embeddedVariant("x86-64-linux-avx512_skylake", kAvx512, embeddedInfer<0>),
+       embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<1>),
+       embeddedVariant("x86-64-linux-sse41", 0, embeddedInfer<2>)});
+  gCpuFeatures = kAvx512 | kAvx2;
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(gLastVariant, 0);
+  EXPECT_STREQ(kiln_model_variant(&model_), "x86-64-linux-avx512_skylake");
+}
+
+TEST_F(ModelTest, ACpuThatRunsNoVariantGetsAnError) {
+  use({embeddedVariant("x86-64-linux-avx512_skylake", kAvx512, embeddedInfer<0>),
+       embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<1>)});
+  gCpuFeatures = 0;
+  EXPECT_EQ(kiln_model_variant(&model_), nullptr);
+  EXPECT_EQ(kiln_model_select(&model_), -1);
+  EXPECT_EQ(infer(), KILN_MODEL_ERROR_TARGET);
+  EXPECT_STREQ(error_, "this CPU supports none of the targets net was built for: "
+                       "x86-64-linux-avx512_skylake, x86-64-linux-avx2-fma");
+  EXPECT_EQ(gInferCalls, 0);
+}
+
+TEST_F(ModelTest, ASingleVariantRunsWithoutAskingTheCpu) {
+  use({embeddedVariant("x86-64-linux-avx512_skylake", kAvx512, embeddedInfer<0>)});
+  gCpuFeatures = 0;
+  EXPECT_EQ(infer(), 0);
+  EXPECT_STREQ(kiln_model_variant(&model_), "x86-64-linux-avx512_skylake");
+  EXPECT_EQ(gCanUseCalls, 0);
+}
+
+//===--- Loading weights ----------------------------------------------------===//
+
+TEST_F(ModelTest, InferBeforeALoadFails) {
+  use({externalVariant()}, /*external=*/true);
+  EXPECT_EQ(infer(), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_STREQ(error_, "no weights loaded: call net_load_weights first");
+}
+
+TEST_F(ModelTest, LoadRunsTheLoadPipelineAndInferUsesItsResult) {
+  use({externalVariant()}, true);
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  EXPECT_EQ(gLoadCalls, 1);
+  EXPECT_EQ(infer(), 0) << error_;
+  EXPECT_EQ(output_, (std::vector<float>{10, 40, 30, 80, 50, 120}));
+}
+
+TEST_F(ModelTest, MissingTensor) {
+  use({externalVariant()}, true);
+  std::string file = weights("missing.safetensors",
+                             {{"bn.num_batches_tracked", KILN_DTYPE_I64, {},
+                               bytesOf(std::vector<int64_t>{7})}});
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_), file + ": no tensor 'fc.weight' for this model's parameter");
+  EXPECT_EQ(gLoadCalls, 0);
+}
+
+TEST_F(ModelTest, WrongShape) {
+  use({externalVariant()}, true);
+  std::string file = weights("shape.safetensors",
+                             {{"fc.weight", KILN_DTYPE_F32, {1, 3},
+                               bytesOf(std::vector<float>{1, 2, 3})},
+                              {"bn.num_batches_tracked", KILN_DTYPE_I64, {},
+                               bytesOf(std::vector<int64_t>{7})}});
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_),
+            file + ": tensor 'fc.weight' has shape [1, 3], the model expects [2]");
+}
+
+TEST_F(ModelTest, IntegerBuffersMustHoldIntegers) {
+  use({externalVariant()}, true);
+  std::string file = weights("float_count.safetensors",
+                             {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{1, 2})},
+                              {"bn.num_batches_tracked", KILN_DTYPE_F32, {},
+                               bytesOf(std::vector<float>{7})}});
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_NE(std::string(error_).find("bn.num_batches_tracked"), std::string::npos) << error_;
+  // Any integer dtype will do, as for the build.
+  file = weights("i32_count.safetensors",
+                 {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{1, 2})},
+                  {"bn.num_batches_tracked", KILN_DTYPE_I32, {}, bytesOf(std::vector<int32_t>{7})}});
+  EXPECT_EQ(load(file), 0) << error_;
+}
+
+TEST_F(ModelTest, UnknownTensorsAreErrorsUnlessAllowed) {
+  use({externalVariant()}, true);
+  std::string file = weights("extra.safetensors",
+                             {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{1, 2})},
+                              {"bn.num_batches_tracked", KILN_DTYPE_I64, {},
+                               bytesOf(std::vector<int64_t>{7})},
+                              {"head.weight", KILN_DTYPE_F32, {1}, bytesOf(std::vector<float>{3})}});
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_), file + ": tensor 'head.weight' is not a parameter of this model");
+  model_.allow_extra_keys = 1;
+  EXPECT_EQ(load(file), 0) << error_;
+}
+
+TEST_F(ModelTest, UnreadableFilesNameThePath) {
+  use({externalVariant()}, true);
+  EXPECT_EQ(load(path("none.safetensors")), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_NE(std::string(error_).find(path("none.safetensors")), std::string::npos) << error_;
+  writeBytes(path("garbage.safetensors"), "garbage");
+  EXPECT_EQ(load(path("garbage.safetensors")), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_NE(std::string(error_).find("garbage.safetensors"), std::string::npos) << error_;
+  EXPECT_EQ(kiln_model_load_weights(&model_, nullptr, error_), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(error_, "invalid argument: path is NULL");
+}
+
+TEST_F(ModelTest, AFailedLoadKeepsThePreviousWeights) {
+  use({externalVariant()}, true);
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  ASSERT_EQ(infer(), 0);
+  std::vector<float> before = output_;
+  std::string bad = weights("bad.safetensors", {{"fc.weight", KILN_DTYPE_F32, {3},
+                                                 bytesOf(std::vector<float>{1, 2, 3})}});
+  EXPECT_EQ(load(bad), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(infer(), 0) << error_;
+  EXPECT_EQ(output_, before);
+  // A good reload replaces them.
+  ASSERT_EQ(load(goodWeights("other.safetensors", 3, 4)), 0) << error_;
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(output_, (std::vector<float>{30, 80, 90, 160, 150, 240}));
+}
+
+TEST_F(ModelTest, AFailedLoadPipelineKeepsThePreviousWeights) {
+  use({externalVariant()}, true);
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  variants_[0].load = failingLoad;
+  std::string file = goodWeights("again.safetensors", 5, 6);
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_), file + ": the load pipeline failed");
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(output_[1], 40.0f);
+}
+
+TEST_F(ModelTest, FreeWeightsMakesInferFailAgain) {
+  use({externalVariant()}, true);
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  kiln_model_free_weights(&model_);
+  EXPECT_EQ(infer(), KILN_MODEL_ERROR_WEIGHTS);
+  kiln_model_free_weights(&model_); // twice is allowed
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  EXPECT_EQ(infer(), 0);
+}
+
+// The variant that runs on this CPU is the one whose load pipeline packs.
+int wrongLoad(void **) {
+  ADD_FAILURE() << "the load pipeline of a variant this CPU does not run";
+  return -1;
+}
+
+TEST_F(ModelTest, LoadPacksForTheVariantThatRuns) {
+  kiln_model_variant_t avx512 = externalVariant(wrongLoad);
+  avx512.target = "x86-64-linux-avx512_skylake";
+  avx512.features[0] = kAvx512;
+  use({avx512, externalVariant()}, true);
+  gCpuFeatures = kAvx2;
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  EXPECT_EQ(gLoadCalls, 1);
+  EXPECT_EQ(infer(), 0);
+  EXPECT_EQ(output_[1], 40.0f);
+}
+
+TEST_F(ModelTest, EmbeddedModelsHaveNothingToLoad) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<0>)});
+  EXPECT_EQ(load(goodWeights()), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(error_).find("compiled in"), std::string::npos) << error_;
+}
+
+} // namespace
