@@ -312,9 +312,9 @@ std::string variantLayoutsText(const std::string &api, size_t index,
   c << "/* Variant " << index << " (" << model.target.str()
     << "): the tensors its load pipeline reads, and the layouts it packs. */\n";
   if (!model.stateTensors.empty()) {
-    c << "static const char *const " << prefix << "_state_names[] = {";
+    c << "static const char *const " << prefix << "_state_names[] = {\n";
     for (const codegen::StateTensor &tensor : model.stateTensors)
-      c << cString(tensor.key) << ", ";
+      c << "  " << cString(tensor.key) << ",\n";
     c << "};\nstatic const kiln_model_layout_t " << prefix << "_state_layouts[] = {\n";
     for (const codegen::StateTensor &tensor : model.stateTensors) {
       std::vector<int> extents(tensor.shape.rbegin(), tensor.shape.rend());
