@@ -12,6 +12,8 @@
 #include "kiln/Driver/Compile.h"
 #include "kiln/runtime/npy.h"
 
+#include "HostTargets.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/SourceMgr.h"
@@ -95,31 +97,13 @@ std::string caseName(const testing::TestParamInfo<Case> &info) {
          (info.param.schedule ? "_scheduled_" : "_unscheduled_") + target;
 }
 
-/// Whether this CPU runs code for `target` (the host has all its features).
-bool hostRuns(const Halide::Target &target) {
-  Halide::Target host = Halide::get_host_target();
-  if (host.arch != target.arch || host.bits != target.bits)
-    return false;
-  for (int f = 0; f < Halide::Target::FeatureEnd; ++f) {
-    auto feature = static_cast<Halide::Target::Feature>(f);
-    if (target.has_feature(feature) && !host.has_feature(feature))
-      return false;
-  }
-  return true;
-}
-
-/// One target per x86-64 schedule family.
-const char *const kTargets[] = {"x86-64-linux-avx512_skylake", "x86-64-linux-avx2-fma",
-                                "x86-64-linux-sse41"};
-
 class MatchesPyTorch : public testing::TestWithParam<Case> {};
 
 TEST_P(MatchesPyTorch, AtBatch1And7And64) {
   const Case &c = GetParam();
   Halide::Target target(c.target);
-  if (!hostRuns(target))
-    GTEST_SKIP() << "this CPU cannot run " << c.target << " code (host: "
-                 << Halide::get_host_target().to_string() << ")";
+  if (!kiln::test::hostRuns(target))
+    GTEST_SKIP() << kiln::test::cannotRunReason(c.target);
   Compiled compiled(c.model, c.fold, c.schedule, c.target);
   ASSERT_TRUE(succeeded(compiled.lowered)) << compiled.diagnostics;
   kiln::codegen::LoweredModel &model = *compiled.lowered;
@@ -160,7 +144,7 @@ TEST_P(MatchesPyTorch, AtBatch1And7And64) {
 
 std::vector<Case> allCases() {
   std::vector<Case> cases;
-  for (const char *target : kTargets)
+  for (const char *target : kiln::test::kX86Targets)
     for (const char *model : {"simple_net", "mlp_bn", "batchnorm_net", "simple_nn",
                               "simple_nn_bn", "lenet_bn", "lenet"}) {
       cases.push_back({model, true, true, target});

@@ -1,0 +1,918 @@
+//===- OpReferenceTest.cpp - each op's generated code against a reference -===//
+//
+// One small nn module per op and option, written in IR text, its
+// parameters bound to random values, lowered with Kiln's schedules (a few
+// also with the serial reference schedule), JIT-compiled once per x86-64
+// schedule family this CPU runs and run at several batch sizes; every
+// output element is compared with the plain double-precision reference of
+// ScalarReference.h. The shapes are chosen to reach each branch of
+// Schedule.cpp: widths that are and are not multiples of the vector lanes
+// (4, 8, 16) and register blocks, batches below and above the linear
+// block's rows (4) and the parallel thresholds, both convolution schedules
+// (vectors of channels; vectors along the row, with and without a tail).
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Driver/Driver.h"
+
+#include "HostTargets.h"
+#include "ScalarReference.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace {
+
+namespace ref = kiln::reference;
+using ref::Activation;
+using Shape = std::vector<int64_t>;
+
+/// The batch dimension in shapes of the IR (`?`).
+constexpr int64_t N = -1;
+
+//===----------------------------------------------------------------------===//
+// Random data
+//===----------------------------------------------------------------------===//
+
+/// splitmix64: the same numbers on every platform and standard library.
+class Random {
+public:
+  explicit Random(uint64_t seed) : state(seed) {}
+  /// Uniform in [lo, hi).
+  float uniform(float lo, float hi) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
+    return static_cast<float>(lo + (hi - lo) * unit);
+  }
+
+private:
+  uint64_t state;
+};
+
+/// A seed per case and tensor (FNV-1a of the names).
+uint64_t seedOf(const std::string &caseName, const std::string &what) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (char ch : caseName + "/" + what)
+    hash = (hash ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+  return hash;
+}
+
+int64_t elements(const Shape &shape) {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  return count;
+}
+
+std::vector<float> randomData(const std::string &caseName, const std::string &what,
+                              int64_t count, float lo, float hi) {
+  Random random(seedOf(caseName, what));
+  std::vector<float> data(count);
+  for (float &v : data)
+    v = random.uniform(lo, hi);
+  return data;
+}
+
+//===----------------------------------------------------------------------===//
+// Cases: a module in IR text and its reference
+//===----------------------------------------------------------------------===//
+
+/// A parameter or buffer of a case, bound to uniform values in [lo, hi).
+struct StateSpec {
+  std::string key;
+  Shape shape;
+  float lo, hi;
+  bool buffer = false;
+  /// num_batches_tracked: a tensor<i64> buffer, left unbound (code
+  /// generation never reads it).
+  bool counter = false;
+};
+
+using Params = std::map<std::string, ref::Tensor>;
+using Reference = std::function<ref::Tensor(const std::vector<ref::Tensor> &, const Params &)>;
+
+struct Case {
+  std::string name;
+  std::vector<Shape> inputs; // N: the batch
+  std::vector<StateSpec> state;
+  std::string body;          // the ops, between the state and the return
+  std::string result;        // the SSA value returned
+  Shape resultShape;
+  Reference reference;
+  std::vector<int> batches = {1, 3, 7, 64};
+  float inputLo = -1, inputHi = 1;
+  bool schedule = true;
+
+  std::string moduleText() const;
+};
+
+std::string typeOf(const Shape &shape) {
+  std::string text = "tensor<";
+  for (int64_t d : shape)
+    text += (d == N ? std::string("?") : std::to_string(d)) + "x";
+  return text + "f32>";
+}
+
+std::string ssaName(const std::string &key) {
+  std::string name = "%";
+  for (char ch : key)
+    name += isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  return name;
+}
+
+std::string Case::moduleText() const {
+  std::ostringstream os;
+  os << "func @forward(";
+  for (size_t i = 0; i < inputs.size(); ++i)
+    os << (i ? ", " : "") << "%x" << i << ": " << typeOf(inputs[i]);
+  os << ") -> " << typeOf(resultShape) << " {\n";
+  for (const StateSpec &s : state)
+    os << "  " << ssaName(s.key) << " = nn." << (s.buffer ? "buffer" : "param") << " \""
+       << s.key << "\" : " << (s.counter ? "tensor<i64>" : typeOf(s.shape)) << "\n";
+  os << body << "  return " << result << " : " << typeOf(resultShape) << "\n}\n";
+  return os.str();
+}
+
+/// Builds a case's body one op at a time, tracking the shape of each value.
+class Body {
+public:
+  explicit Body(Case &c) : c(c) {
+    for (size_t i = 0; i < c.inputs.size(); ++i)
+      shapes["%x" + std::to_string(i)] = c.inputs[i];
+  }
+
+  /// A parameter initialized as PyTorch's layers are: U(±1/sqrt(fan_in)).
+  std::string param(const std::string &key, Shape shape, int64_t fanIn) {
+    float bound = 1.0f / std::sqrt(static_cast<float>(fanIn));
+    return state(key, std::move(shape), -bound, bound);
+  }
+  std::string state(const std::string &key, Shape shape, float lo, float hi,
+                    bool buffer = false) {
+    c.state.push_back(StateSpec{key, shape, lo, hi, buffer});
+    std::string name = ssaName(key);
+    shapes[name] = shape;
+    return name;
+  }
+  std::string counter(const std::string &key) {
+    c.state.push_back(StateSpec{key, {}, 0, 0, /*buffer=*/true, /*counter=*/true});
+    std::string name = ssaName(key);
+    counters.insert(name);
+    return name;
+  }
+  /// nn.<op> with a functional type: `operands` are typed in order, `text`
+  /// is how they are written (keywords for batch_norm).
+  std::string functional(const std::string &op, const std::vector<std::string> &operands,
+                         const std::string &attrs, const Shape &result,
+                         std::string text = "") {
+    if (text.empty())
+      for (size_t i = 0; i < operands.size(); ++i)
+        text += (i ? ", " : "") + operands[i];
+    std::string types;
+    for (size_t i = 0; i < operands.size(); ++i)
+      types += (i ? ", " : "") +
+               (counters.count(operands[i]) ? "tensor<i64>" : typeOf(shapes.at(operands[i])));
+    return emit(op + " " + text + (attrs.empty() ? "" : " {" + attrs + "}") + " : (" + types +
+                    ") -> " + typeOf(result),
+                result);
+  }
+  /// relu, sigmoid, tanh: `nn.relu %x : T`.
+  std::string unary(const std::string &op, const std::string &x) {
+    return emit(op + " " + x + " : " + typeOf(shapes.at(x)), shapes.at(x));
+  }
+  std::string add(const std::string &a, const std::string &b) {
+    return emit("add " + a + ", " + b + " : " + typeOf(shapes.at(a)), shapes.at(a));
+  }
+  const Shape &shapeOf(const std::string &value) const { return shapes.at(value); }
+
+  void returns(const std::string &value) {
+    c.result = value;
+    c.resultShape = shapes.at(value);
+  }
+
+private:
+  std::string emit(const std::string &op, const Shape &result) {
+    std::string name = "%v" + std::to_string(count++);
+    c.body += "  " + name + " = nn." + op + "\n";
+    shapes[name] = result;
+    return name;
+  }
+
+  Case &c;
+  std::map<std::string, Shape> shapes;
+  std::set<std::string> counters;
+  int count = 0;
+};
+
+const char *activationName(Activation a) {
+  switch (a) {
+  case Activation::None:
+    return "";
+  case Activation::Relu:
+    return "relu";
+  case Activation::Sigmoid:
+    return "sigmoid";
+  case Activation::Tanh:
+    return "tanh";
+  }
+  return "";
+}
+
+/// The `activation` attribute nn-fuse-activations would set, or nothing.
+std::string activationAttr(Activation a) {
+  return a == Activation::None ? "" : "activation = \"" + std::string(activationName(a)) + "\"";
+}
+
+std::string joinAttrs(std::initializer_list<std::string> attrs) {
+  std::string text;
+  for (const std::string &a : attrs)
+    if (!a.empty())
+      text += (text.empty() ? "" : ", ") + a;
+  return text;
+}
+
+std::string shapeName(const Shape &shape) {
+  std::string text;
+  for (size_t i = 1; i < shape.size(); ++i)
+    text += (i > 1 ? "x" : "") + std::to_string(shape[i]);
+  return text;
+}
+
+std::string activationSuffix(Activation a) {
+  return a == Activation::None ? "" : "_" + std::string(activationName(a));
+}
+
+//===----------------------------------------------------------------------===//
+// The cases, op by op
+//===----------------------------------------------------------------------===//
+
+/// x: [N, ..., in] -> [N, ..., out]; the activation as the fused attribute.
+Case linearCase(Shape x, int64_t out, bool bias, Activation act = Activation::None,
+                std::vector<int> batches = {1, 3, 7, 64}) {
+  int64_t in = x.back();
+  Case c;
+  c.name = "linear_" + shapeName(x) + "_to_" + std::to_string(out) + (bias ? "_bias" : "") +
+           activationSuffix(act);
+  c.inputs = {x};
+  c.batches = batches;
+  Body b(c);
+  std::string w = b.param("fc.weight", {out, in}, in);
+  std::vector<std::string> operands = {"%x0", w};
+  if (bias)
+    operands.push_back(b.param("fc.bias", {out}, in));
+  Shape y = x;
+  y.back() = out;
+  b.returns(b.functional("linear", operands, activationAttr(act), y));
+  c.reference = [=](const std::vector<ref::Tensor> &inputs, const Params &p) {
+    return ref::linear(inputs[0], p.at("fc.weight"), bias ? &p.at("fc.bias") : nullptr, act);
+  };
+  return c;
+}
+
+/// linear followed by a separate activation op (left unfused: the codegen
+/// inlines it into the output).
+Case linearThenActivationCase(int64_t in, int64_t out, Activation act) {
+  Case c;
+  c.name = "linear_" + std::to_string(in) + "_to_" + std::to_string(out) + "_then_" +
+           activationName(act) + "_op";
+  c.inputs = {{N, in}};
+  Body b(c);
+  std::string w = b.param("fc.weight", {out, in}, in);
+  std::string bias = b.param("fc.bias", {out}, in);
+  std::string h = b.functional("linear", {"%x0", w, bias}, "", {N, out});
+  b.returns(b.unary(activationName(act), h));
+  c.reference = [=](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::activate(ref::linear(x[0], p.at("fc.weight"), &p.at("fc.bias")), act);
+  };
+  return c;
+}
+
+/// linear -> relu op -> linear: the relu is inlined into the second layer's
+/// reduction.
+Case twoLinearsCase() {
+  Case c;
+  c.name = "linear_relu_linear_24_to_40_to_6";
+  c.inputs = {{N, 24}};
+  Body b(c);
+  std::string w1 = b.param("fc1.weight", {40, 24}, 24), b1 = b.param("fc1.bias", {40}, 24);
+  std::string w2 = b.param("fc2.weight", {6, 40}, 40), b2 = b.param("fc2.bias", {6}, 40);
+  std::string h = b.functional("linear", {"%x0", w1, b1}, "", {N, 40});
+  std::string r = b.unary("relu", h);
+  b.returns(b.functional("linear", {r, w2, b2}, "", {N, 6}));
+  c.reference = [](const std::vector<ref::Tensor> &x, const Params &p) {
+    ref::Tensor h = ref::activate(ref::linear(x[0], p.at("fc1.weight"), &p.at("fc1.bias")),
+                                  Activation::Relu);
+    return ref::linear(h, p.at("fc2.weight"), &p.at("fc2.bias"));
+  };
+  return c;
+}
+
+struct ConvSpec {
+  int64_t cin, h, w, cout, kh, kw;
+  int strideH, strideW, padH, padW;
+  bool bias;
+  Activation act = Activation::None;
+};
+
+Shape convOutput(const ConvSpec &s) {
+  return {N, s.cout, (s.h + 2 * s.padH - s.kh) / s.strideH + 1,
+          (s.w + 2 * s.padW - s.kw) / s.strideW + 1};
+}
+
+std::string pair(int64_t a, int64_t b) {
+  return "[" + std::to_string(a) + ", " + std::to_string(b) + "]";
+}
+
+std::string pairName(int64_t a, int64_t b) {
+  return a == b ? std::to_string(a) : std::to_string(a) + "x" + std::to_string(b);
+}
+
+/// Emits the conv2d of `s` on `x` into `b`.
+std::string emitConv(Body &b, const std::string &x, const ConvSpec &s,
+                     const std::string &prefix = "conv") {
+  int64_t fanIn = s.cin * s.kh * s.kw;
+  std::vector<std::string> operands = {x,
+                                       b.param(prefix + ".weight", {s.cout, s.cin, s.kh, s.kw}, fanIn)};
+  if (s.bias)
+    operands.push_back(b.param(prefix + ".bias", {s.cout}, fanIn));
+  std::string attrs = joinAttrs({activationAttr(s.act), "padding = " + pair(s.padH, s.padW),
+                                 "stride = " + pair(s.strideH, s.strideW)});
+  return b.functional("conv2d", operands, attrs, convOutput(s));
+}
+
+ref::Tensor referenceConv(const ref::Tensor &x, const Params &p, const ConvSpec &s,
+                          const std::string &prefix = "conv") {
+  ref::Conv2DParams params{s.strideH, s.strideW, s.padH, s.padW};
+  return ref::conv2d(x, p.at(prefix + ".weight"), s.bias ? &p.at(prefix + ".bias") : nullptr,
+                     params, s.act);
+}
+
+Case convCase(const ConvSpec &s, std::vector<int> batches = {1, 3, 7}) {
+  Case c;
+  c.name = "conv2d_" + std::to_string(s.cin) + "x" + pairName(s.h, s.w) + "_to_" +
+           std::to_string(s.cout) + "_k" + pairName(s.kh, s.kw) + "_s" +
+           pairName(s.strideH, s.strideW) + "_p" + pairName(s.padH, s.padW) +
+           (s.bias ? "_bias" : "") + activationSuffix(s.act);
+  c.inputs = {{N, s.cin, s.h, s.w}};
+  c.batches = batches;
+  Body b(c);
+  b.returns(emitConv(b, "%x0", s));
+  c.reference = [=](const std::vector<ref::Tensor> &x, const Params &p) {
+    return referenceConv(x[0], p, s);
+  };
+  return c;
+}
+
+/// conv2d -> relu op -> max_pool2d (kernel 2, stride 2).
+Case convReluPoolCase() {
+  ConvSpec s{3, 10, 10, 8, 3, 3, 1, 1, 1, 1, true};
+  Case c;
+  c.name = "conv2d_then_relu_op_then_max_pool2d";
+  c.inputs = {{N, 3, 10, 10}};
+  c.batches = {1, 3, 7};
+  Body b(c);
+  std::string r = b.unary("relu", emitConv(b, "%x0", s));
+  b.returns(b.functional("max_pool2d", {r}, "kernel_size = [2, 2], stride = [2, 2]",
+                         {N, 8, 5, 5}));
+  c.reference = [=](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::maxPool2d(ref::activate(referenceConv(x[0], p, s), Activation::Relu), 2, 2, 2,
+                          2);
+  };
+  return c;
+}
+
+Case poolCase(bool isMax, Shape x, int kh, int kw, int sh, int sw) {
+  Case c;
+  std::string op = isMax ? "max_pool2d" : "avg_pool2d";
+  c.name = op + "_" + shapeName(x) + "_k" + pairName(kh, kw) + "_s" + pairName(sh, sw);
+  c.inputs = {x};
+  c.batches = {1, 3, 7};
+  Body b(c);
+  Shape y = {N, x[1], (x[2] - kh) / sh + 1, (x[3] - kw) / sw + 1};
+  b.returns(b.functional(op, {"%x0"}, "kernel_size = " + pair(kh, kw) + ", stride = " + pair(sh, sw),
+                         y));
+  c.reference = [=](const std::vector<ref::Tensor> &in, const Params &) {
+    return isMax ? ref::maxPool2d(in[0], kh, kw, sh, sw) : ref::avgPool2d(in[0], kh, kw, sh, sw);
+  };
+  return c;
+}
+
+Case activationCase(Activation act, Shape x, float range) {
+  Case c;
+  c.name = std::string(activationName(act)) + "_" + shapeName(x) + "_range" +
+           std::to_string(static_cast<int>(range));
+  c.inputs = {x};
+  c.inputLo = -range;
+  c.inputHi = range;
+  Body b(c);
+  b.returns(b.unary(activationName(act), "%x0"));
+  c.reference = [=](const std::vector<ref::Tensor> &in, const Params &) {
+    return ref::activate(in[0], act);
+  };
+  return c;
+}
+
+/// Two inputs of one shape.
+Case addCase(Shape x) {
+  Case c;
+  c.name = "add_" + shapeName(x);
+  c.inputs = {x, x};
+  Body b(c);
+  b.returns(b.add("%x0", "%x1"));
+  c.reference = [](const std::vector<ref::Tensor> &in, const Params &) {
+    return ref::add(in[0], in[1]);
+  };
+  return c;
+}
+
+Case addSelfCase() {
+  Case c;
+  c.name = "add_9_to_itself";
+  c.inputs = {{N, 9}};
+  Body b(c);
+  b.returns(b.add("%x0", "%x0"));
+  c.reference = [](const std::vector<ref::Tensor> &in, const Params &) {
+    return ref::add(in[0], in[0]);
+  };
+  return c;
+}
+
+/// A residual block: add(conv(x), x), x read by both.
+Case residualAddCase() {
+  ConvSpec s{4, 6, 6, 4, 3, 3, 1, 1, 1, 1, true};
+  Case c;
+  c.name = "add_residual_conv2d_4x6_k3_p1";
+  c.inputs = {{N, 4, 6, 6}};
+  c.batches = {1, 3, 7};
+  Body b(c);
+  b.returns(b.add(emitConv(b, "%x0", s), "%x0"));
+  c.reference = [=](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::add(referenceConv(x[0], p, s), x[0]);
+  };
+  return c;
+}
+
+std::string dimName(int64_t d) { return d < 0 ? "m" + std::to_string(-d) : std::to_string(d); }
+
+Case flattenCase(Shape x, int64_t start, int64_t end) {
+  Case c;
+  c.name = "flatten_" + shapeName(x) + "_dims_" + dimName(start) + "_to_" + dimName(end);
+  c.inputs = {x};
+  Body b(c);
+  int64_t rank = x.size();
+  int64_t s = start < 0 ? start + rank : start, e = end < 0 ? end + rank : end;
+  Shape y(x.begin(), x.begin() + s);
+  int64_t merged = 1;
+  for (int64_t d = s; d <= e; ++d)
+    merged = x[d] == N || merged == N ? N : merged * x[d];
+  y.push_back(merged);
+  y.insert(y.end(), x.begin() + e + 1, x.end());
+  b.returns(b.functional("flatten", {"%x0"},
+                         "end_dim = " + std::to_string(end) +
+                             " : i64, start_dim = " + std::to_string(start) + " : i64",
+                         y));
+  c.reference = [=](const std::vector<ref::Tensor> &in, const Params &) {
+    return ref::flatten(in[0], start, end);
+  };
+  return c;
+}
+
+/// avg_pool2d -> flatten -> linear: the flattened tensor is materialized
+/// for the linear layer.
+Case poolFlattenLinearCase() {
+  Case c;
+  c.name = "avg_pool2d_then_flatten_then_linear_3x8x8_to_10";
+  c.inputs = {{N, 3, 8, 8}};
+  Body b(c);
+  std::string w = b.param("fc.weight", {10, 48}, 48), bias = b.param("fc.bias", {10}, 48);
+  std::string p = b.functional("avg_pool2d", {"%x0"}, "kernel_size = [2, 2], stride = [2, 2]",
+                               {N, 3, 4, 4});
+  std::string f =
+      b.functional("flatten", {p}, "end_dim = -1 : i64, start_dim = 1 : i64", {N, 48});
+  b.returns(b.functional("linear", {f, w, bias}, "", {N, 10}));
+  c.reference = [](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::linear(ref::flatten(ref::avgPool2d(x[0], 2, 2, 2, 2), 1, -1), p.at("fc.weight"),
+                       &p.at("fc.bias"));
+  };
+  return c;
+}
+
+Case dropoutCase(Shape x, double p) {
+  Case c;
+  std::ostringstream pText;
+  pText << p;
+  c.name = "dropout_eval_" + shapeName(x) + "_p" + std::to_string(static_cast<int>(p * 100));
+  c.inputs = {x};
+  Body b(c);
+  b.returns(b.functional("dropout", {"%x0"}, "p = " + pText.str() + " : f64", x));
+  c.reference = [](const std::vector<ref::Tensor> &in, const Params &) { return in[0]; };
+  return c;
+}
+
+/// linear -> dropout (eval: the identity) -> linear.
+Case dropoutBetweenLinearsCase() {
+  Case c;
+  c.name = "dropout_eval_between_linears_12_to_20_to_5";
+  c.inputs = {{N, 12}};
+  Body b(c);
+  std::string w1 = b.param("fc1.weight", {20, 12}, 12);
+  std::string w2 = b.param("fc2.weight", {5, 20}, 20), b2 = b.param("fc2.bias", {5}, 20);
+  std::string h = b.functional("linear", {"%x0", w1}, "", {N, 20});
+  std::string d = b.functional("dropout", {h}, "p = 5.000000e-01 : f64", {N, 20});
+  b.returns(b.functional("linear", {d, w2, b2}, "", {N, 5}));
+  c.reference = [](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::linear(ref::linear(x[0], p.at("fc1.weight"), nullptr), p.at("fc2.weight"),
+                       &p.at("fc2.bias"));
+  };
+  return c;
+}
+
+std::string epsAttr(double eps) {
+  std::ostringstream os;
+  os << "eps = " << std::scientific << eps << " : f64, momentum = 1.000000e-01 : f64";
+  return os.str();
+}
+
+/// Emits a batch_norm of `x` into `b`: with weight and bias when `affine`,
+/// with running statistics when `running`.
+std::string emitBatchNorm(Body &b, const std::string &x, bool affine, bool running, double eps,
+                          const std::string &prefix = "bn") {
+  int64_t channels = b.shapeOf(x)[1];
+  std::vector<std::string> operands = {x};
+  std::string text = x;
+  auto operand = [&](const std::string &keyword, const std::string &value) {
+    operands.push_back(value);
+    text += " " + keyword + " " + value;
+  };
+  if (affine) {
+    operand("weight", b.state(prefix + ".weight", {channels}, 0.5f, 1.5f));
+    operand("bias", b.state(prefix + ".bias", {channels}, -0.5f, 0.5f));
+  }
+  if (running) {
+    operand("running_mean", b.state(prefix + ".running_mean", {channels}, -1, 1, true));
+    operand("running_var", b.state(prefix + ".running_var", {channels}, 0.25f, 2, true));
+    operand("num_batches_tracked", b.counter(prefix + ".num_batches_tracked"));
+  }
+  return b.functional("batch_norm", operands, epsAttr(eps), b.shapeOf(x), text);
+}
+
+ref::Tensor referenceBatchNorm(const ref::Tensor &x, const Params &p, bool affine, bool running,
+                               double eps, const std::string &prefix = "bn") {
+  const ref::Tensor *weight = affine ? &p.at(prefix + ".weight") : nullptr;
+  const ref::Tensor *bias = affine ? &p.at(prefix + ".bias") : nullptr;
+  if (running)
+    return ref::batchNormRunningStats(x, p.at(prefix + ".running_mean"),
+                                      p.at(prefix + ".running_var"), weight, bias, eps);
+  return ref::batchNormBatchStats(x, weight, bias, eps);
+}
+
+/// track_running_stats=false: batch statistics in eval mode. Batch 1 of a
+/// rank-2 input is left out: one value per channel has no variance, and
+/// PyTorch refuses it ("Expected more than 1 value per channel").
+Case batchNormCase(Shape x, bool affine, bool running, double eps, float offset = 0) {
+  Case c;
+  c.name = std::string("batch_norm_") + (running ? "running_stats_" : "batch_stats_") +
+           shapeName(x) + (affine ? "_affine" : "_no_affine") +
+           (offset != 0 ? "_offset" + std::to_string(static_cast<int>(offset)) : "");
+  c.inputs = {x};
+  c.inputLo = offset - 1;
+  c.inputHi = offset + 1;
+  if (x.size() == 2 && !running)
+    c.batches = {3, 7, 64};
+  Body b(c);
+  b.returns(emitBatchNorm(b, "%x0", affine, running, eps));
+  c.reference = [=](const std::vector<ref::Tensor> &in, const Params &p) {
+    return referenceBatchNorm(in[0], p, affine, running, eps);
+  };
+  return c;
+}
+
+/// conv2d -> batch_norm (batch statistics) -> relu op.
+Case convBatchNormReluCase() {
+  ConvSpec s{2, 6, 6, 5, 3, 3, 1, 1, 0, 0, false};
+  Case c;
+  c.name = "conv2d_then_batch_norm_batch_stats_then_relu_op";
+  c.inputs = {{N, 2, 6, 6}};
+  c.batches = {1, 3, 7};
+  Body b(c);
+  b.returns(b.unary("relu", emitBatchNorm(b, emitConv(b, "%x0", s), true, false, 1e-5)));
+  c.reference = [=](const std::vector<ref::Tensor> &x, const Params &p) {
+    return ref::activate(referenceBatchNorm(referenceConv(x[0], p, s), p, true, false, 1e-5),
+                         Activation::Relu);
+  };
+  return c;
+}
+
+Case scaleShiftCase(Shape x, Activation act, float range = 1) {
+  Case c;
+  c.name = "scale_shift_" + shapeName(x) + activationSuffix(act);
+  c.inputs = {x};
+  c.inputLo = -range;
+  c.inputHi = range;
+  Body b(c);
+  std::string scale = b.state("ss.scale", {x[1]}, -2, 2);
+  std::string shift = b.state("ss.shift", {x[1]}, -1, 1);
+  b.returns(b.functional("scale_shift", {"%x0", scale, shift}, activationAttr(act), x));
+  c.reference = [=](const std::vector<ref::Tensor> &in, const Params &p) {
+    return ref::scaleShift(in[0], p.at("ss.scale"), p.at("ss.shift"), act);
+  };
+  return c;
+}
+
+Case unscheduled(Case c) {
+  c.name += "_unscheduled";
+  c.schedule = false;
+  return c;
+}
+
+std::vector<Case> makeCases() {
+  std::vector<Case> cases;
+  auto add = [&](Case c) { cases.push_back(std::move(c)); };
+  using A = Activation;
+
+  // Linear: output widths below, at and past whole vectors of 4, 8 and 16
+  // lanes and whole register blocks (3 or 4 panels); in_features 1; layers
+  // above and below the parallel thresholds (32K weights with at least two
+  // register blocks of channels: 100 × 330 for AVX2/SSE4.1, 130 × 256 for
+  // AVX-512; 64K multiply-adds over the batch).
+  add(linearCase({N, 20}, 1, true));
+  add(linearCase({N, 20}, 3, false));
+  add(linearCase({N, 1}, 8, true));
+  add(linearCase({N, 16}, 10, true, A::Relu));
+  add(linearCase({N, 33}, 17, true));
+  add(linearCase({N, 7}, 48, false));
+  add(linearCase({N, 64}, 64, false, A::Sigmoid));
+  add(linearCase({N, 330}, 100, true, A::Tanh));
+  add(linearCase({N, 256}, 130, true));
+  add(linearThenActivationCase(5, 16, A::Relu));
+  add(linearThenActivationCase(9, 12, A::Sigmoid));
+  add(twoLinearsCase());
+  // Rank 3: [N, L, C], no row tiling.
+  add(linearCase({N, 5, 16}, 4, false, A::None, {1, 3, 7}));
+  add(linearCase({N, 3, 20}, 17, true, A::Relu, {1, 3, 7}));
+  add(linearCase({N, 2, 9}, 33, true, A::None, {1, 3, 7}));
+
+  // Conv2d: {cin, h, w, cout, kh, kw, sH, sW, pH, pW, bias, act}. Output
+  // rows of 8 and 16 (whole vectors), 5, 6, 9 (a guarded tail) and 3 (less
+  // than one vector); channel counts that are whole vectors of the target
+  // whose row fits the accumulators (4-wide rows of 16 channels, 6-wide of
+  // 8 on AVX2, 8-wide of 16 on AVX-512) and that are not (3, 5, 6).
+  add(convCase({1, 12, 12, 6, 5, 5, 1, 1, 0, 0, true}));
+  add(convCase({3, 9, 9, 8, 3, 3, 1, 1, 1, 1, true}));
+  add(convCase({3, 9, 11, 16, 3, 3, 2, 2, 1, 1, false}));
+  add(convCase({4, 8, 8, 16, 1, 1, 1, 1, 0, 0, true}));
+  add(convCase({8, 6, 6, 8, 3, 3, 1, 1, 1, 1, false}));
+  add(convCase({5, 10, 10, 3, 5, 5, 2, 2, 2, 2, true}));
+  add(convCase({2, 7, 7, 4, 3, 3, 2, 2, 0, 0, false}));
+  add(convCase({3, 4, 4, 16, 5, 5, 1, 1, 2, 2, false, A::Sigmoid}));
+  add(convCase({4, 8, 8, 32, 3, 3, 1, 1, 0, 0, true, A::Tanh}));
+  add(convCase({3, 5, 5, 8, 1, 1, 2, 2, 0, 0, true}));
+  // Rectangular kernel, stride and padding: h and w must not be swapped.
+  add(convCase({3, 7, 10, 5, 3, 5, 1, 2, 2, 1, true}));
+  // Over 512K multiply-adds per sample: parallel rows; batch 64.
+  add(convCase({16, 16, 16, 32, 3, 3, 1, 1, 1, 1, true, A::Relu}, {1, 3, 64}));
+  add(convReluPoolCase());
+
+  // Pooling: rows of 8 and 16 (8-wide vectors), 4 to 6 (4-wide, guarded)
+  // and 2 (scalar); windows that overlap, tile and skip input.
+  add(poolCase(true, {N, 6, 12, 12}, 2, 2, 2, 2));
+  add(poolCase(false, {N, 3, 16, 16}, 2, 2, 2, 2));
+  add(poolCase(true, {N, 4, 9, 9}, 3, 3, 2, 2));
+  add(poolCase(false, {N, 2, 7, 7}, 3, 3, 1, 1));
+  add(poolCase(true, {N, 3, 5, 5}, 2, 2, 1, 1));
+  add(poolCase(false, {N, 2, 6, 9}, 2, 3, 1, 2));
+  add(poolCase(true, {N, 2, 8, 8}, 3, 3, 3, 3));
+  add(poolCase(false, {N, 3, 4, 4}, 1, 1, 1, 1));
+  add(poolCase(true, {N, 2, 5, 16}, 3, 1, 1, 1));
+
+  // Activations on their own (inlined into the output), over ranges that
+  // saturate sigmoid and tanh (exp(60) overflows float).
+  add(activationCase(A::Relu, {N, 10}, 1));
+  add(activationCase(A::Relu, {N, 3, 5, 5}, 1));
+  add(activationCase(A::Sigmoid, {N, 8}, 20));
+  add(activationCase(A::Sigmoid, {N, 4, 3, 3}, 1));
+  add(activationCase(A::Sigmoid, {N, 16}, 100));
+  add(activationCase(A::Tanh, {N, 17}, 20));
+  add(activationCase(A::Tanh, {N, 2, 6, 6}, 3));
+  add(activationCase(A::Tanh, {N, 16}, 100));
+
+  add(addCase({N, 10}));
+  add(addCase({N, 3, 4, 5}));
+  add(addSelfCase());
+  add(residualAddCase());
+
+  add(flattenCase({N, 2, 3, 4}, 1, -1));
+  add(flattenCase({N, 2, 3, 4}, 1, 2));
+  add(flattenCase({N, 2, 3, 4}, 2, 3));
+  add(flattenCase({N, 2, 3, 4}, -3, -2));
+  add(flattenCase({N, 3, 4}, 1, 1));
+  add(flattenCase({N, 2, 3}, 0, -1));
+  add(poolFlattenLinearCase());
+
+  add(dropoutCase({N, 10}, 0.5));
+  add(dropoutCase({N, 2, 3, 3}, 0.2));
+  add(dropoutBetweenLinearsCase());
+
+  // BatchNorm with batch statistics (track_running_stats=false), ranks 2,
+  // 3 and 4, with and without affine; inputs centred on 2 as well as 0.
+  add(batchNormCase({N, 10}, true, false, 1e-5));
+  add(batchNormCase({N, 17}, false, false, 1e-3));
+  add(batchNormCase({N, 4, 6}, true, false, 1e-5));
+  add(batchNormCase({N, 3, 5}, false, false, 1e-5));
+  add(batchNormCase({N, 6, 4, 4}, true, false, 1e-5));
+  add(batchNormCase({N, 3, 5, 7}, false, false, 1e-5, 2));
+  add(convBatchNormReluCase());
+  // Eval mode with running statistics, unfolded (lowered as a scale and
+  // shift computed in the pipeline).
+  add(batchNormCase({N, 12}, true, true, 1e-5));
+  add(batchNormCase({N, 4, 7}, true, true, 1e-3));
+  add(batchNormCase({N, 5, 3, 3}, false, true, 1e-5));
+
+  add(scaleShiftCase({N, 10}, A::None));
+  add(scaleShiftCase({N, 6, 4, 4}, A::Relu));
+  add(scaleShiftCase({N, 3, 5}, A::Sigmoid, 3));
+  add(scaleShiftCase({N, 8}, A::Tanh, 3));
+
+  // The serial reference schedule (LoweringOptions::schedule = false).
+  add(unscheduled(linearCase({N, 33}, 17, true, A::Relu)));
+  add(unscheduled(linearCase({N, 3, 20}, 17, true, A::None, {1, 3, 7})));
+  add(unscheduled(convCase({3, 9, 9, 8, 3, 3, 2, 2, 1, 1, true})));
+  add(unscheduled(poolCase(true, {N, 3, 8, 8}, 2, 2, 2, 2)));
+  add(unscheduled(batchNormCase({N, 6, 4, 4}, true, false, 1e-5)));
+  add(unscheduled(poolFlattenLinearCase()));
+  return cases;
+}
+
+const std::vector<Case> &allCases() {
+  static const std::vector<Case> cases = makeCases();
+  return cases;
+}
+
+//===----------------------------------------------------------------------===//
+// The test
+//===----------------------------------------------------------------------===//
+
+struct Param {
+  const Case *c;
+  std::string target;
+};
+
+void PrintTo(const Param &p, std::ostream *os) { *os << p.c->name << " for " << p.target; }
+
+std::string paramName(const testing::TestParamInfo<Param> &info) {
+  return info.param.c->name + "_" + kiln::test::targetSuffix(info.param.target);
+}
+
+std::vector<Param> allParams() {
+  std::vector<Param> params;
+  for (const char *target : kiln::test::kX86Targets)
+    for (const Case &c : allCases())
+      params.push_back({&c, target});
+  return params;
+}
+
+/// Within 1e-5 of the reference, relative to the magnitude of the terms
+/// behind the value (ScalarReference.h), and absolute below magnitude 1:
+/// 168 float ulps of that magnitude, more than any summation order of these
+/// layers loses (at most 330 terms, whose rounding errors are independent:
+/// about sqrt(330) ≈ 18 ulps). The worst seen on all three families was
+/// 2.8e-7 (conv2d of 144 terms per output, batch 64; Xeon with AVX-512,
+/// 2026-12). A NaN or an Inf never is within.
+bool withinTolerance(double got, double want, double magnitude) {
+  double err = std::fabs(got - want);
+  return err <= 1e-5 * std::max(1.0, magnitude);
+}
+
+/// Binds every f32 parameter and buffer of `module` to its case's values,
+/// which it also returns for the reference.
+Params bindState(mlir::ModuleOp module, const Case &c) {
+  Params params;
+  module.walk([&](mlir::Operation *op) {
+    if (!mlir::isa<kiln::nn::ParamOp, kiln::nn::BufferOp>(op))
+      return;
+    std::string key = op->getAttrOfType<mlir::StringAttr>("name").getValue().str();
+    auto type = op->getResult(0).getType().cast<mlir::RankedTensorType>();
+    for (const StateSpec &s : c.state)
+      if (s.key == key && !s.counter) {
+        std::vector<float> data = randomData(c.name, key, elements(s.shape), s.lo, s.hi);
+        op->setAttr("value", mlir::DenseElementsAttr::get(type, llvm::makeArrayRef(data)));
+        params[key] = ref::Tensor::fromFloats(s.shape, data);
+      }
+  });
+  return params;
+}
+
+class MatchesScalarReference : public testing::TestWithParam<Param> {};
+
+TEST(ToleranceCheck, FailsOnNaNInfAndLargeErrors) {
+  EXPECT_TRUE(withinTolerance(1.0 + 0.9e-5, 1.0, 1.0));
+  EXPECT_FALSE(withinTolerance(1.0 + 1.1e-5, 1.0, 1.0));
+  EXPECT_FALSE(withinTolerance(NAN, 1.0, 1.0));
+  EXPECT_FALSE(withinTolerance(INFINITY, 1.0, 1.0));
+  EXPECT_FALSE(withinTolerance(-INFINITY, 1.0, 1.0));
+  EXPECT_FALSE(withinTolerance(0.0, 1e-3, 0.0));
+}
+
+TEST_P(MatchesScalarReference, AtEachBatch) {
+  const Case &c = *GetParam().c;
+  const std::string &targetName = GetParam().target;
+  Halide::Target target(targetName);
+  if (!kiln::test::hostRuns(target))
+    GTEST_SKIP() << kiln::test::cannotRunReason(targetName);
+
+  mlir::MLIRContext context;
+  mlir::DialectRegistry registry;
+  kiln::registerKilnDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &diag) {
+    diagnostics += diag.str() + "\n";
+    return mlir::success();
+  });
+  std::string text = c.moduleText();
+  SCOPED_TRACE("module:\n" + text);
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString(text, &context);
+  ASSERT_TRUE(module) << diagnostics;
+  Params params = bindState(*module, c);
+
+  kiln::codegen::LoweringOptions options;
+  std::string error;
+  ASSERT_TRUE(kiln::codegen::describeTarget(target, options.target, error)) << error;
+  options.schedule = c.schedule;
+  mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+      kiln::codegen::lowerToHalide(*module, options, "forward");
+  ASSERT_TRUE(succeeded(lowered)) << diagnostics;
+  kiln::codegen::LoweredModel &model = *lowered;
+  ASSERT_EQ(model.inputs.size(), c.inputs.size());
+  ASSERT_EQ(model.outputs.size(), 1u);
+
+  try {
+    Halide::Pipeline pipeline = model.pipeline();
+    pipeline.compile_jit(target.with_feature(Halide::Target::JIT));
+    for (int batch : c.batches) {
+      SCOPED_TRACE("batch " + std::to_string(batch));
+      std::vector<ref::Tensor> inputs;
+      std::vector<Halide::Buffer<float>> buffers;
+      for (size_t i = 0; i < c.inputs.size(); ++i) {
+        Shape shape = c.inputs[i];
+        shape[0] = batch;
+        std::vector<float> data =
+            randomData(c.name, "input" + std::to_string(i) + "_b" + std::to_string(batch),
+                       elements(shape), c.inputLo, c.inputHi);
+        inputs.push_back(ref::Tensor::fromFloats(shape, data));
+        Halide::Buffer<float> buffer(std::vector<int>(shape.rbegin(), shape.rend()));
+        std::copy(data.begin(), data.end(), buffer.data());
+        model.inputs[i].param.set(buffer);
+        buffers.push_back(buffer);
+      }
+      ref::Tensor want = c.reference(inputs, params);
+      ASSERT_EQ(want.shape.size(), c.resultShape.size());
+      // NaN first: an element the pipeline does not write fails.
+      Halide::Buffer<float> out(std::vector<int>(want.shape.rbegin(), want.shape.rend()));
+      out.fill(NAN);
+      pipeline.realize(out);
+
+      int64_t bad = 0, first = -1;
+      double worst = 0;
+      for (int64_t i = 0; i < want.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(want.value[i])) << "the reference is not finite at " << i;
+        double got = out.data()[i];
+        if (!withinTolerance(got, want.value[i], want.magnitude[i])) {
+          if (first < 0)
+            first = i;
+          ++bad;
+        }
+        double err = std::fabs(got - want.value[i]) / std::max(1.0, want.magnitude[i]);
+        worst = std::isnan(err) ? err : std::max(worst, err);
+      }
+      EXPECT_EQ(bad, 0) << bad << " of " << want.size() << " elements of "
+                        << ref::formatShape(want.shape) << " differ; first at "
+                        << (first >= 0 ? ref::formatIndex(want.shape, first) : "")
+                        << ": got " << (first >= 0 ? out.data()[first] : 0.0f) << ", want "
+                        << (first >= 0 ? want.value[first] : 0.0)
+                        << " (worst |got - want| / max(1, magnitude): " << worst
+                        << ", tolerance 1e-5)";
+    }
+  } catch (const Halide::Error &e) {
+    FAIL() << "Halide: " << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, MatchesScalarReference, testing::ValuesIn(allParams()),
+                         paramName);
+
+} // namespace
