@@ -220,9 +220,9 @@ func @bn_in_training_mode_is_kept(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
 // Unbound values (weights loaded at run time): the same rewrites, with the
 // new weight and bias computed by nn.fold_batch_norm.
 // CHECK-LABEL: func @unbound_bn_becomes_symbolic_scale_shift
-// CHECK-NOT: nn.batch_norm
 // CHECK: %[[S:.*]], %[[T:.*]] = nn.fold_batch_norm running_mean %{{.*}} running_var %{{.*}} {eps = 1.000000e+00 : f64} : (tensor<2xf32>, tensor<2xf32>) -> (tensor<2xf32>, tensor<2xf32>)
 // CHECK: nn.scale_shift %{{.*}}, %[[S]], %[[T]]
+// CHECK-NOT: nn.batch_norm
 func @unbound_bn_becomes_symbolic_scale_shift(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
   %m = nn.buffer "bn.running_mean" : tensor<2xf32>
   %v = nn.buffer "bn.running_var" : tensor<2xf32>
@@ -235,10 +235,10 @@ func @unbound_bn_becomes_symbolic_scale_shift(%x: tensor<?x2xf32>) -> tensor<?x2
 // -----
 
 // CHECK-LABEL: func @unbound_bn_folds_symbolically_into_linear
-// CHECK-NOT: nn.batch_norm
 // CHECK: %[[W:.*]], %[[B:.*]] = nn.fold_batch_norm weight %[[W0:.*]] bias %[[B0:.*]] running_mean %[[M:.*]] running_var %[[V:.*]] gamma %[[G:.*]] beta %[[BT:.*]] {eps = 1.000000e-05 : f64}
 // CHECK-SAME: -> (tensor<3x2xf32>, tensor<3xf32>)
 // CHECK: nn.linear %{{.*}}, %[[W]], %[[B]]
+// CHECK-NOT: nn.batch_norm
 func @unbound_bn_folds_symbolically_into_linear(%x: tensor<?x2xf32>) -> tensor<?x3xf32> {
   %w = nn.param "fc.weight" : tensor<3x2xf32>
   %b = nn.param "fc.bias" : tensor<3xf32>
@@ -257,9 +257,9 @@ func @unbound_bn_folds_symbolically_into_linear(%x: tensor<?x2xf32>) -> tensor<?
 
 // A conv2d without bias, affine=false.
 // CHECK-LABEL: func @unbound_bn_folds_symbolically_into_conv
-// CHECK-NOT: nn.batch_norm
 // CHECK: %[[W:.*]], %[[B:.*]] = nn.fold_batch_norm weight %{{.*}} running_mean %{{.*}} running_var %{{.*}} {eps = 1.000000e-03 : f64} : (tensor<4x1x3x3xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4x1x3x3xf32>, tensor<4xf32>)
 // CHECK: nn.conv2d %{{.*}}, %[[W]], %[[B]]
+// CHECK-NOT: nn.batch_norm
 func @unbound_bn_folds_symbolically_into_conv(%x: tensor<?x1x5x5xf32>) -> tensor<?x4x3x3xf32> {
   %w = nn.param "conv.weight" : tensor<4x1x3x3xf32>
   %m = nn.buffer "bn.running_mean" : tensor<4xf32>
