@@ -7,9 +7,10 @@
 // output element is compared with the plain double-precision reference of
 // ScalarReference.h. The shapes are chosen to reach each branch of
 // Schedule.cpp: widths that are and are not multiples of the vector lanes
-// (4, 8, 16) and register blocks, batches below and above the linear
-// block's rows (4) and the parallel thresholds, both convolution schedules
-// (vectors of channels; vectors along the row, with and without a tail).
+// (4, 8, 16) and register blocks, batches below, inside and past the
+// linear layer's row tiles (4 rows, and 8 on AVX-512) and the parallel
+// thresholds, both convolution schedules (vectors of channels in blocks of
+// pixels; vectors along the row in blocks of channels, or neither).
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
@@ -115,7 +116,9 @@ struct Case {
   std::string result;        // the SSA value returned
   Shape resultShape;
   Reference reference;
-  std::vector<int> batches = {1, 3, 7, 64};
+  /// One row (1, 3), 4-row tiles (7, 13 on AVX2: with a tail), 8-row
+  /// tiles on AVX-512 (13, with a tail; 64).
+  std::vector<int> batches = {1, 3, 7, 13, 64};
   float inputLo = -1, inputHi = 1;
   bool schedule = true;
 
@@ -263,7 +266,7 @@ std::string activationSuffix(Activation a) {
 
 /// x: [N, ..., in] -> [N, ..., out]; the activation as the fused attribute.
 Case linearCase(Shape x, int64_t out, bool bias, Activation act = Activation::None,
-                std::vector<int> batches = {1, 3, 7, 64}) {
+                std::vector<int> batches = {1, 3, 7, 13, 64}) {
   int64_t in = x.back();
   Case c;
   c.name = "linear_" + shapeName(x) + "_to_" + std::to_string(out) + (bias ? "_bias" : "") +
@@ -651,10 +654,11 @@ std::vector<Case> makeCases() {
 
   family = "Linear";
   // Linear: output widths below, at and past whole vectors of 4, 8 and 16
-  // lanes and whole register blocks (3 or 4 panels); in_features 1; layers
-  // above and below the parallel thresholds (32K weights with at least two
-  // register blocks of channels: 100 × 330 for AVX2/SSE4.1, 130 × 256 for
-  // AVX-512; 64K multiply-adds over the batch).
+  // lanes and whole register blocks (3 panels, 6 below 4 rows);
+  // in_features 1; layers above and below the parallel thresholds (32K
+  // weights with at least two blocks of 6 panels of channels: 100 × 330
+  // and 130 × 256 on AVX2 and SSE4.1, 256 × 784 on all three; 64K
+  // multiply-adds over the batch).
   add(linearCase({N, 20}, 1, true));
   add(linearCase({N, 20}, 3, false));
   add(linearCase({N, 1}, 8, true));
@@ -664,7 +668,7 @@ std::vector<Case> makeCases() {
   add(linearCase({N, 64}, 64, false, A::Sigmoid));
   add(linearCase({N, 330}, 100, true, A::Tanh));
   add(linearCase({N, 256}, 130, true));
-  // The MLP's first layer, at batches around the block's 4 rows.
+  // The MLP's first layer, at batches around the row tiles.
   add(linearCase({N, 784}, 256, true, A::Relu, {1, 2, 4, 5, 65}));
   add(linearThenActivationCase(5, 16, A::Relu));
   add(linearThenActivationCase(9, 12, A::Sigmoid));
@@ -677,10 +681,13 @@ std::vector<Case> makeCases() {
 
   family = "Conv2D";
   // Conv2d: {cin, h, w, cout, kh, kw, sH, sW, pH, pW, bias, act}. Output
-  // rows of 8 and 16 (whole vectors), 5, 6, 9 (a guarded tail) and 3 (less
-  // than one vector); channel counts that are whole vectors of the target
-  // whose row fits the accumulators (4-wide rows of 16 channels, 6-wide of
-  // 8 on AVX2, 8-wide of 16 on AVX-512) and that are not (3, 5, 6).
+  // rows of 8 and 16 (whole vectors), 5, 6, 7, 9 (a guarded tail) and 3
+  // (less than one vector). Channel counts that are whole vectors of the
+  // target (8, 16, 24, 32) take vectors of channels in blocks of pixels
+  // that divide the row (a 7-wide row of 32 channels: one block of 7 on
+  // AVX-512, blocks of 1 on AVX2 and SSE4.1); the others (3 to 7), vectors
+  // along the row in blocks of channels, or no block where the row has more
+  // vectors than the accumulator budget (100 wide: 25 vectors of 4).
   add(convCase({1, 12, 12, 6, 5, 5, 1, 1, 0, 0, true}));
   add(convCase({3, 9, 9, 8, 3, 3, 1, 1, 1, 1, true}));
   add(convCase({3, 9, 11, 16, 3, 3, 2, 2, 1, 1, false}));
@@ -696,6 +703,8 @@ std::vector<Case> makeCases() {
   // A 1×1 output (kernel as large as the input); a 33-wide row.
   add(convCase({3, 5, 5, 7, 5, 5, 1, 1, 0, 0, true}));
   add(convCase({2, 20, 33, 24, 3, 3, 1, 1, 1, 1, true}));
+  add(convCase({4, 9, 7, 32, 3, 3, 1, 1, 1, 1, true}));
+  add(convCase({2, 4, 100, 3, 3, 3, 1, 1, 1, 1, false}));
   // Over 512K multiply-adds per sample: parallel rows; batch 64.
   add(convCase({16, 16, 16, 32, 3, 3, 1, 1, 1, 1, true, A::Relu}, {1, 3, 64}));
   add(convReluPoolCase());
@@ -819,9 +828,9 @@ std::vector<Param> paramsOf(const std::string &family) {
 /// behind the value (ScalarReference.h), and absolute below magnitude 1:
 /// 168 float ulps of that magnitude, more than any summation order of these
 /// layers loses (at most 330 terms, whose rounding errors are independent:
-/// about sqrt(330) ≈ 18 ulps). The worst seen on all three targets was
-/// 2.8e-7 (conv2d of 144 terms per output, batch 64; Xeon with AVX-512,
-/// 2026-12). A NaN or an Inf never is within.
+/// about sqrt(330) ≈ 18 ulps). The worst seen on the three targets was
+/// 2.6e-7 (conv2d of 144 terms per output at batch 64; Intel Xeon with
+/// AVX-512, 2026-12-01). A NaN or an Inf never is within.
 bool withinTolerance(double got, double want, double magnitude) {
   double err = std::fabs(got - want);
   return err <= 1e-5 * std::max(1.0, magnitude);
