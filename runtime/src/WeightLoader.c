@@ -13,6 +13,8 @@
 #include "ModelSupport.h"
 
 #include <stdlib.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool same_shape(const kiln_tensor_info_t *info, const kiln_model_state_key_t *key) {
@@ -117,6 +119,48 @@ static kiln_status_t read_state(const kiln_model_variant_t *variant,
   return NULL;
 }
 
+static const kiln_model_state_key_t *key_named(const kiln_model_t *model, const char *name) {
+  for (size_t i = 0; i < model->state_key_count; ++i)
+    if (strcmp(model->state_keys[i].name, name) == 0)
+      return &model->state_keys[i];
+  return NULL;
+}
+
+/* The values `kilnc build --weights` refuses: NaN or Inf anywhere, a
+ * negative BatchNorm running variance (the fold takes its square root).
+ * They change every output downstream, so a load refuses them, naming the
+ * file, the tensor and the first bad element, unless the model was built
+ * with --allow-nonfinite. */
+static kiln_status_t check_values(const kiln_model_t *model, const kiln_model_variant_t *variant,
+                                  float **state, const char *path) {
+  if (model->allow_nonfinite)
+    return NULL;
+  for (size_t i = 0; i < variant->state_tensor_count; ++i) {
+    const char *name = variant->state_tensor_names[i];
+    const kiln_model_state_key_t *key = key_named(model, name);
+    int variance = key && key->variance;
+    size_t count = layout_count(&variant->state_tensor_layouts[i]);
+    for (size_t j = 0; j < count; ++j) {
+      float value = state[i][j];
+      if (isfinite(value) && !(variance && value < 0.0f))
+        continue;
+      const char *what = isfinite(value) ? "a negative variance" : "a NaN or infinite value";
+      char text[32];
+      if (isnan(value))
+        snprintf(text, sizeof text, "nan");
+      else if (isinf(value))
+        snprintf(text, sizeof text, "%s", value > 0 ? "inf" : "-inf");
+      else
+        snprintf(text, sizeof text, "%g", (double)value);
+      return kiln_status_make(KILN_INVALID_ARGUMENT,
+                              "%s: tensor '%s' has %s (the first at element %zu: %s); "
+                              "build with kilnc build --allow-nonfinite to accept such values",
+                              path, name, what, j, text);
+    }
+  }
+  return NULL;
+}
+
 /* Runs the load pipeline of `variant` from `state` into `packed`. */
 static int run_load(const kiln_model_variant_t *variant, float **state, float **packed,
                     const char *path, char *out_error) {
@@ -152,7 +196,8 @@ static int load(const kiln_model_t *model, const kiln_model_variant_t *variant,
   if (!state)
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: out of memory", path);
   int result = 0;
-  if ((status = read_state(variant, file, path, state)))
+  if ((status = read_state(variant, file, path, state)) ||
+      (status = check_values(model, variant, state, path)))
     result = fail_status(out_error, status);
   else
     result = run_load(variant, state, packed, path, out_error);

@@ -181,6 +181,7 @@ int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
     return 1;
   kiln::BuildOptions options;
   options.allowExtraKeys = allowExtraKeys;
+  options.allowNonfinite = allowNonfinite;
   options.outputPath = buildOutput;
   options.kind = buildKind;
   return failed(kiln::buildOutputs(*module, *variants, options)) ? 1 : 0;

@@ -345,6 +345,18 @@ std::string variantText(const std::string &api, size_t index, const codegen::Low
   return c.str();
 }
 
+/// Whether `op` (a buffer) holds a BatchNorm's running variance, whose
+/// negative values the loader refuses (the fold takes its square root).
+bool isRunningVariance(Operation *op) {
+  return llvm::any_of(op->getResult(0).getUsers(), [&](Operation *user) {
+    if (auto bn = dyn_cast<nn::BatchNormOp>(user))
+      return bn.running_var() == op->getResult(0);
+    if (auto fold = dyn_cast<nn::FoldBatchNormOp>(user))
+      return fold.running_var() == op->getResult(0);
+    return false;
+  });
+}
+
 /// The state_dict (external weights): every key a file must have.
 std::string stateKeysText(const std::string &api, ModuleOp module, size_t &count) {
   std::ostringstream c;
@@ -359,7 +371,7 @@ std::string stateKeysText(const std::string &api, ModuleOp module, size_t &count
     c << "  {" << cString(op->getAttrOfType<StringAttr>("name").getValue()) << ", \""
       << (isa<nn::ParamOp>(op) ? "parameter" : "buffer") << "\", "
       << (type.getElementType().isInteger(64) ? 1 : 0) << ", " << shape.size() << ", "
-      << arrayOf("int64_t", shape) << "},\n";
+      << arrayOf("int64_t", shape) << ", " << (isRunningVariance(op) ? 1 : 0) << "},\n";
     ++count;
   });
   c << "};\n\n";
@@ -368,7 +380,7 @@ std::string stateKeysText(const std::string &api, ModuleOp module, size_t &count
 
 std::string modelText(const std::string &api, const std::string &modelName,
                       const std::vector<codegen::LoweredModel *> &models, ModuleOp module,
-                      bool allowExtraKeys) {
+                      const BuildOptions &options) {
   const codegen::LoweredModel &model = *models.front();
   bool external = model.hasExternalWeights();
   std::ostringstream c;
@@ -406,7 +418,8 @@ std::string modelText(const std::string &api, const std::string &modelName,
     << "  {" << model.output().shape.size() << ", " << arrayOf("int64_t", model.output().shape)
     << "},\n"
     << "  " << models.size() << ", " << api << "_variants,\n"
-    << "  " << (external ? 1 : 0) << ", " << (allowExtraKeys ? 1 : 0) << ", " << keyCount << ", "
+    << "  " << (external ? 1 : 0) << ", " << (options.allowExtraKeys ? 1 : 0) << ", "
+    << (options.allowNonfinite ? 1 : 0) << ", " << keyCount << ", "
     << (keyCount ? api + "_state_keys" : std::string("NULL")) << ",\n"
     << "  &" << api << "_state};\n\n"
     << "static _Thread_local char " << api << "_error[KILN_MODEL_ERROR_SIZE];\n\n"
@@ -646,7 +659,7 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   std::string header = headerText(api, model.name, models);
   if (failed(writeFile(loc, inWork(api + ".h"), header)) ||
       failed(writeFile(loc, inWork(api + "_model.c"),
-                       modelText(api, model.name, models, module, options.allowExtraKeys))))
+                       modelText(api, model.name, models, module, options))))
     return failure();
   std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + workDir.str().str(),
                                      "-I" + link.runtimeInclude};

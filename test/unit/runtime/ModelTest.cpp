@@ -16,7 +16,9 @@
 
 #include "HalideRuntime.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -380,6 +382,50 @@ TEST_F(ModelTest, AFailedLoadKeepsThePreviousWeights) {
   ASSERT_EQ(load(goodWeights("other.safetensors", 3, 4)), 0) << error_;
   EXPECT_EQ(infer(), 0);
   EXPECT_EQ(output_, (std::vector<float>{30, 80, 90, 160, 150, 240}));
+}
+
+TEST_F(ModelTest, NonFiniteValuesAreRefusedNamingTheTensorAndElement) {
+  use({externalVariant()}, true);
+  ASSERT_EQ(load(goodWeights()), 0) << error_;
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  float inf = std::numeric_limits<float>::infinity();
+  std::string file = goodWeights("nan.safetensors", 1, nan);
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_), file + ": tensor 'fc.weight' has a NaN or infinite value (the "
+                                        "first at element 1: nan); build with kilnc build "
+                                        "--allow-nonfinite to accept such values");
+  file = goodWeights("inf.safetensors", -inf, 1);
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_NE(std::string(error_).find("(the first at element 0: -inf)"), std::string::npos)
+      << error_;
+  // The weights loaded before stay.
+  EXPECT_EQ(infer(), 0) << error_;
+  EXPECT_EQ(output_[1], 40.0f);
+}
+
+TEST_F(ModelTest, NegativeRunningVariancesAreRefused) {
+  const kiln_model_state_key_t keys[] = {{"fc.weight", "buffer", 0, 1, kWeightShape, 1},
+                                         {"bn.num_batches_tracked", "buffer", 1, 0, nullptr}};
+  use({externalVariant()}, true);
+  model_.state_keys = keys;
+  std::string file = goodWeights("var.safetensors", 0.5f, -1e-7f);
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_NE(std::string(error_).find("tensor 'fc.weight' has a negative variance (the first at "
+                                     "element 1: -1e-07)"),
+            std::string::npos)
+      << error_;
+  // The same values in a tensor that is not a variance are ordinary.
+  model_.state_keys = kStateKeys;
+  EXPECT_EQ(load(file), 0) << error_;
+}
+
+TEST_F(ModelTest, AllowNonfiniteAcceptsThem) {
+  use({externalVariant()}, true);
+  model_.allow_nonfinite = 1;
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_EQ(load(goodWeights("nan.safetensors", nan, 2)), 0) << error_;
+  EXPECT_EQ(infer(), 0) << error_;
+  EXPECT_TRUE(std::isnan(output_[0]));
 }
 
 TEST_F(ModelTest, AFailedLoadPipelineKeepsThePreviousWeights) {

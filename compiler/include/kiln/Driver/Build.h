@@ -16,6 +16,7 @@ struct BuildOptions {
   std::string outputPath;          // -o: OUT, OUT.o, libOUT.a, libOUT.so
   OutputKind kind = OutputKind::Executable;
   bool allowExtraKeys = false;     // external weights: ignore unknown tensors
+  bool allowNonfinite = false;     // external weights: accept NaN/Inf, negative variances
 };
 
 /// The C identifier of the generated API: the base name of `outputPath`

@@ -441,7 +441,13 @@ FailureOr<Tensor> Builder::build(Operation *op) {
       .Case([&](nn::AvgPool2DOp) { return pool(op, /*isMax=*/false); })
       .Case([&](nn::MaxPool2DOp) { return pool(op, /*isMax=*/true); })
       .Case([&](nn::FlattenOp flattenOp) { return flatten(flattenOp); })
-      .Case<nn::ReluOp, nn::SigmoidOp, nn::TanhOp, nn::AddOp, nn::DropoutOp>(
+      .Case([&](nn::DropoutOp dropout) -> FailureOr<Tensor> {
+        // Eval mode is the identity; train mode draws a mask per call.
+        if (dropout.training())
+          return LogicalResult(op->emitError("a training-mode dropout has no inference code"));
+        return elementwise(op);
+      })
+      .Case<nn::ReluOp, nn::SigmoidOp, nn::TanhOp, nn::AddOp>(
           [&](Operation *) { return elementwise(op); })
       .Default([&](Operation *) -> FailureOr<Tensor> {
         return LogicalResult(op->emitError("code generation does not support this op"));

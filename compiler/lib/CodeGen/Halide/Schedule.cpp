@@ -28,7 +28,7 @@ namespace {
 /// small batch (AMD EPYC Zen 4, 2 threads, batch 1). With Halide's thread
 /// pool, whose workers sleep between loops, only the 784×256 first MLP
 /// layer was (batchnorm_net's 784×128: 3.9 µs serial, 6.2 µs parallel); with
-/// Kiln's pool, whose workers spin between loops (ThreadPoolText.h), 32K
+/// Kiln's pool, whose workers spin between loops (runtime/src/ThreadPool.c), 32K
 /// weights are: batchnorm_net 3.83 → 2.78 µs, simple_nn 4.05 → 3.0 µs.
 constexpr int64_t kParallelWeights = 32 * 1024;
 /// Multiply-adds per sample above which a convolution's rows are worth

@@ -86,6 +86,7 @@ typedef struct kiln_model_state_key_t {
   int integer;          /* an integer tensor (num_batches_tracked) */
   size_t rank;
   const int64_t *shape; /* NULL for rank 0 */
+  int variance;         /* a BatchNorm running variance: negative values are refused */
 } kiln_model_state_key_t;
 
 /* The code of one target. */
@@ -123,6 +124,10 @@ typedef struct kiln_model_t {
   /* External weights: what a weights file must hold. */
   int external_weights;
   int allow_extra_keys; /* tensors the model does not know are ignored */
+  /* NaN or Inf in the tensors the model reads, and negative running
+   * variances, are accepted (kilnc build --allow-nonfinite); otherwise a
+   * load with them fails naming the tensor and the first bad element. */
+  int allow_nonfinite;
   size_t state_key_count;
   const kiln_model_state_key_t *state_keys;
   kiln_model_state_t *state;
@@ -141,7 +146,8 @@ int kiln_model_select(const kiln_model_t *model);
 const char *kiln_model_variant(const kiln_model_t *model);
 
 /* External weights: reads the safetensors file at `path`, checks it against
- * the state_dict (kiln_model_check_weights), and runs the chosen variant's
+ * the state_dict (kiln_model_check_weights) and, unless allow_nonfinite, the
+ * values it reads (no NaN or Inf, no negative running variance), and runs the chosen variant's
  * load pipeline into newly allocated packed weights, which replace those
  * loaded before only when everything succeeded: a failed load keeps the
  * previous weights. */
