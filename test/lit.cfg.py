@@ -18,3 +18,53 @@ config.substitutions.append(("%fixtures", os.path.join(config.kiln_src_root, "te
 config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%kiln_obj", config.kiln_obj_root))
+
+# Targets other than the host's (docs/targets.md). Each feature is set only
+# when this machine can run the tests that need it; otherwise those tests
+# are UNSUPPORTED, each saying why in its header.
+import shutil
+
+
+def have_programs(*names):
+    return all(shutil.which(n, path=config.environment["PATH"]) for n in names)
+
+
+# aarch64-cross: Debian's cross toolchain and Kiln's aarch64 runtime (built
+# when the toolchain and the arm64 zlib were found at configure time).
+aarch64_runtime = os.path.join(config.kiln_obj_root, "lib", "kiln", "aarch64-linux-gnu")
+if have_programs("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld", "aarch64-linux-gnu-ar",
+                 "aarch64-linux-gnu-objcopy") and os.path.exists(
+                     os.path.join(aarch64_runtime, "libkiln_runtime_model.a")):
+    config.available_features.add("aarch64-cross")
+# qemu-aarch64: runs ARM programs with the cross toolchain's libraries
+# (/usr/aarch64-linux-gnu, libc6-arm64-cross). LD_LIBRARY_PATH keeps its libc
+# with its loader: with Debian multiarch's libc6:arm64 installed (a
+# dependency of zlib1g-dev:arm64) the loader would otherwise find that libc
+# first in /lib/aarch64-linux-gnu, a different build of glibc 2.36 than the
+# cross loader's, and threaded programs hang in pthread_create. zlib itself
+# comes from /usr/lib/aarch64-linux-gnu (multiarch).
+# (The substitution is defined either way: install-relocated.test passes it
+# on and skips its ARM step where qemu is missing.)
+config.substitutions.append(
+    ("%run-aarch64",
+     "qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib"))
+if have_programs("qemu-aarch64-static") and os.path.isdir("/usr/aarch64-linux-gnu/lib"):
+    config.available_features.add("qemu-aarch64")
+
+# x86 schedule families this CPU runs natively: avx2 (AVX2 + FMA, the
+# x86-64-linux-avx2-fma target) and avx512 (avx512f and the other four
+# extensions Halide's avx512_skylake target uses: CD, BW, DQ, VL).
+try:
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu_flags = set(next((l.split(":", 1)[1].split() for l in cpuinfo if l.startswith("flags")), []))
+except OSError:
+    cpu_flags = set()
+if {"avx2", "fma"} <= cpu_flags:
+    config.available_features.add("avx2")
+if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= cpu_flags:
+    config.available_features.add("avx512")
+
+# strace: the relocated-install test watches which files kilnc, CMake and
+# the compilers open.
+if have_programs("strace"):
+    config.available_features.add("strace")

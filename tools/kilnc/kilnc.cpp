@@ -6,6 +6,7 @@
 //   kilnc emit --emit=ast|mlir|dot|mlir-folded|halide-stmt [-o OUT] MODEL.kiln
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
+//   kilnc build ... --target=arm-64-linux [--cc=PATH]       (cross-compiled, docs/targets.md)
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
@@ -95,6 +96,12 @@ cl::opt<std::string> targetName("target",
                                          "(default: host)"),
                                 cl::init("host"), cl::sub(buildCommand),
                                 cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<std::string> ccPath("cc",
+                            cl::desc("C compiler that compiles the generated C and links "
+                                     "the output (default: cc, or the target's Debian "
+                                     "cross compiler, e.g. aarch64-linux-gnu-gcc)"),
+                            cl::value_desc("path"), cl::sub(buildCommand),
+                            cl::cat(kilncCategory));
 cl::opt<bool> noFold("no-fold",
                      cl::desc("Keep BatchNorm and activations as separate layers"),
                      cl::sub(buildCommand), cl::sub(emitCommand),
@@ -184,6 +191,7 @@ int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   options.allowNonfinite = allowNonfinite;
   options.outputPath = buildOutput;
   options.kind = buildKind;
+  options.cc = ccPath;
   return failed(kiln::buildOutputs(*module, *variants, options)) ? 1 : 0;
 }
 

@@ -11,12 +11,14 @@
 // the API's and the runtime's shared thread pool and arena: Halide's are
 // local, so a program's own Halide code keeps its handlers. Executables add
 // a main() that calls the runtime's runner. Everything is linked with the
-// system's C compiler and binutils.
+// target machine's C compiler and binutils, against Kiln's runtime for that
+// machine (Toolchain.h).
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Build.h"
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Driver/Toolchain.h"
 #include "kiln/Import/Import.h"
 #include "kiln/runtime/model.h"
 
@@ -25,7 +27,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
@@ -37,24 +38,6 @@ using namespace mlir;
 namespace kiln {
 
 namespace {
-
-/// What kilnc links into its outputs, and with which tools: the one place
-/// that knows where they are (today: the build tree's or the install's
-/// paths, fixed when kilnc is built).
-struct LinkInputs {
-  std::string runtimeInclude; // kiln/runtime/*.h, for the generated C
-  std::string modelLibrary;   // kiln_runtime_model: merged into every model
-  std::string runnerLibrary;  // kiln_runtime: the runner of executables
-  std::string cc = "cc", cxx = "c++", ld = "ld", ar = "ar", objcopy = "objcopy";
-};
-
-LinkInputs linkInputs() {
-  LinkInputs inputs;
-  inputs.runtimeInclude = KILN_RUNTIME_INCLUDE_DIR;
-  inputs.modelLibrary = KILN_RUNTIME_MODEL_LIBRARY;
-  inputs.runnerLibrary = KILN_RUNTIME_LIBRARY;
-  return inputs;
-}
 
 bool isCIdentifier(StringRef name) {
   if (name.empty() || isdigit(static_cast<unsigned char>(name[0])))
@@ -506,26 +489,6 @@ LogicalResult writeFile(Location loc, const std::string &path, const std::string
   return success();
 }
 
-/// Runs a tool found on PATH; reports its failure.
-LogicalResult run(Location loc, StringRef tool, std::vector<std::string> args) {
-  llvm::ErrorOr<std::string> program = llvm::sys::findProgramByName(tool);
-  if (!program)
-    return emitError(loc) << "cannot find '" << tool << "' on PATH (needed to link the output)";
-  std::vector<StringRef> argv = {*program};
-  for (const std::string &arg : args)
-    argv.push_back(arg);
-  std::string message;
-  int result = llvm::sys::ExecuteAndWait(*program, argv, llvm::None, {}, 0, 0, &message);
-  if (result != 0) {
-    std::string command;
-    for (StringRef arg : argv)
-      command += arg.str() + " ";
-    return emitError(loc) << "'" << tool << "' failed (exit " << result << ")"
-                          << (message.empty() ? "" : ": " + message) << "\n  command: " << command;
-  }
-  return success();
-}
-
 /// The target Halide's runtime is compiled for: what every variant's CPU
 /// has (the features all of them share), so the runtime runs wherever one
 /// of the variants can.
@@ -634,7 +597,15 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
                           << api << "_infer)";
   if (failed(checkRanks(loc, models)))
     return failure();
-  LinkInputs link = linkInputs();
+  // The tools and runtime first: a missing cross compiler fails before
+  // Halide spends seconds compiling.
+  std::vector<Halide::Target> targets;
+  for (const codegen::LoweredModel *variant : models)
+    targets.push_back(variant->target.target);
+  FailureOr<Toolchain> toolchain = resolveToolchain(loc, targets, options.cc);
+  if (failed(toolchain))
+    return failure();
+  const Toolchain &link = *toolchain;
   SmallString<128> outputPath(options.outputPath);
   if (llvm::sys::fs::make_absolute(outputPath))
     return emitError(loc) << "cannot resolve '" << options.outputPath << "'";
@@ -662,7 +633,12 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
                        modelText(api, model.name, models, module, options))))
     return failure();
   std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + workDir.str().str(),
-                                     "-I" + link.runtimeInclude};
+                                     "-I" + link.runtime.includeDir};
+  // Each tool's output goes to a log in the work directory; a failure is
+  // reported in one line (runTool).
+  auto run = [&](Location at, const std::string &program, const std::vector<std::string> &args) {
+    return runTool(at, program, args, inWork("tool.log"));
+  };
   auto compileC = [&](const std::string &source, const std::string &object) {
     std::vector<std::string> args = cflags;
     args.insert(args.end(), {"-c", source, "-o", object});
@@ -683,7 +659,7 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   std::string merged = inWork(api + "_merged.o");
   std::vector<std::string> ldArgs = {"-r", "--force-group-allocation"};
   ldArgs.insert(ldArgs.end(), objects.begin(), objects.end());
-  ldArgs.insert(ldArgs.end(), {link.modelLibrary, "-o", merged});
+  ldArgs.insert(ldArgs.end(), {link.runtime.modelLibrary, "-o", merged});
   if (failed(run(loc, link.ld, ldArgs)))
     return failure();
   // Only the API stays global, and the runtime's pool and arena, weak, so
@@ -711,18 +687,25 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
     if (failed(run(loc, link.ar, {"rcs", product, merged})))
       return failure();
     break;
-  case OutputKind::SharedLibrary:
-    if (failed(run(loc, link.cc, {"-shared", "-o", product, merged, "-lpthread", "-ldl", "-lm"})))
+  case OutputKind::SharedLibrary: {
+    std::vector<std::string> args = {"-shared", "-o", product, merged};
+    for (const std::string &library : link.systemLibraries())
+      args.push_back(library);
+    if (failed(run(loc, link.cc, args)))
       return failure();
     break;
+  }
   case OutputKind::Executable: {
     std::string mainSource = inWork(api + "_main.c"), mainObj = inWork(api + "_main.o");
     if (failed(writeFile(loc, mainSource, mainText(api, model.name, model, module))) ||
         failed(compileC(mainSource, mainObj)))
       return failure();
-    // The runner is C++ (the runtime library), so the C++ driver links.
-    if (failed(run(loc, link.cxx, {"-o", product, mainObj, merged, link.runnerLibrary, "-lz",
-                                   "-lpthread", "-ldl", "-lm"})))
+    // The runner is C++ (the runtime library): the C compiler links it with
+    // libstdc++ named explicitly, so one compiler (--cc) serves every output.
+    std::vector<std::string> args = {"-o", product, mainObj, merged, link.runtime.runnerLibrary};
+    for (const std::string &library : link.executableLibraries())
+      args.push_back(library);
+    if (failed(run(loc, link.cc, args)))
       return failure();
     break;
   }

@@ -17,6 +17,7 @@ struct BuildOptions {
   OutputKind kind = OutputKind::Executable;
   bool allowExtraKeys = false;     // external weights: ignore unknown tensors
   bool allowNonfinite = false;     // external weights: accept NaN/Inf, negative variances
+  std::string cc;                  // --cc: the C compiler (default: the target's, Toolchain.h)
 };
 
 /// The C identifier of the generated API: the base name of `outputPath`
@@ -25,7 +26,7 @@ std::string apiNameFor(const BuildOptions &options);
 
 /// Compiles the lowered pipeline ahead of time and writes the requested
 /// output next to a documented C header (OUT.h). Objects are linked with the
-/// system's C compiler. Outputs are written to a temporary directory and
+/// target's C compiler and binutils (resolveToolchain). Outputs are written to a temporary directory and
 /// renamed into place, so a failure leaves nothing half-written.
 mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
                                  std::vector<TargetVariant> &variants,
