@@ -81,10 +81,10 @@ LogicalResult findRuntime(Location loc, StringRef triple, bool cross, RuntimePat
       continue;
     if (cross)
       return emitError(loc) << "this Kiln has no runtime for " << triple << ": no '" << file
-                            << "' (Kiln builds it when the cross compilers "
+                            << "' (Kiln's build makes it where it finds the cross compilers "
                             << debianPackage("gcc", triple) << " and "
                             << debianPackage("g++", triple)
-                            << " and the target's zlib are installed; " << where << ")";
+                            << " and the target's zlib, see docs/targets.md; " << where << ")";
     return emitError(loc) << "Kiln's runtime library is missing: no '" << file << "' ("
                           << where << ")";
   }
