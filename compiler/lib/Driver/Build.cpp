@@ -70,7 +70,8 @@ int64_t perSample(const std::vector<int64_t> &shape) {
 int64_t scratchPerSample(const codegen::LoweredModel &model) {
   int64_t bytes = 0;
   for (const codegen::LayerFuncs &layer : model.layers)
-    if (layer.kind != codegen::LayerFuncs::Kind::Elementwise)
+    if (layer.kind != codegen::LayerFuncs::Kind::Elementwise &&
+        layer.kind != codegen::LayerFuncs::Kind::WeightLayout) // not per sample
       bytes += perSample(layer.shape) * 4;
   return bytes;
 }

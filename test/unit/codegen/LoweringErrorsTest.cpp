@@ -79,3 +79,71 @@ TEST(LoweringErrors, AMissingEntryPointIsNamed) {
 }
 
 } // namespace
+
+namespace {
+
+// An entry point with several inputs and outputs, and state passed in as
+// arguments (as a training step's parameters are): one pipeline whose
+// arguments are the inputs in order and whose outputs are the results.
+TEST(EntryPoints, SeveralInputsOutputsAndStateArguments) {
+  mlir::MLIRContext context;
+  mlir::DialectRegistry registry;
+  kiln::registerKilnDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &diag) {
+    diagnostics += diag.str() + "\n";
+    return mlir::success();
+  });
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString(R"mlir(
+    func @step(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>)
+        -> (tensor<?x3xf32>, tensor<?x3xf32>) {
+      %y = nn.linear %x, %w, %b : (tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<?x3xf32>
+      %z = nn.relu %y : tensor<?x3xf32>
+      return %y, %z : tensor<?x3xf32>, tensor<?x3xf32>
+    })mlir",
+                                                                     &context);
+  ASSERT_TRUE(module) << diagnostics;
+  for (bool schedule : {false, true}) {
+    kiln::codegen::LoweringOptions options;
+    options.schedule = schedule;
+    mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+        kiln::codegen::lowerToHalide(*module, options, "step");
+    ASSERT_TRUE(succeeded(lowered)) << diagnostics;
+    kiln::codegen::LoweredModel &model = *lowered;
+    EXPECT_EQ(model.entry, "step");
+    ASSERT_EQ(model.inputs.size(), 3u);
+    ASSERT_EQ(model.outputs.size(), 2u);
+    EXPECT_TRUE(model.inputs[0].batched);
+    EXPECT_FALSE(model.inputs[1].batched);
+    EXPECT_FALSE(model.inputs[2].batched);
+    EXPECT_EQ(model.arguments().size(), 3u); // nothing packed: no weights are bound
+    const int batch = 5;
+    float x[batch][4], w[3][4], b[3];
+    for (int n = 0; n < batch; ++n)
+      for (int k = 0; k < 4; ++k)
+        x[n][k] = static_cast<float>(n - 2 * k) * 0.5f;
+    for (int o = 0; o < 3; ++o) {
+      b[o] = 0.25f * o - 0.5f;
+      for (int k = 0; k < 4; ++k)
+        w[o][k] = static_cast<float>((o + 1) * (k % 2 ? -1 : 1));
+    }
+    Halide::Buffer<float> xb(&x[0][0], 4, batch), wb(&w[0][0], 4, 3), bb(b, 3);
+    model.inputs[0].param.set(xb);
+    model.inputs[1].param.set(wb);
+    model.inputs[2].param.set(bb);
+    Halide::Buffer<float> y(3, batch), z(3, batch);
+    model.pipeline().realize({y, z}, Halide::get_jit_target_from_environment());
+    for (int n = 0; n < batch; ++n)
+      for (int o = 0; o < 3; ++o) {
+        double want = b[o];
+        for (int k = 0; k < 4; ++k)
+          want += static_cast<double>(w[o][k]) * x[n][k];
+        EXPECT_NEAR(y(o, n), want, 1e-5) << "n " << n << " o " << o;
+        EXPECT_NEAR(z(o, n), want > 0 ? want : 0.0, 1e-5) << "n " << n << " o " << o;
+      }
+  }
+}
+
+} // namespace

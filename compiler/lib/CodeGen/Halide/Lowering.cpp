@@ -23,6 +23,9 @@
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <map>
+#include <set>
+
 using namespace mlir;
 
 namespace kiln::codegen {
@@ -196,6 +199,8 @@ private:
   FailureOr<Halide::Func> foldedTensor(nn::FoldBatchNormOp fold, unsigned result);
   Halide::Func packed(Operation *op, StringRef role, Halide::Func layout,
                       std::vector<int> extents);
+  /// Whether `layout` reads an argument of the entry point.
+  bool dependsOnArguments(Halide::Func layout);
   std::string nameFor(Operation *op, StringRef role);
   std::string uniqueName(std::string name);
   Tensor record(Operation *op, LayerFuncs::Kind kind, Halide::Func out,
@@ -221,6 +226,8 @@ private:
   std::vector<Halide::Func> layouts;
   std::vector<Halide::Buffer<>> layoutBuffers;
   llvm::StringMap<unsigned> nameCounts;
+  /// The Funcs of entry-point arguments used as weights.
+  std::set<std::string> argumentFuncs;
 };
 
 std::string Builder::nameFor(Operation *op, StringRef role) {
@@ -247,8 +254,9 @@ Tensor Builder::record(Operation *op, LayerFuncs::Kind kind, Halide::Func out,
 }
 
 /// `value` (a weight) as a Func in Halide order: a bound tensor's values, a
-/// state_dict tensor the load pipeline reads (external weights), or a
-/// BatchNorm fold of them.
+/// state_dict tensor the load pipeline reads (external weights), an
+/// argument of the entry point (state passed in), or a BatchNorm fold of
+/// them.
 FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
   auto cached = weightTensors.find(value);
   if (cached != weightTensors.end())
@@ -282,6 +290,11 @@ FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
     model.stateTensors.push_back(StateTensor{key.str(), shape, param});
     tensor = Halide::Func(param.name() + "_tensor");
     tensor(vars) = param(toExprs(vars));
+  } else if (value.isa<BlockArgument>() && values.count(value)) {
+    // State passed into the entry point (a training step's parameters): the
+    // argument's buffer, read as the layout Funcs read any weight.
+    tensor = values.find(value)->second.func;
+    argumentFuncs.insert(tensor.name());
   } else if (auto fold = dyn_cast_or_null<nn::FoldBatchNormOp>(def)) {
     FailureOr<Halide::Func> folded =
         foldedTensor(fold, value.cast<OpResult>().getResultNumber());
@@ -350,7 +363,15 @@ Halide::Func Builder::packed(Operation *op, StringRef role, Halide::Func layout,
   model.weightBytes += count * static_cast<int64_t>(sizeof(float));
   std::vector<Halide::Var> vars = makeVars(extents.size());
   Halide::Func f(name + "_in");
-  if (options.externalWeights) {
+  if (dependsOnArguments(layout)) {
+    // State passed into the entry point changes from call to call (a
+    // training step's parameters): its layout is computed in the pipeline.
+    model.weightBytes -= count * static_cast<int64_t>(sizeof(float));
+    model.layers.push_back(LayerFuncs{LayerFuncs::Kind::WeightLayout, layout.name(), layout,
+                                      {}, std::vector<int64_t>(extents.rbegin(), extents.rend()),
+                                      0});
+    f(vars) = layout(toExprs(vars));
+  } else if (options.externalWeights) {
     Halide::ImageParam param(Halide::Float(32), static_cast<int>(extents.size()), name);
     constrainWeight(param, extents);
     model.packedWeights.push_back(PackedWeight{extents, param, layout});
@@ -362,6 +383,12 @@ Halide::Func Builder::packed(Operation *op, StringRef role, Halide::Func layout,
     f(vars) = buffer(toExprs(vars));
   }
   return f;
+}
+
+bool Builder::dependsOnArguments(Halide::Func layout) {
+  std::map<std::string, Halide::Internal::Function> calls =
+      Halide::Internal::find_transitive_calls(layout.function());
+  return llvm::any_of(argumentFuncs, [&](const std::string &name) { return calls.count(name); });
 }
 
 void Builder::realizeLayouts() {

@@ -236,6 +236,10 @@ void scheduleForCpu(LoweredModel &model) {
       else
         layer.output.compute_root();
       break;
+    case LayerFuncs::Kind::WeightLayout:
+      // Once per call, whole, before the layer that reads it.
+      layer.output.compute_root();
+      break;
     case LayerFuncs::Kind::Elementwise:
       break; // inlined into its consumer
     }

@@ -50,7 +50,9 @@ struct PackedWeight {
 
 /// What code generation knows of each layer, for the scheduler.
 struct LayerFuncs {
-  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats };
+  /// WeightLayout: a weight's layout computed in the pipeline, because it
+  /// comes from an entry-point argument (state passed in).
+  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats, WeightLayout };
   Kind kind;
   std::string name;
   Halide::Func output;
