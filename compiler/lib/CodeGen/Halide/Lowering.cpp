@@ -486,9 +486,9 @@ FailureOr<Tensor> Builder::build(Operation *op) {
 // The weights are read packed into panels of L output channels (L: the
 // target's f32 lanes), w(oi, k, oo) = W[oo·L + oi, k], zero-padded to whole
 // panels: the inner loop reads one contiguous vector per k and streams
-// through the panel. Whole groups of the register blocks' panels
-// (TargetInfo::linearWidePanels, a multiple of linearPanels), so no block
-// reads past the buffer. A rank-2 layer has a second accumulator with the
+// through the panel. Whole groups of the register block's panels
+// (TargetInfo::linearPanels), so no block reads past the buffer; the
+// small-batch groups divide that padded count (TargetInfo::smallBatchGroup). A rank-2 layer has a second accumulator with the
 // same definition for batches below TargetInfo::smallBatch(), so that its
 // schedule can block it differently (the select is simplified away under
 // the schedule's specializations on the batch).
@@ -497,7 +497,7 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   std::vector<int64_t> wShape = shapeOf(op.weight());
   int64_t out = wShape[0], in = wShape[1];
   int lanes = target.lanes;
-  int64_t panels = roundUp(roundUp(out, lanes) / lanes, target.linearWidePanels);
+  int64_t panels = roundUp(roundUp(out, lanes) / lanes, target.linearPanels);
   if (panels * lanes * in > kMaxElements)
     return LogicalResult(op.emitError()
                          << nn::describeLayer(op)

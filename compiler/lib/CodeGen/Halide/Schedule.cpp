@@ -95,18 +95,19 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
       tiled.specialize(macs >= Halide::Expr(kParallelMacs)).parallel(no);
     }
   }
-  // Below the smallest row tile: one row at a time, in blocks of the wide
-  // group of panels (their independent FMA chains hide the latency).
-  int wide = small ? target.linearWidePanels : panels;
-  if (small)
-    out.split(oo, og, op, wide, TailStrategy::GuardWithIf);
-  out.vectorize(ov);
   // Below 4 rows each weight is read once per row: the time is reading the
   // weights, so a layer with many of them spreads its panel groups over the
   // threads; small layers stay serial, where a parallel loop's start-up
   // costs more than it saves (measured: only the first MLP layer parallel
-  // at batch 1).
-  if (channels >= 2 * wide * lanes && channels * layer.reductionSize >= kParallelWeights)
+  // at batch 1). One row at a time, in groups of as many panels as divide
+  // the layer's (their independent FMA chains hide the latency).
+  int paddedPanels = static_cast<int>((channels + lanes - 1) / lanes + panels - 1) / panels * panels;
+  bool manyWeights = channels * layer.reductionSize >= kParallelWeights;
+  int wide = small ? target.smallBatchGroup(paddedPanels, manyWeights) : panels;
+  if (small)
+    out.split(oo, og, op, wide, TailStrategy::GuardWithIf);
+  out.vectorize(ov);
+  if (manyWeights && paddedPanels / wide >= 2)
     out.parallel(og);
   acc.compute_at(out, og).bound_extent(ao, panels).vectorize(oi).unroll(ao);
   Halide::Stage update = acc.update();

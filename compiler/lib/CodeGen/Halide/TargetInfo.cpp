@@ -29,8 +29,10 @@
 // FMA chains: with two FMA units of 4 cycles' latency, 8 chains keep both
 // busy. mlp_bn at batch 1, 1 thread, on the Intel Xeon (2026-12-01): AVX2
 // build, 3 panels 10.3-10.6 µs, 6 panels 7.1-7.2 µs, 9 panels 7.1 µs;
-// AVX-512 build, 3 panels 6.5-6.9 µs, 6 panels 6.0 µs. So the wide block is
-// twice the block's panels.
+// AVX-512 build, 3 panels 6.5-6.9 µs, 6 panels 6.0 µs. A fixed group of 6
+// padded batchnorm_net's 128 channels (8 panels of 16) to 12 panels, 50%
+// more weights to read, and left one group, so no parallel loop: each layer
+// takes the largest group that divides its panels instead.
 //   SSE4.1: 16 xmm registers like AVX2, so the AVX2 block (not measured:
 //     speed is not a goal on the baseline target, correctness is).
 //   NEON (AArch64): 32 q registers like AVX-512's zmm, so its 4 × 4 block
@@ -41,6 +43,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/TargetInfo.h"
 
+#include <algorithm>
 #include <sched.h>
 
 namespace kiln::codegen {
@@ -118,7 +121,10 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.linearPanels = 3;
     info.linearRows = 4;
   }
-  info.linearWidePanels = 2 * info.linearPanels;
+  // 12 accumulators fit AVX2's and SSE's 16 registers beside the broadcast
+  // (the FMAs read the weights from memory), and 8 chains already hide the
+  // latency of two FMA units.
+  info.linearChainPanels = 12;
   Halide::Target host = Halide::get_host_target();
   info.threads = target.arch == host.arch && target.os == host.os ? hostThreads() : 0;
   out = info;
@@ -154,6 +160,19 @@ bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::st
     out.push_back(info);
   }
   return true;
+}
+
+int TargetInfo::smallBatchGroup(int paddedPanels, bool parallel) const {
+  // Split over threads only into groups of at least the block's panels:
+  // one-panel groups would be latency-bound single FMA chains.
+  if (parallel)
+    for (int group = std::min(linearChainPanels, paddedPanels / 2); group >= linearPanels; --group)
+      if (paddedPanels % group == 0)
+        return group;
+  for (int group = std::min(linearChainPanels, paddedPanels); group >= 1; --group)
+    if (paddedPanels % group == 0)
+      return group;
+  return 1;
 }
 
 TargetInfo hostTargetInfo() {

@@ -60,7 +60,7 @@ struct LayerFuncs {
   std::vector<int64_t> shape; // tensor order; shape[0] is the batch
   int64_t reductionSize = 0;  // linear: in_features
   /// Rank-2 linear: the accumulator below TargetInfo::smallBatch() rows
-  /// (one row of linearWidePanels panels per block).
+  /// (one row of TargetInfo::smallBatchGroup panels per block).
   Halide::Func smallBatchReduction;
 };
 

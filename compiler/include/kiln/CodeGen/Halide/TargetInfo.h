@@ -43,14 +43,22 @@ struct TargetInfo {
   /// groups of `linearPanels` panels.
   int linearPanels = 3;
   int linearRows = 4;
-  /// Below `smallBatch()` rows a block is one row of `linearWidePanels`
-  /// panels: its panels are the independent FMA chains that hide the FMA
-  /// latency (TargetInfo.cpp). Weights are padded to whole groups of these.
-  int linearWidePanels = 6;
+  /// Below `smallBatch()` rows a block is one row of up to
+  /// `linearChainPanels` panels: its panels are the independent FMA chains
+  /// that hide the FMA latency (TargetInfo.cpp); each layer takes the
+  /// largest group that divides its padded panels (smallBatchGroup).
+  int linearChainPanels = 12;
 
   /// The smallest batch that gets row tiles (4 rows, or the block's rows
   /// if fewer).
   int smallBatch() const { return linearRows < 4 ? linearRows : 4; }
+  /// A linear layer's panel group below smallBatch() rows: the largest
+  /// divisor of its panels (padded to whole linearPanels groups) up to
+  /// linearChainPanels, so that no group reads padding the tiled path does
+  /// not; with `parallel`, groups of at least linearPanels that leave two
+  /// or more groups to share among threads, where there are such groups.
+  int smallBatchGroup(int paddedPanels, bool parallel) const;
+
   /// Accumulator registers a convolution's register block may use: 24 of
   /// AVX-512's 32 measured best for LeNet's first layer (6 channels × 3
   /// vectors of its 24-wide rows: 18, unrolled, against 24 × 6 = 144 in
