@@ -13,22 +13,37 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 namespace {
+
+/// An MLIR context with Kiln's dialects that collects its diagnostics.
+struct Context {
+  mlir::MLIRContext context;
+  std::string diagnostics;
+  std::unique_ptr<mlir::ScopedDiagnosticHandler> handler;
+
+  Context() {
+    mlir::DialectRegistry registry;
+    kiln::registerKilnDialects(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+    handler = std::make_unique<mlir::ScopedDiagnosticHandler>(&context, [&](mlir::Diagnostic &diag) {
+      diagnostics += diag.str() + "\n";
+      return mlir::success();
+    });
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> parse(const std::string &text) {
+    return mlir::parseSourceString(text, &context);
+  }
+};
 
 /// Lowers `text` (one @forward); the diagnostics it reported, or "" if it
 /// lowered.
 std::string loweringErrors(const std::string &text) {
-  mlir::MLIRContext context;
-  mlir::DialectRegistry registry;
-  kiln::registerKilnDialects(registry);
-  context.appendDialectRegistry(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &diag) {
-    diagnostics += diag.str() + "\n";
-    return mlir::success();
-  });
-  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString(text, &context);
+  Context c;
+  std::string &diagnostics = c.diagnostics;
+  mlir::OwningOpRef<mlir::ModuleOp> module = c.parse(text);
   EXPECT_TRUE(module) << diagnostics;
   if (!module)
     return diagnostics;
@@ -62,48 +77,26 @@ TEST(LoweringErrors, AnEntryPointNeedsABatchedFirstArgument) {
 }
 
 TEST(LoweringErrors, AMissingEntryPointIsNamed) {
-  mlir::MLIRContext context;
-  mlir::DialectRegistry registry;
-  kiln::registerKilnDialects(registry);
-  context.appendDialectRegistry(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &diag) {
-    diagnostics += diag.str();
-    return mlir::success();
-  });
-  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString("module {}", &context);
+  Context c;
+  mlir::OwningOpRef<mlir::ModuleOp> module = c.parse("module {}");
   ASSERT_TRUE(module);
   EXPECT_TRUE(failed(kiln::codegen::lowerToHalide(*module, {}, "train_step")));
-  EXPECT_EQ(diagnostics, "module has no function 'train_step'");
+  EXPECT_EQ(c.diagnostics, "module has no function 'train_step'\n");
 }
-
-} // namespace
-
-namespace {
 
 // An entry point with several inputs and outputs, and state passed in as
 // arguments (as a training step's parameters are): one pipeline whose
 // arguments are the inputs in order and whose outputs are the results.
 TEST(EntryPoints, SeveralInputsOutputsAndStateArguments) {
-  mlir::MLIRContext context;
-  mlir::DialectRegistry registry;
-  kiln::registerKilnDialects(registry);
-  context.appendDialectRegistry(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &diag) {
-    diagnostics += diag.str() + "\n";
-    return mlir::success();
-  });
-  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString(R"mlir(
+  Context c;
+  std::string &diagnostics = c.diagnostics;
+  mlir::OwningOpRef<mlir::ModuleOp> module = c.parse(R"mlir(
     func @step(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>)
         -> (tensor<?x3xf32>, tensor<?x3xf32>) {
       %y = nn.linear %x, %w, %b : (tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<?x3xf32>
       %z = nn.relu %y : tensor<?x3xf32>
       return %y, %z : tensor<?x3xf32>, tensor<?x3xf32>
-    })mlir",
-                                                                     &context);
+    })mlir");
   ASSERT_TRUE(module) << diagnostics;
   for (bool schedule : {false, true}) {
     kiln::codegen::LoweringOptions options;
