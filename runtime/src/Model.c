@@ -11,6 +11,7 @@
 #include "HalideRuntime.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,6 +120,77 @@ static void describe_batched(halide_buffer_t *buffer, halide_dimension_t *dims, 
   buffer->dim = dims;
 }
 
+/* The tensors between stages: two buffers of the largest, which the stages
+ * write in turn. NULL with no error when there is one stage. */
+static int alloc_between(const kiln_model_variant_t *variant, int64_t batch, void *user_context,
+                         float **out_buffers, char *out_error) {
+  size_t largest = 0;
+  for (size_t s = 0; s + 1 < variant->stage_count; ++s) {
+    const kiln_model_tensor_t *tensor = &variant->stages[s].output;
+    size_t size = sizeof(float);
+    bool overflow = __builtin_mul_overflow(size, (size_t)batch, &size);
+    for (size_t d = 1; d < tensor->rank; ++d)
+      overflow |= __builtin_mul_overflow(size, (size_t)tensor->shape[d], &size);
+    if (overflow)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "invalid argument: batch %lld is too large for this model",
+                             (long long)batch);
+    largest = size > largest ? size : largest;
+  }
+  out_buffers[0] = out_buffers[1] = NULL;
+  if (largest == 0)
+    return 0;
+  out_buffers[0] = (float *)kiln_call_malloc(user_context, largest);
+  out_buffers[1] = out_buffers[0] ? (float *)kiln_call_malloc(user_context, largest) : NULL;
+  if (!out_buffers[1])
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory,
+                           "out of memory for the tensors between stages (%zu bytes each)",
+                           largest);
+  return 0;
+}
+
+/* Runs the stages in order: the first reads `input`, the last writes
+ * `out_output`, each in between reads what the one before wrote. */
+static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *variant,
+                      const float *input, int64_t batch, float *out_output, void *user_context,
+                      float *const *between, char *out_error) {
+  const float *in_host = input;
+  const kiln_model_tensor_t *in_tensor = &model->input;
+  for (size_t s = 0; s < variant->stage_count; ++s) {
+    const kiln_model_stage_t *stage = &variant->stages[s];
+    bool last = s + 1 == variant->stage_count;
+    float *out_host = last ? out_output : between[s % 2];
+    const kiln_model_tensor_t *out_tensor = last ? &model->output : &stage->output;
+    /* Everything on the stack: a call allocates nothing of its own. */
+    size_t packed = model->external_weights ? stage->packed_count : 0;
+    halide_dimension_t in_dims[KILN_MODEL_MAX_RANK], out_dims[KILN_MODEL_MAX_RANK];
+    halide_dimension_t weight_dims[packed + 1][KILN_MODEL_MAX_RANK];
+    halide_buffer_t in, out, weights[packed + 1];
+    void *args[packed + 3];
+    args[0] = &user_context;
+    describe_batched(&in, in_dims, in_host, in_tensor, batch);
+    describe_batched(&out, out_dims, out_host, out_tensor, batch);
+    args[1] = &in;
+    for (size_t i = 0; i < packed; ++i) {
+      size_t w = stage->packed_first + i;
+      kiln_model_describe(&weights[i], weight_dims[i], model->state->weights[w],
+                          &variant->packed_layouts[w]);
+      args[2 + i] = &weights[i];
+    }
+    args[2 + packed] = &out;
+    int result = stage->infer(args);
+    if (result != 0) {
+      kiln_call_t *call = kiln_call_of(user_context);
+      snprintf(out_error, KILN_MODEL_ERROR_SIZE, "%s",
+               call && call->message[0] ? call->message : "Halide runtime error");
+      return result;
+    }
+    in_host = out_host;
+    in_tensor = out_tensor;
+  }
+  return 0;
+}
+
 int kiln_model_infer(const kiln_model_t *model, const float *input, int64_t batch,
                      float *out_output, char *out_error) {
   if (!input || !out_output || batch < 0 || batch > INT32_MAX)
@@ -135,20 +207,18 @@ int kiln_model_infer(const kiln_model_t *model, const float *input, int64_t batc
                            "no weights loaded: call %s_load_weights first", model->name);
   if (batch == 0)
     return 0;
-  /* Everything on the stack: a call allocates nothing of its own. */
-  size_t packed = model->external_weights ? variant->packed_count : 0;
-  halide_dimension_t in_dims[KILN_MODEL_MAX_RANK], out_dims[KILN_MODEL_MAX_RANK];
-  halide_dimension_t weight_dims[packed + 1][KILN_MODEL_MAX_RANK];
-  halide_buffer_t in, out, weights[packed + 1];
-  void *args[packed + 3];
-  describe_batched(&in, in_dims, input, &model->input, batch);
-  describe_batched(&out, out_dims, out_output, &model->output, batch);
-  args[1] = &in;
-  for (size_t i = 0; i < packed; ++i) {
-    kiln_model_describe(&weights[i], weight_dims[i], model->state->weights[i],
-                        &variant->packed_layouts[i]);
-    args[2 + i] = &weights[i];
-  }
-  args[2 + packed] = &out;
-  return kiln_model_run(variant->infer, args, out_error);
+  /* One call for all stages: their intermediates and the tensors between
+   * them come from the thread's scratch arena. */
+  kiln_call_t call;
+  void *user_context = &call;
+  kiln_call_begin(&call);
+  float *between[2];
+  int result = alloc_between(variant, batch, user_context, between, out_error);
+  if (result == 0)
+    result = run_stages(model, variant, input, batch, out_output, user_context, between,
+                        out_error);
+  kiln_call_free(user_context, between[1]);
+  kiln_call_free(user_context, between[0]);
+  kiln_call_end(&call);
+  return result;
 }

@@ -161,24 +161,31 @@ static kiln_status_t check_values(const kiln_model_t *model, const kiln_model_va
   return NULL;
 }
 
-/* Runs the load pipeline of `variant` from `state` into `packed`. */
+/* Runs the load pipeline of each stage of `variant`, from its range of
+ * `state` into its range of `packed`. */
 static int run_load(const kiln_model_variant_t *variant, float **state, float **packed,
                     const char *path, char *out_error) {
-  size_t states = variant->state_tensor_count, count = states + variant->packed_count;
-  halide_dimension_t dims[count + 1][KILN_MODEL_MAX_RANK];
-  halide_buffer_t buffers[count + 1];
-  void *args[count + 2];
-  for (size_t i = 0; i < count; ++i) {
-    if (i < states)
-      kiln_model_describe(&buffers[i], dims[i], state[i], &variant->state_tensor_layouts[i]);
-    else
-      kiln_model_describe(&buffers[i], dims[i], packed[i - states],
-                          &variant->packed_layouts[i - states]);
-    args[1 + i] = &buffers[i];
+  for (size_t s = 0; s < variant->stage_count; ++s) {
+    const kiln_model_stage_t *stage = &variant->stages[s];
+    if (!stage->load)
+      continue;
+    size_t states = stage->state_count, count = states + stage->packed_count;
+    halide_dimension_t dims[count + 1][KILN_MODEL_MAX_RANK];
+    halide_buffer_t buffers[count + 1];
+    void *args[count + 2];
+    for (size_t i = 0; i < count; ++i) {
+      if (i < states)
+        kiln_model_describe(&buffers[i], dims[i], state[stage->state_first + i],
+                            &variant->state_tensor_layouts[stage->state_first + i]);
+      else
+        kiln_model_describe(&buffers[i], dims[i], packed[stage->packed_first + i - states],
+                            &variant->packed_layouts[stage->packed_first + i - states]);
+      args[1 + i] = &buffers[i];
+    }
+    char message[KILN_MODEL_ERROR_SIZE];
+    if (kiln_model_run(stage->load, args, message) != 0)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: %s", path, message);
   }
-  char message[KILN_MODEL_ERROR_SIZE];
-  if (kiln_model_run(variant->load, args, message) != 0)
-    return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: %s", path, message);
   return 0;
 }
 

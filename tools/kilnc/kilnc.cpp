@@ -120,6 +120,13 @@ cl::opt<bool> allowNonfinite("allow-nonfinite",
                                       "weights and negative BatchNorm running variances"),
                              cl::sub(buildCommand), cl::sub(emitCommand),
                              cl::cat(kilncCategory));
+cl::opt<int> stageLayers(
+    "stage-layers",
+    cl::desc("Linear and conv layers per compiled pipeline: a model with more (by default, "
+             "more than 8) is cut into stages, compiled in parallel and run in order "
+             "(0: never cut)"),
+    cl::init(kiln::codegen::LoweringOptions::kStageLayers), cl::value_desc("n"),
+    cl::sub(buildCommand), cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
                         cl::desc("Print source locations in --emit=mlir"),
                         cl::sub(emitCommand), cl::cat(kilncCategory));
@@ -162,6 +169,11 @@ kiln::CompileOptions compileOptions() {
   options.inference.fold = !noFold;
   options.inference.report = report;
   options.target = targetName;
+  // Given, it cuts any model with more layers than that; by default only
+  // those with more than LoweringOptions::kUnstagedLayers are cut.
+  options.stageLayers = stageLayers;
+  if (stageLayers.getNumOccurrences())
+    options.unstagedLayers = stageLayers;
   return options;
 }
 

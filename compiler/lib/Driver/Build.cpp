@@ -29,9 +29,12 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <atomic>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 using namespace mlir;
 
@@ -69,11 +72,15 @@ int64_t perSample(const std::vector<int64_t> &shape) {
 /// Bytes of intermediate results per sample (each layer Kiln materializes).
 int64_t scratchPerSample(const codegen::LoweredModel &model) {
   int64_t bytes = 0;
-  for (const codegen::LayerFuncs &layer : model.layers)
-    if (layer.kind != codegen::LayerFuncs::Kind::Elementwise &&
-        layer.kind != codegen::LayerFuncs::Kind::WeightLayout) // not per sample
-      bytes += perSample(layer.shape) * 4;
-  return bytes;
+  for (const codegen::LayerFuncs *layer : model.layers())
+    if (layer->kind != codegen::LayerFuncs::Kind::Elementwise &&
+        layer->kind != codegen::LayerFuncs::Kind::WeightLayout) // not per sample
+      bytes += perSample(layer->shape) * 4;
+  // The tensors between stages: two buffers of the largest.
+  int64_t between = 0;
+  for (size_t s = 0; s + 1 < model.stages.size(); ++s)
+    between = std::max(between, perSample(model.stages[s].outputs.front().shape) * 4);
+  return bytes + 2 * between;
 }
 
 /// The forward pipeline of each variant, in the user's order.
@@ -254,13 +261,13 @@ std::string cString(StringRef text) {
   return quoted + "\"";
 }
 
-/// The names of one variant's compiled pipelines.
-struct VariantNames {
+/// The names of the compiled pipelines of one stage of a variant.
+struct StageNames {
   std::string infer, load;
 };
 
-VariantNames variantNames(const std::string &api, size_t index) {
-  std::string prefix = "kiln_" + api + "_v" + std::to_string(index);
+StageNames stageNames(const std::string &api, size_t variant, size_t stage) {
+  std::string prefix = "kiln_" + api + "_v" + std::to_string(variant) + "_s" + std::to_string(stage);
   return {prefix + "_infer", prefix + "_load"};
 }
 
@@ -287,45 +294,72 @@ std::string layoutOf(const std::vector<int> &extents) {
   return "{" + std::to_string(extents.size()) + ", " + arrayOf("int32_t", extents) + "}";
 }
 
-/// One variant's layouts (external weights), as static arrays named
-/// <api>_v<i>_*.
+/// One variant's stages (static array <api>_v<i>_stages) and, with
+/// external weights, its layouts (<api>_v<i>_*): every stage's state tensors
+/// and packed weights, in stage order.
 std::string variantLayoutsText(const std::string &api, size_t index,
                                const codegen::LoweredModel &model) {
   std::string prefix = api + "_v" + std::to_string(index);
+  bool external = model.hasExternalWeights();
   std::ostringstream c;
-  c << "/* Variant " << index << " (" << model.target.str()
-    << "): the tensors its load pipeline reads, and the layouts it packs. */\n";
-  if (!model.stateTensors.empty()) {
+  c << "/* Variant " << index << " (" << model.target.str() << "): its stages";
+  if (external)
+    c << ", the tensors its load pipelines read, and the layouts they pack";
+  c << ". */\n";
+  std::vector<const codegen::StateTensor *> states;
+  std::vector<const codegen::PackedWeight *> packed;
+  for (const codegen::LoweredStage &stage : model.stages) {
+    for (const codegen::StateTensor &tensor : stage.stateTensors)
+      states.push_back(&tensor);
+    for (const codegen::PackedWeight &weight : stage.packedWeights)
+      packed.push_back(&weight);
+  }
+  if (!states.empty()) {
     c << "static const char *const " << prefix << "_state_names[] = {\n";
-    for (const codegen::StateTensor &tensor : model.stateTensors)
-      c << "  " << cString(tensor.key) << ",\n";
+    for (const codegen::StateTensor *tensor : states)
+      c << "  " << cString(tensor->key) << ",\n";
     c << "};\nstatic const kiln_model_layout_t " << prefix << "_state_layouts[] = {\n";
-    for (const codegen::StateTensor &tensor : model.stateTensors) {
-      std::vector<int> extents(tensor.shape.rbegin(), tensor.shape.rend());
+    for (const codegen::StateTensor *tensor : states) {
+      std::vector<int> extents(tensor->shape.rbegin(), tensor->shape.rend());
       c << "  " << layoutOf(extents) << ",\n";
     }
     c << "};\n";
   }
-  if (!model.packedWeights.empty()) {
+  if (!packed.empty()) {
     c << "static const kiln_model_layout_t " << prefix << "_packed_layouts[] = {\n";
-    for (const codegen::PackedWeight &weight : model.packedWeights)
-      c << "  " << layoutOf(weight.extents) << ",\n";
+    for (const codegen::PackedWeight *weight : packed)
+      c << "  " << layoutOf(weight->extents) << ",\n";
     c << "};\n";
   }
+  c << "static const kiln_model_stage_t " << prefix << "_stages[] = {\n";
+  size_t stateFirst = 0, packedFirst = 0;
+  for (size_t s = 0; s < model.stages.size(); ++s) {
+    const codegen::LoweredStage &stage = model.stages[s];
+    StageNames names = stageNames(api, index, s);
+    const std::vector<int64_t> &shape = stage.outputs.front().shape;
+    c << "  {" << names.infer << "_argv, " << (external ? names.load + "_argv" : "NULL") << ", "
+      << stateFirst << ", " << stage.stateTensors.size() << ", " << packedFirst << ", "
+      << stage.packedWeights.size() << ", {" << shape.size() << ", " << arrayOf("int64_t", shape)
+      << "}},\n";
+    stateFirst += stage.stateTensors.size();
+    packedFirst += stage.packedWeights.size();
+  }
+  c << "};\n";
   return c.str() + "\n";
 }
 
 std::string variantText(const std::string &api, size_t index, const codegen::LoweredModel &model) {
   std::string prefix = api + "_v" + std::to_string(index);
-  VariantNames names = variantNames(api, index);
-  bool external = model.hasExternalWeights();
+  size_t states = 0, packed = 0;
+  for (const codegen::LoweredStage &stage : model.stages) {
+    states += stage.stateTensors.size();
+    packed += stage.packedWeights.size();
+  }
   std::ostringstream c;
   c << "  {" << cString(model.target.str()) << ",\n   " << featureWords(model.target.target)
-    << ",\n   " << names.infer << "_argv, " << (external ? names.load + "_argv" : "NULL") << ",\n   "
-    << model.stateTensors.size() << ", "
-    << (model.stateTensors.empty() ? "NULL, NULL" : prefix + "_state_names, " + prefix + "_state_layouts")
-    << ", " << model.packedWeights.size() << ", "
-    << (model.packedWeights.empty() ? "NULL" : prefix + "_packed_layouts") << "},\n";
+    << ",\n   " << model.stages.size() << ", " << prefix << "_stages,\n   " << states << ", "
+    << (states ? prefix + "_state_names, " + prefix + "_state_layouts" : "NULL, NULL") << ", "
+    << packed << ", " << (packed ? prefix + "_packed_layouts" : "NULL") << "},\n";
   return c.str();
 }
 
@@ -376,19 +410,19 @@ std::string modelText(const std::string &api, const std::string &modelName,
     << "#include \"kiln/runtime/thread_pool.h\"\n\n"
     << "#include <stddef.h>\n\n"
     << "/* The compiled pipelines of each variant (Halide's argv form). */\n";
-  for (size_t i = 0; i < models.size(); ++i) {
-    VariantNames names = variantNames(api, i);
-    c << "int " << names.infer << "_argv(void **args);\n";
-    if (external)
-      c << "int " << names.load << "_argv(void **args);\n";
-  }
+  for (size_t i = 0; i < models.size(); ++i)
+    for (size_t s = 0; s < models[i]->stages.size(); ++s) {
+      StageNames names = stageNames(api, i, s);
+      c << "int " << names.infer << "_argv(void **args);\n";
+      if (external)
+        c << "int " << names.load << "_argv(void **args);\n";
+    }
   c << "\n";
   size_t keyCount = 0;
   std::string keys = external ? stateKeysText(api, module, keyCount) : std::string();
   c << keys;
-  if (external)
-    for (size_t i = 0; i < models.size(); ++i)
-      c << variantLayoutsText(api, i, *models[i]);
+  for (size_t i = 0; i < models.size(); ++i)
+    c << variantLayoutsText(api, i, *models[i]);
   c << "/* Most specific first: the first one the CPU supports runs. */\n"
     << "static const kiln_model_variant_t " << api << "_variants[] = {\n";
   for (size_t i = 0; i < models.size(); ++i)
@@ -504,32 +538,85 @@ Halide::Target runtimeTarget(const std::vector<codegen::LoweredModel *> &models)
   return base;
 }
 
-/// Every variant's pipelines under their own names, without a runtime,
-/// and one runtime for all; the objects' paths are appended to `objects`.
+/// One object to compile: a pipeline under its name.
+struct CompileJob {
+  Halide::Pipeline pipeline;
+  std::vector<Halide::Argument> arguments;
+  std::string name;
+  Halide::Target target;
+  std::string object;
+};
+
+/// Compiles `jobs` on the host's threads: the stages of a large model are
+/// independent pipelines, and Halide lowers each on its own copy of the
+/// graph, with its own LLVM context. The first error's message, or empty.
+std::string compileAll(std::vector<CompileJob> &jobs) {
+  std::atomic<size_t> next{0};
+  std::mutex mutex;
+  std::string firstError;
+  auto work = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      try {
+        jobs[i].pipeline.compile_to_object(jobs[i].object, jobs[i].arguments, jobs[i].name,
+                                           jobs[i].target);
+      } catch (const Halide::Error &error) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (firstError.empty())
+          firstError = error.what();
+        next = jobs.size(); // no point compiling the rest
+      }
+    }
+  };
+  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), jobs.size());
+  std::vector<std::thread> workers;
+  for (size_t t = 1; t < threads; ++t)
+    workers.emplace_back(work);
+  work();
+  for (std::thread &worker : workers)
+    worker.join();
+  return firstError;
+}
+
+/// Every variant's pipelines (each stage's) under their own names, without
+/// a runtime, and one runtime for all; the objects' paths are appended to
+/// `objects`.
 LogicalResult compilePipelines(Location loc, const std::string &api,
                                const std::vector<codegen::LoweredModel *> &models,
                                const std::function<std::string(const std::string &)> &inWork,
                                std::vector<std::string> &objects) {
-  try {
-    for (size_t i = 0; i < models.size(); ++i) {
-      codegen::LoweredModel &model = *models[i];
-      VariantNames names = variantNames(api, i);
-      // user_context carries the call (error message, scratch arena).
-      Halide::Target target = model.target.target.with_feature(Halide::Target::UserContext)
-                                  .with_feature(Halide::Target::NoRuntime);
-      objects.push_back(inWork(names.infer + ".o"));
-      model.pipeline().compile_to_object(objects.back(), model.arguments(), names.infer, target);
-      if (model.hasExternalWeights()) {
-        objects.push_back(inWork(names.load + ".o"));
-        model.loadPipeline().compile_to_object(objects.back(), model.loadArguments(), names.load,
-                                               target);
-      }
+  std::vector<CompileJob> jobs;
+  for (size_t i = 0; i < models.size(); ++i) {
+    codegen::LoweredModel &model = *models[i];
+    // user_context carries the call (error message, scratch arena).
+    Halide::Target target = model.target.target.with_feature(Halide::Target::UserContext)
+                                .with_feature(Halide::Target::NoRuntime);
+    for (size_t s = 0; s < model.stages.size(); ++s) {
+      const codegen::LoweredStage &stage = model.stages[s];
+      StageNames names = stageNames(api, i, s);
+      jobs.push_back({stage.pipeline(), stage.arguments(), names.infer, target,
+                      inWork(names.infer + ".o")});
+      if (model.hasExternalWeights())
+        jobs.push_back({stage.loadPipeline(), stage.loadArguments(), names.load, target,
+                        inWork(names.load + ".o")});
     }
-    objects.push_back(inWork("halide_runtime.o"));
-    Halide::compile_standalone_runtime(objects.back(), runtimeTarget(models));
-  } catch (const Halide::Error &error) {
-    return emitError(loc) << "Halide could not compile the model: " << error.what();
   }
+  // The largest first, so that the last job to start is a small one.
+  std::stable_sort(jobs.begin(), jobs.end(), [](const CompileJob &a, const CompileJob &b) {
+    return a.arguments.size() > b.arguments.size();
+  });
+  std::string error = compileAll(jobs);
+  if (error.empty()) {
+    try {
+      Halide::compile_standalone_runtime(inWork("halide_runtime.o"), runtimeTarget(models));
+    } catch (const Halide::Error &runtimeError) {
+      error = runtimeError.what();
+    }
+  }
+  if (!error.empty())
+    return emitError(loc) << "Halide could not compile the model: " << error;
+  for (const CompileJob &job : jobs)
+    objects.push_back(job.object);
+  objects.push_back(inWork("halide_runtime.o"));
   return success();
 }
 
@@ -538,10 +625,13 @@ LogicalResult checkRanks(Location loc, const std::vector<codegen::LoweredModel *
   for (codegen::LoweredModel *model : models) {
     auto tooHigh = [](size_t rank) { return rank > KILN_MODEL_MAX_RANK; };
     bool bad = tooHigh(model->input().shape.size()) || tooHigh(model->output().shape.size());
-    for (const codegen::StateTensor &tensor : model->stateTensors)
-      bad |= tooHigh(tensor.shape.size());
-    for (const codegen::PackedWeight &weight : model->packedWeights)
-      bad |= tooHigh(weight.extents.size());
+    for (const codegen::LoweredStage &stage : model->stages) {
+      for (const codegen::StateTensor &tensor : stage.stateTensors)
+        bad |= tooHigh(tensor.shape.size());
+      for (const codegen::PackedWeight &weight : stage.packedWeights)
+        bad |= tooHigh(weight.extents.size());
+      bad |= tooHigh(stage.outputs.front().shape.size());
+    }
     if (bad)
       return emitError(loc) << "a tensor of rank above " << KILN_MODEL_MAX_RANK
                             << " cannot be passed to the compiled code";
@@ -566,17 +656,22 @@ LogicalResult printHalideStmt(codegen::LoweredModel &model, llvm::raw_ostream &o
     return failure();
   }
   auto cleanup = llvm::make_scope_exit([&] { llvm::sys::fs::remove(path); });
-  try {
-    model.pipeline().compile_to_lowered_stmt(path.str().str(), model.arguments(), Halide::Text,
-                                             model.target.target);
-  } catch (const Halide::Error &error) {
-    llvm::errs() << "kilnc: error: Halide: " << error.what() << "\n";
-    return failure();
+  for (size_t s = 0; s < model.stages.size(); ++s) {
+    const codegen::LoweredStage &stage = model.stages[s];
+    try {
+      stage.pipeline().compile_to_lowered_stmt(path.str().str(), stage.arguments(), Halide::Text,
+                                               model.target.target);
+    } catch (const Halide::Error &error) {
+      llvm::errs() << "kilnc: error: Halide: " << error.what() << "\n";
+      return failure();
+    }
+    auto buffer = llvm::MemoryBuffer::getFile(path);
+    if (!buffer)
+      return failure();
+    if (model.stages.size() > 1)
+      os << "// stage " << s << " of " << model.stages.size() << "\n";
+    os << (*buffer)->getBuffer();
   }
-  auto buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer)
-    return failure();
-  os << (*buffer)->getBuffer();
   return success();
 }
 

@@ -12,6 +12,10 @@ mlir::FailureOr<std::vector<TargetVariant>> compileModel(mlir::ModuleOp module,
   if (!codegen::parseTargets(options.target, targets, error))
     return mlir::LogicalResult(mlir::emitError(module.getLoc())
                                << "bad --target '" << options.target << "': " << error);
+  if (options.stageLayers < 0)
+    return mlir::LogicalResult(mlir::emitError(module.getLoc())
+                               << "--stage-layers must be 0 (never cut) or more, not "
+                               << options.stageLayers);
   if (failed(prepareForInference(module, options.inference)))
     return mlir::failure();
   std::vector<TargetVariant> variants;
@@ -22,6 +26,8 @@ mlir::FailureOr<std::vector<TargetVariant>> compileModel(mlir::ModuleOp module,
       lowering.target = target;
       lowering.schedule = options.schedule;
       lowering.externalWeights = options.inference.externalWeights;
+      lowering.stageLayers = options.stageLayers;
+      lowering.unstagedLayers = options.unstagedLayers;
       mlir::FailureOr<codegen::LoweredModel> lowered =
           codegen::lowerToHalide(module, lowering, entry);
       if (failed(lowered))

@@ -49,7 +49,8 @@ struct Compiled {
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::FailureOr<kiln::codegen::LoweredModel> lowered = mlir::failure();
 
-  Compiled(const std::string &name, bool fold, bool schedule, const std::string &target) {
+  Compiled(const std::string &name, bool fold, bool schedule, const std::string &target,
+           bool staged = false) {
     mlir::DialectRegistry registry;
     kiln::registerKilnDialects(registry);
     context.appendDialectRegistry(registry);
@@ -69,6 +70,8 @@ struct Compiled {
     options.inference.fold = fold;
     options.schedule = schedule;
     options.target = target;
+    if (staged) // a stage per layer (codegen::LoweredStage)
+      options.stageLayers = options.unstagedLayers = 1;
     mlir::FailureOr<std::vector<kiln::TargetVariant>> variants =
         kiln::compileModel(*module, options);
     if (succeeded(variants))
@@ -81,11 +84,13 @@ struct Case {
   bool fold;
   bool schedule;
   std::string target; // a Halide target string
+  bool staged = false; // one pipeline per layer, run in order
 };
 
 void PrintTo(const Case &c, std::ostream *os) {
   *os << c.model << (c.fold ? " folded" : " unfolded")
-      << (c.schedule ? " scheduled" : " reference schedule") << " for " << c.target;
+      << (c.schedule ? " scheduled" : " reference schedule") << (c.staged ? " staged" : "")
+      << " for " << c.target;
 }
 
 std::string caseName(const testing::TestParamInfo<Case> &info) {
@@ -94,7 +99,8 @@ std::string caseName(const testing::TestParamInfo<Case> &info) {
     if (!isalnum(static_cast<unsigned char>(ch)))
       ch = '_';
   return info.param.model + (info.param.fold ? "_folded" : "_unfolded") +
-         (info.param.schedule ? "_scheduled_" : "_unscheduled_") + target;
+         (info.param.schedule ? "_scheduled_" : "_unscheduled_") +
+         (info.param.staged ? "staged_" : "") + target;
 }
 
 class MatchesPyTorch : public testing::TestWithParam<Case> {};
@@ -104,11 +110,14 @@ TEST_P(MatchesPyTorch, AtBatch1And7And64) {
   Halide::Target target(c.target);
   if (!kiln::test::hostRuns(target))
     GTEST_SKIP() << kiln::test::cannotRunReason(c.target);
-  Compiled compiled(c.model, c.fold, c.schedule, c.target);
+  Compiled compiled(c.model, c.fold, c.schedule, c.target, c.staged);
   ASSERT_TRUE(succeeded(compiled.lowered)) << compiled.diagnostics;
   kiln::codegen::LoweredModel &model = *compiled.lowered;
-  Halide::Pipeline pipeline = model.pipeline();
-  pipeline.compile_jit(target.with_feature(Halide::Target::JIT));
+  if (c.staged) // a stage per linear or conv layer
+    EXPECT_EQ(model.stages.size(), c.model == "lenet_bn" ? 5u : 4u);
+  else
+    EXPECT_EQ(model.stages.size(), 1u);
+  model.compileJit(target.with_feature(Halide::Target::JIT));
   for (int batch : {1, 7, 64}) {
     std::string dir = kSourceDir + "/test/fixtures/" + c.model + "/";
     Array input, expected;
@@ -120,7 +129,7 @@ TEST_P(MatchesPyTorch, AtBatch1And7And64) {
     Halide::Buffer<float> in(input.data(), inDims);
     Halide::Buffer<float> out(outDims);
     model.inputs[0].param.set(in);
-    pipeline.realize(out);
+    model.realize(out);
     int64_t count = 1;
     for (int64_t d : outShape)
       count *= d;
@@ -150,6 +159,10 @@ std::vector<Case> allCases() {
       cases.push_back({model, true, true, target});
       cases.push_back({model, false, true, target});
     }
+  // Cut into stages, the same numbers.
+  for (const char *target : kiln::test::kX86Targets)
+    for (const char *model : {"mlp_bn", "lenet_bn"})
+      cases.push_back({model, true, true, target, /*staged=*/true});
   // The unscheduled pipeline is the reference the schedules must not change.
   cases.push_back({"lenet_bn", false, false, "x86-64-linux-sse41"});
   cases.push_back({"mlp_bn", false, false, "x86-64-linux-sse41"});

@@ -111,7 +111,8 @@ TEST(EntryPoints, SeveralInputsOutputsAndStateArguments) {
     EXPECT_TRUE(model.inputs[0].batched);
     EXPECT_FALSE(model.inputs[1].batched);
     EXPECT_FALSE(model.inputs[2].batched);
-    EXPECT_EQ(model.arguments().size(), 3u); // nothing packed: no weights are bound
+    ASSERT_EQ(model.stages.size(), 1u);
+    EXPECT_EQ(model.stages[0].arguments().size(), 3u); // nothing packed: no weights are bound
     const int batch = 5;
     float x[batch][4], w[3][4], b[3];
     for (int n = 0; n < batch; ++n)
@@ -127,7 +128,7 @@ TEST(EntryPoints, SeveralInputsOutputsAndStateArguments) {
     model.inputs[1].param.set(wb);
     model.inputs[2].param.set(bb);
     Halide::Buffer<float> y(3, batch), z(3, batch);
-    model.pipeline().realize({y, z}, Halide::get_jit_target_from_environment());
+    model.realize({y, z}, Halide::get_jit_target_from_environment());
     for (int n = 0; n < batch; ++n)
       for (int o = 0; o < 3; ++o) {
         double want = b[o];

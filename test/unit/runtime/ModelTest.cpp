@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <string>
 #include <vector>
@@ -122,18 +123,33 @@ const kiln_model_state_key_t kStateKeys[] = {
     {"bn.num_batches_tracked", "buffer", 1, 0, nullptr},
 };
 
+// The stages the variants point to: a deque keeps their addresses.
+std::deque<std::vector<kiln_model_stage_t>> gStages;
+
+kiln_model_variant_t withStages(kiln_model_variant_t variant,
+                                std::vector<kiln_model_stage_t> stages) {
+  gStages.push_back(std::move(stages));
+  variant.stage_count = gStages.back().size();
+  variant.stages = gStages.back().data();
+  return variant;
+}
+
+// The one stage of a variant, to change in a test.
+kiln_model_stage_t &onlyStage(const kiln_model_variant_t &variant) {
+  return const_cast<kiln_model_stage_t &>(variant.stages[0]);
+}
+
 kiln_model_variant_t embeddedVariant(const char *target, uint64_t features,
                                      kiln_model_pipeline_t infer) {
   kiln_model_variant_t variant = {};
   variant.target = target;
   variant.features[0] = features;
-  variant.infer = infer;
-  return variant;
+  return withStages(variant, {{infer, nullptr, 0, 0, 0, 0, {2, kShape}}});
 }
 
 kiln_model_variant_t externalVariant(kiln_model_pipeline_t load = externalLoad) {
   kiln_model_variant_t variant = embeddedVariant("x86-64-linux-avx2-fma", kAvx2, externalInfer);
-  variant.load = load;
+  onlyStage(variant) = {externalInfer, load, 0, 1, 0, 1, {2, kShape}};
   variant.state_tensor_count = 1;
   variant.state_tensor_names = kStateNames;
   variant.state_tensor_layouts = kLayouts;
@@ -431,7 +447,7 @@ TEST_F(ModelTest, AllowNonfiniteAcceptsThem) {
 TEST_F(ModelTest, AFailedLoadPipelineKeepsThePreviousWeights) {
   use({externalVariant()}, true);
   ASSERT_EQ(load(goodWeights()), 0) << error_;
-  variants_[0].load = failingLoad;
+  onlyStage(variants_[0]).load = failingLoad;
   std::string file = goodWeights("again.safetensors", 5, 6);
   EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
   EXPECT_EQ(std::string(error_), file + ": the load pipeline failed");
@@ -465,6 +481,72 @@ TEST_F(ModelTest, LoadPacksForTheVariantThatRuns) {
   EXPECT_EQ(gLoadCalls, 1);
   EXPECT_EQ(infer(), 0);
   EXPECT_EQ(output_[1], 40.0f);
+}
+
+// Two stages: the first writes [N, 3] = (a + b, a - b, a * b) of [N, 2],
+// the second reads it and writes [N, 2] = (sum of the three, the product).
+const int64_t kBetweenShape[] = {-1, 3};
+float *gBetween = nullptr;
+
+int firstStage(void **args) {
+  halide_buffer_t *in = bufferArg(args, 1), *out = bufferArg(args, 2);
+  EXPECT_EQ(out->dimensions, 2);
+  EXPECT_EQ(out->dim[0].extent, 3);
+  EXPECT_EQ(out->dim[1].extent, in->dim[1].extent);
+  EXPECT_EQ(out->dim[1].stride, 3);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(out->host) % 64, 0u);
+  const float *x = reinterpret_cast<const float *>(in->host);
+  float *y = reinterpret_cast<float *>(out->host);
+  gBetween = y;
+  for (int n = 0; n < in->dim[1].extent; ++n) {
+    float a = x[2 * n], b = x[2 * n + 1];
+    y[3 * n] = a + b;
+    y[3 * n + 1] = a - b;
+    y[3 * n + 2] = a * b;
+  }
+  return 0;
+}
+
+int secondStage(void **args) {
+  halide_buffer_t *in = bufferArg(args, 1), *out = bufferArg(args, 2);
+  EXPECT_EQ(reinterpret_cast<float *>(in->host), gBetween);
+  EXPECT_EQ(in->dim[0].extent, 3);
+  const float *x = reinterpret_cast<const float *>(in->host);
+  float *y = reinterpret_cast<float *>(out->host);
+  for (int n = 0; n < in->dim[1].extent; ++n) {
+    y[2 * n] = x[3 * n] + x[3 * n + 1] + x[3 * n + 2];
+    y[2 * n + 1] = x[3 * n + 2];
+  }
+  return 0;
+}
+
+TEST_F(ModelTest, StagesRunInOrderThroughTheTensorBetweenThem) {
+  kiln_model_variant_t variant = {};
+  variant.target = "x86-64-linux-avx2-fma";
+  variant.features[0] = kAvx2;
+  use({withStages(variant, {{firstStage, nullptr, 0, 0, 0, 0, {2, kBetweenShape}},
+                            {secondStage, nullptr, 0, 0, 0, 0, {2, kShape}}})});
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    gBetween = nullptr;
+    ASSERT_EQ(infer(3), 0) << error_;
+    ASSERT_NE(gBetween, nullptr);
+    EXPECT_NE(gBetween, output_.data());
+    for (int n = 0; n < 3; ++n) {
+      float a = static_cast<float>(2 * n + 1), b = a + 1;
+      EXPECT_EQ(output_[2 * n], (a + b) + (a - b) + a * b) << n;
+      EXPECT_EQ(output_[2 * n + 1], a * b) << n;
+    }
+  }
+}
+
+TEST_F(ModelTest, AFailingLaterStageReportsItsMessage) {
+  kiln_model_variant_t variant = {};
+  variant.target = "x86-64-linux-avx2-fma";
+  variant.features[0] = kAvx2;
+  use({withStages(variant, {{firstStage, nullptr, 0, 0, 0, 0, {2, kBetweenShape}},
+                            {failingInfer, nullptr, 0, 0, 0, 0, {2, kShape}}})});
+  EXPECT_EQ(infer(), halide_error_code_access_out_of_bounds);
+  EXPECT_NE(std::string(error_).find("beyond the max"), std::string::npos) << error_;
 }
 
 TEST_F(ModelTest, EmbeddedModelsHaveNothingToLoad) {

@@ -26,6 +26,10 @@ struct CompileOptions {
   std::vector<std::string> entryPoints = {"forward"};
   /// Kiln's hand schedules; without, the serial reference schedule.
   bool schedule = true;
+  /// Linear and conv layers per stage, and the most a model may have and
+  /// stay one pipeline (codegen::LoweringOptions).
+  int stageLayers = codegen::LoweringOptions::kStageLayers;
+  int unstagedLayers = codegen::LoweringOptions::kUnstagedLayers;
 };
 
 /// The pipelines of one target: one per entry point, in order.

@@ -189,11 +189,15 @@ public:
       : model(model), options(options), target(options.target) {}
 
   LogicalResult run(FuncOp function);
-  /// Embedded weights: computes every layout now, into the Buffers the
-  /// pipeline reads (one JIT-compiled pipeline for all of them).
-  void realizeLayouts();
 
 private:
+  LoweredStage &stage() { return model.stages.back(); }
+  /// Ends the current stage after `value` (its one output) and starts the
+  /// next, which reads it from a buffer.
+  void cutStage(Value value);
+  /// Embedded weights: computes the current stage's layouts now, into the
+  /// Buffers its pipeline reads (one JIT-compiled pipeline for all of them).
+  void realizeLayouts();
   FailureOr<Tensor> build(Operation *op);
   FailureOr<Halide::Func> weightTensor(Operation *user, Value value);
   FailureOr<Halide::Func> foldedTensor(nn::FoldBatchNormOp fold, unsigned result);
@@ -248,7 +252,7 @@ std::string Builder::uniqueName(std::string name) {
 Tensor Builder::record(Operation *op, LayerFuncs::Kind kind, Halide::Func out,
                        Halide::Func reduction, int64_t reductionSize) {
   std::vector<int64_t> shape = shapeOf(op->getResult(0));
-  model.layers.push_back(
+  stage().layers.push_back(
       LayerFuncs{kind, out.name(), out, reduction, shape, reductionSize});
   return Tensor{out, shape};
 }
@@ -287,7 +291,7 @@ FailureOr<Halide::Func> Builder::weightTensor(Operation *user, Value value) {
                              uniqueName("state_" + key.str()));
     std::vector<int> extents(shape.rbegin(), shape.rend());
     constrainWeight(param, extents);
-    model.stateTensors.push_back(StateTensor{key.str(), shape, param});
+    stage().stateTensors.push_back(StateTensor{key.str(), shape, param});
     tensor = Halide::Func(param.name() + "_tensor");
     tensor(vars) = param(toExprs(vars));
   } else if (value.isa<BlockArgument>() && values.count(value)) {
@@ -367,14 +371,14 @@ Halide::Func Builder::packed(Operation *op, StringRef role, Halide::Func layout,
     // State passed into the entry point changes from call to call (a
     // training step's parameters): its layout is computed in the pipeline.
     model.weightBytes -= count * static_cast<int64_t>(sizeof(float));
-    model.layers.push_back(LayerFuncs{LayerFuncs::Kind::WeightLayout, layout.name(), layout,
+    stage().layers.push_back(LayerFuncs{LayerFuncs::Kind::WeightLayout, layout.name(), layout,
                                       {}, std::vector<int64_t>(extents.rbegin(), extents.rend()),
                                       0});
     f(vars) = layout(toExprs(vars));
   } else if (options.externalWeights) {
     Halide::ImageParam param(Halide::Float(32), static_cast<int>(extents.size()), name);
     constrainWeight(param, extents);
-    model.packedWeights.push_back(PackedWeight{extents, param, layout});
+    stage().packedWeights.push_back(PackedWeight{extents, param, layout});
     f(vars) = param(toExprs(vars));
   } else {
     Halide::Buffer<float> buffer(extents, name);
@@ -398,10 +402,42 @@ void Builder::realizeLayouts() {
     layout.compute_root();
   Halide::Pipeline(layouts).realize(Halide::Realization(layoutBuffers),
                                     Halide::get_jit_target_from_environment());
+  layouts.clear();
+  layoutBuffers.clear();
+}
+
+void Builder::cutStage(Value value) {
+  const Tensor &tensor = valueOf(value);
+  std::string name = "stage" + std::to_string(model.stages.size());
+  // The layer's own Func is the stage's output: no copy between stages.
+  stage().outputs.push_back(EntryTensor{name, tensor.shape, true, Halide::ImageParam(),
+                                        tensor.func});
+  realizeLayouts();
+  model.stages.emplace_back();
+  EntryTensor in{name + "_in", tensor.shape, true,
+                 Halide::ImageParam(Halide::Float(32), static_cast<int>(tensor.shape.size()),
+                                    name + "_in"),
+                 Halide::Func()};
+  std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
+  Halide::Func read(name + "_tensor");
+  read(vars) = in.param(toExprs(vars));
+  stage().inputs.push_back(in);
+  values[value] = Tensor{read, tensor.shape};
+  // Each stage reads (and with external weights loads) its own weights.
+  weightTensors.clear();
+}
+
+/// Whether `op` is one of the layers LoweringOptions::stageLayers counts.
+bool isHeavy(Operation &op) { return isa<nn::LinearOp, nn::Conv2DOp>(op); }
+
+/// Whether `op` defines a weight (read through weightTensor), not a layer.
+bool isWeight(Operation &op) {
+  return isa<nn::ParamOp, nn::BufferOp, arith::ConstantOp, nn::FoldBatchNormOp>(op);
 }
 
 LogicalResult Builder::run(FuncOp function) {
   model.entry = function.getName().str();
+  model.stages.emplace_back();
   for (BlockArgument argument : function.getArguments()) {
     std::vector<int64_t> shape = shapeOf(argument);
     std::string name = function.getNumArguments() == 1
@@ -418,14 +454,38 @@ LogicalResult Builder::run(FuncOp function) {
     Halide::Func tensor(name + "_tensor");
     tensor(vars) = entry.param(toExprs(vars));
     values[argument] = Tensor{tensor, shape};
-    model.inputs.push_back(entry);
+    stage().inputs.push_back(entry);
   }
+  model.inputs = stage().inputs;
   if (model.inputs.empty() || !model.inputs[0].batched)
     return function.emitError("the entry point's first argument must be a batch (tensor<?x...>)");
 
-  for (Operation &op : function.getBody().front()) {
-    if (isa<nn::ParamOp, nn::BufferOp, arith::ConstantOp, nn::FoldBatchNormOp>(op))
+  // Stages: only an entry point with one argument (no state passed in) and
+  // more layers than LoweringOptions::unstagedLayers is cut, before a layer
+  // where the tensor it reads is the only one live.
+  Block &body = function.getBody().front();
+  int heavy = static_cast<int>(llvm::count_if(body, isHeavy));
+  bool staged = function.getNumArguments() == 1 && options.stageLayers > 0 &&
+                heavy > std::max(options.stageLayers, options.unstagedLayers);
+  llvm::DenseMap<Value, Operation *> lastUse;
+  for (Operation &op : body)
+    for (Value operand : op.getOperands())
+      lastUse[operand] = &op;
+  llvm::DenseSet<Value> live;
+  for (BlockArgument argument : function.getArguments())
+    if (lastUse.count(argument))
+      live.insert(argument);
+  int heavyInStage = 0;
+
+  for (Operation &op : body) {
+    if (isWeight(op))
       continue;
+    if (staged && isHeavy(op) && heavyInStage >= options.stageLayers && live.size() == 1 &&
+        op.getOperand(0) == *live.begin() && valueOf(*live.begin()).shape[0] < 0) {
+      cutStage(*live.begin());
+      heavyInStage = 0;
+    }
+    heavyInStage += isHeavy(op) ? 1 : 0;
     if (auto ret = dyn_cast<ReturnOp>(op)) {
       for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
         const Tensor &result = valueOf(ret.getOperand(i));
@@ -435,10 +495,12 @@ LogicalResult Builder::run(FuncOp function) {
         std::vector<Halide::Var> vars = makeVars(result.shape.size());
         Halide::Func out(name);
         out(vars) = result.func(vars);
-        model.outputs.push_back(EntryTensor{name, result.shape,
-                                            !result.shape.empty() && result.shape[0] < 0,
-                                            Halide::ImageParam(), out});
+        stage().outputs.push_back(EntryTensor{name, result.shape,
+                                              !result.shape.empty() && result.shape[0] < 0,
+                                              Halide::ImageParam(), out});
       }
+      model.outputs = stage().outputs;
+      realizeLayouts();
       return success();
     }
     if (failed(checkIndexable(&op)))
@@ -447,6 +509,11 @@ LogicalResult Builder::run(FuncOp function) {
     if (failed(tensor))
       return failure();
     values[op.getResult(0)] = *tensor;
+    for (Value operand : op.getOperands())
+      if (lastUse.lookup(operand) == &op)
+        live.erase(operand);
+    if (lastUse.count(op.getResult(0)))
+      live.insert(op.getResult(0));
   }
   return function.emitError("the entry point has no return");
 }
@@ -541,12 +608,12 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   Halide::Func small;
   if (x.shape.size() == 2) {
     small = accumulator("acc_small");
-    sum = Halide::select(model.batch() >= target.smallBatch(), sum, small(accArgs));
+    sum = Halide::select(stage().batch() >= target.smallBatch(), sum, small(accArgs));
   }
   Halide::Func y(nameFor(op, ""));
   y(vars) = applyActivation(sum, activationOf(op));
   Tensor result = record(op, LayerFuncs::Kind::Linear, y, acc, in);
-  model.layers.back().smallBatchReduction = small;
+  stage().layers.back().smallBatchReduction = small;
   return result;
 }
 
@@ -643,7 +710,7 @@ FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   // Batch statistics over every dimension but the channel.
   std::vector<Halide::Var> vars = makeVars(rank);
   Halide::Var c = vars[rank - 2];
-  Halide::Expr batch = model.batch();
+  Halide::Expr batch = stage().batch();
   Halide::Region extents;
   Halide::Expr count = batch;
   for (size_t i = 0; i + 2 < rank; ++i) {
@@ -665,8 +732,8 @@ FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   Halide::Func y(nameFor(op, ""));
   y(vars) = (x.func(vars) - mean(c)) / Halide::sqrt(var(c) + eps) * gammaBuf(c) + betaBuf(c);
   Tensor result = record(op, LayerFuncs::Kind::BatchStats, y);
-  model.layers.back().reduction = var;
-  model.layers.push_back(LayerFuncs{LayerFuncs::Kind::BatchStats, mean.name(),
+  stage().layers.back().reduction = var;
+  stage().layers.push_back(LayerFuncs{LayerFuncs::Kind::BatchStats, mean.name(),
                                     mean, {}, {channels}, 0});
   return result;
 }
@@ -764,21 +831,21 @@ void constrainBuffer(Halide::OutputImageParam buffer, const std::vector<int64_t>
 
 } // namespace
 
-Halide::Expr LoweredModel::batch() const {
+Halide::Expr LoweredStage::batch() const {
   for (const EntryTensor &in : inputs)
     if (in.batched)
       return in.param.dim(static_cast<int>(in.shape.size()) - 1).extent();
   return Halide::Expr(1);
 }
 
-Halide::Pipeline LoweredModel::pipeline() const {
+Halide::Pipeline LoweredStage::pipeline() const {
   std::vector<Halide::Func> funcs;
   for (const EntryTensor &out : outputs)
     funcs.push_back(out.func);
   return Halide::Pipeline(funcs);
 }
 
-std::vector<Halide::Argument> LoweredModel::arguments() const {
+std::vector<Halide::Argument> LoweredStage::arguments() const {
   std::vector<Halide::Argument> args;
   for (const EntryTensor &in : inputs)
     args.push_back(in.param);
@@ -787,31 +854,67 @@ std::vector<Halide::Argument> LoweredModel::arguments() const {
   return args;
 }
 
-Halide::Pipeline LoweredModel::loadPipeline() const {
+Halide::Pipeline LoweredStage::loadPipeline() const {
   std::vector<Halide::Func> outputs;
   for (const PackedWeight &weight : packedWeights)
     outputs.push_back(weight.layout);
   return Halide::Pipeline(outputs);
 }
 
-std::vector<Halide::Argument> LoweredModel::loadArguments() const {
+std::vector<Halide::Argument> LoweredStage::loadArguments() const {
   std::vector<Halide::Argument> args;
   for (const StateTensor &tensor : stateTensors)
     args.push_back(tensor.param);
   return args;
 }
 
+std::vector<const LayerFuncs *> LoweredModel::layers() const {
+  std::vector<const LayerFuncs *> all;
+  for (const LoweredStage &stage : stages)
+    for (const LayerFuncs &layer : stage.layers)
+      all.push_back(&layer);
+  return all;
+}
+
+void LoweredModel::compileJit(const Halide::Target &target) {
+  for (LoweredStage &stage : stages) {
+    if (!stage.jit.defined())
+      stage.jit = stage.pipeline();
+    stage.jit.compile_jit(target);
+  }
+}
+
+void LoweredModel::realize(Halide::Realization results, const Halide::Target &target) {
+  for (size_t i = 0; i < stages.size(); ++i) {
+    LoweredStage &stage = stages[i];
+    if (!stage.jit.defined())
+      stage.jit = stage.pipeline();
+    if (i + 1 == stages.size()) {
+      stage.jit.realize(results, target);
+      break;
+    }
+    // The tensor between two stages: the batch is that of the first input.
+    const EntryTensor &next = stages[i + 1].inputs.front();
+    std::vector<int> extents(next.shape.rbegin(), next.shape.rend());
+    extents.back() = inputs.front().param.get().dim(inputs.front().param.dimensions() - 1).extent();
+    Halide::Buffer<float> between(extents);
+    stage.jit.realize(between, target);
+    Halide::ImageParam param = next.param;
+    param.set(between);
+  }
+}
+
 namespace {
 
-/// Buffers of an entry point: static extents and dense strides.
-void constrainEntry(LoweredModel &model) {
-  for (EntryTensor &in : model.inputs)
+/// Buffers of a stage: static extents and dense strides.
+void constrainStage(LoweredStage &stage) {
+  for (EntryTensor &in : stage.inputs)
     constrainBuffer(in.param, in.shape, in.batched);
-  for (EntryTensor &out : model.outputs)
+  for (EntryTensor &out : stage.outputs)
     constrainBuffer(out.func.output_buffer(), out.shape, out.batched);
   // The load pipeline runs once per weights file: its layouts are computed
   // whole, straight into the buffers the inference pipeline then reads.
-  for (PackedWeight &weight : model.packedWeights) {
+  for (PackedWeight &weight : stage.packedWeights) {
     Halide::OutputImageParam out = weight.layout.output_buffer();
     int stride = 1;
     for (size_t d = 0; d < weight.extents.size(); ++d) {
@@ -823,8 +926,8 @@ void constrainEntry(LoweredModel &model) {
 
 /// The reference: every layer computed whole, in order, serially, with no
 /// vectorization (Halide would otherwise inline everything).
-void scheduleReference(LoweredModel &model) {
-  for (LayerFuncs &layer : model.layers) {
+void scheduleReference(LoweredStage &stage) {
+  for (LayerFuncs &layer : stage.layers) {
     layer.output.compute_root();
     if (layer.reduction.defined())
       layer.reduction.compute_root();
@@ -847,12 +950,13 @@ FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &op
     Builder builder(model, options);
     if (failed(builder.run(function)))
       return failure();
-    builder.realizeLayouts();
-    constrainEntry(model);
-    if (options.schedule)
-      scheduleForCpu(model);
-    else
-      scheduleReference(model);
+    for (LoweredStage &stage : model.stages) {
+      constrainStage(stage);
+      if (options.schedule)
+        scheduleForCpu(stage, model.target);
+      else
+        scheduleReference(stage);
+    }
   } catch (const Halide::Error &error) {
     return LogicalResult(function.emitError() << "Halide: " << error.what());
   }

@@ -210,10 +210,9 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
 
 } // namespace
 
-void scheduleForCpu(LoweredModel &model) {
-  const TargetInfo &target = model.target;
-  Halide::Expr batch = model.batch();
-  for (LayerFuncs &layer : model.layers) {
+void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
+  Halide::Expr batch = stage.batch();
+  for (LayerFuncs &layer : stage.layers) {
     switch (layer.kind) {
     case LayerFuncs::Kind::Linear:
       scheduleLinear(layer, batch, target);
@@ -245,9 +244,12 @@ void scheduleForCpu(LoweredModel &model) {
       break; // inlined into its consumer
     }
   }
-  for (EntryTensor &output : model.outputs) {
+  for (EntryTensor &output : stage.outputs) {
     std::vector<Halide::Var> args = output.func.args();
-    if (output.shape.size() == 2 && output.shape[1] >= 8)
+    // An output between stages is its last layer's Func, scheduled above.
+    bool isLayer = std::any_of(stage.layers.begin(), stage.layers.end(),
+                               [&](const LayerFuncs &l) { return l.name == output.func.name(); });
+    if (!isLayer && output.shape.size() == 2 && output.shape[1] >= 8)
       output.func.vectorize(args[0], std::min(8, target.lanes), TailStrategy::GuardWithIf);
   }
 }

@@ -89,17 +89,33 @@ typedef struct kiln_model_state_key_t {
   int variance;         /* a BatchNorm running variance: negative values are refused */
 } kiln_model_state_key_t;
 
+/* One pipeline of a variant. kilnc cuts a model with many layers into
+ * stages that run one after another, each reading the tensor the one before
+ * it wrote (compiling one large pipeline takes time that grows faster than
+ * the model); most models are one stage. */
+typedef struct kiln_model_stage_t {
+  /* args: user_context, the stage's input, its packed weights, its output. */
+  kiln_model_pipeline_t infer;
+  /* External weights: args: user_context, its state tensors (read from the
+   * file), its packed weights (written). NULL otherwise. */
+  kiln_model_pipeline_t load;
+  /* Its ranges of the variant's state tensors and packed weights. */
+  size_t state_first, state_count;
+  size_t packed_first, packed_count;
+  /* What it writes (batched); the last stage's is the model's output. */
+  kiln_model_tensor_t output;
+} kiln_model_stage_t;
+
 /* The code of one target. */
 typedef struct kiln_model_variant_t {
   const char *target; /* Halide's target string */
   /* The features it needs (halide_target_feature_t bits); the variant runs
    * where halide_can_use_target_features accepts them. */
   uint64_t features[KILN_MODEL_FEATURE_WORDS];
-  /* args: user_context, input, the packed weights (external weights), output. */
-  kiln_model_pipeline_t infer;
-  /* External weights: args: user_context, the state tensors (read from the
-   * file), the packed weights (written). NULL otherwise. */
-  kiln_model_pipeline_t load;
+  /* At least one, in the order they run. */
+  size_t stage_count;
+  const kiln_model_stage_t *stages;
+  /* External weights: every stage's, in stage order. */
   size_t state_tensor_count;
   const char *const *state_tensor_names;
   const kiln_model_layout_t *state_tensor_layouts;
@@ -148,7 +164,7 @@ const char *kiln_model_variant(const kiln_model_t *model);
 /* External weights: reads the safetensors file at `path`, checks it against
  * the state_dict (kiln_model_check_weights) and, unless allow_nonfinite, the
  * values it reads (no NaN or Inf, no negative running variance), and runs the chosen variant's
- * load pipeline into newly allocated packed weights, which replace those
+ * load pipelines (one per stage) into newly allocated packed weights, which replace those
  * loaded before only when everything succeeded: a failed load keeps the
  * previous weights. */
 int kiln_model_load_weights(const kiln_model_t *model, const char *path, char *out_error);
