@@ -112,9 +112,11 @@ struct Chunk {
   const void *data;
   size_t size;
 };
-// Writes `chunks` to `path` atomically: a new temporary file beside it, fsync,
-// rename over `path`. On any failure the temporary file is removed and `path`
-// is left as it was.
+// Writes `chunks` to `path` by the rules of kiln/runtime/output.h
+// (Output.cpp): a regular file atomically (a new temporary file beside the
+// file `path` resolves to, fsync, rename; on any failure the temporary file
+// is removed and the old file left as it was), a FIFO, character device or
+// /dev/stdout in place; anything else is an error, nothing written.
 kiln_status_t writeFileAtomically(const std::string &path,
                                   const std::vector<Chunk> &chunks);
 

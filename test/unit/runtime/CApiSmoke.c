@@ -3,6 +3,7 @@
 #include "kiln/runtime/array.h"
 #include "kiln/runtime/idx.h"
 #include "kiln/runtime/npy.h"
+#include "kiln/runtime/output.h"
 #include "kiln/runtime/safetensors.h"
 #include "kiln/runtime/status.h"
 

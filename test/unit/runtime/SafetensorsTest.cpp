@@ -315,15 +315,15 @@ TEST_F(SafetensorsTest, WriteReplacesExistingFileWhole) {
   EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"});
 }
 
-TEST_F(SafetensorsTest, FailedRenameRemovesTemporaryAndKeepsTarget) {
-  // A non-empty directory cannot be renamed over, so the write fails at the
-  // last step, after the temporary file has been written in full.
+TEST_F(SafetensorsTest, DirectoryTargetIsRefusedBeforeWriting) {
+  // A directory is never renamed over (output.h): the write fails before a
+  // temporary file is made, and the directory keeps what it holds.
   std::filesystem::create_directory(path("model.safetensors"));
   writeBytes(path("model.safetensors/keep"), "kept");
   add("w", KILN_DTYPE_F32, {1}, bytesOf<float>({1}));
   Result r = take(kiln_safetensors_writer_write(writer_, path("model.safetensors").c_str()));
-  EXPECT_EQ(r.code, KILN_IO_ERROR);
-  EXPECT_NE(r.message.find("rename"), std::string::npos) << r.message;
+  EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+  EXPECT_NE(r.message.find("model.safetensors' is a directory"), std::string::npos) << r.message;
   EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"});
   EXPECT_EQ(readBytes(path("model.safetensors/keep")), "kept");
 }

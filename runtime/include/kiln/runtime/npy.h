@@ -30,8 +30,9 @@ extern "C" {
 kiln_status_t kiln_npy_read_f32(const char *path, kiln_array_t **out_array);
 
 /* Writes `rank` extents of `shape` worth of floats from `data` as a version
- * 1.0 file (2.0 if the header needs it), atomically: temporary file in the
- * same directory, fsync, rename. On failure `path` is untouched. */
+ * 1.0 file (2.0 if the header needs it), by the rules of output.h: a file
+ * atomically (temporary file beside it, fsync, rename; on failure `path` is
+ * untouched), a FIFO, character device or /dev/stdout in place. */
 kiln_status_t kiln_npy_write_f32(const char *path, const float *data,
                                  size_t rank, const int64_t *shape);
 

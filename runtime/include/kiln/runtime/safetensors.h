@@ -116,9 +116,10 @@ kiln_status_t kiln_safetensors_writer_add(kiln_safetensors_writer_t *writer,
 /* Sets (or replaces) a metadata entry. */
 kiln_status_t kiln_safetensors_writer_set_metadata(
     kiln_safetensors_writer_t *writer, const char *key, const char *value);
-/* Writes the file atomically: a temporary file in the same directory, fsync,
- * then rename over `path`. On failure the temporary file is removed and
- * `path` is untouched. Tensors are stored in order of name and the header is
+/* Writes the file by the rules of output.h: a file atomically (a temporary
+ * file beside it, fsync, then rename over it; on failure the temporary file
+ * is removed and `path` is untouched), a FIFO, character device or
+ * /dev/stdout in place. Tensors are stored in order of name and the header is
  * padded with spaces to a multiple of 8 bytes, as the Python library does. */
 kiln_status_t kiln_safetensors_writer_write(
     const kiln_safetensors_writer_t *writer, const char *path);
