@@ -4,6 +4,7 @@
 #include "kiln/runtime/array.h"
 #include "kiln/runtime/idx.h"
 #include "kiln/runtime/npy.h"
+#include "kiln/runtime/output.h"
 
 #include <sys/resource.h>
 
@@ -40,7 +41,10 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
                "       %s --images IMAGES.idx[.gz] --labels LABELS.idx[.gz] [--batch B]\n"
                "       %s --bench [--batch B] [--iterations K]\n"
                "       %s --variant   (the target of the code that runs on this CPU)\n"
-               "options: --threads N (default: all cores), --help\n",
+               "options: --threads N (default: all cores), --help\n"
+               "Y.npy is replaced whole (through a symbolic link: the file it points to),\n"
+               "or written in place if it is /dev/stdout, a FIFO or a character device\n"
+               "such as /dev/null; it may not be a directory or one of the inputs.\n",
                model->name, model->name, model->name, model->name);
   if (model->load_weights)
     std::fprintf(out, "         --weights W.safetensors (required: this program loads its\n"
@@ -61,6 +65,16 @@ bool failed(kiln_status_t status) {
   std::fprintf(stderr, "error: %s\n", kiln_status_message(status));
   kiln_status_free(status);
   return true;
+}
+
+/// Refuses --output before anything is read or computed, if it is one of
+/// the inputs or a kind of file that is never written (output.h).
+bool outputRefused(const Options &options) {
+  const char *inputs[] = {options.input, options.weights, options.images, options.labels};
+  kiln_output_t output;
+  bool refused = failed(kiln_output_resolve(options.output, 0, inputs, 4, &output));
+  kiln_output_release(&output);
+  return refused;
 }
 
 /// A [rows, columns] float32 array, or null after printing why not.
@@ -305,6 +319,8 @@ extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *
                          "(kilnc build --weights=external makes a program that loads them)\n");
     return 2;
   }
+  if (options.output && outputRefused(options))
+    return 1;
   if (model->load_weights) {
     if (!options.weights) {
       std::fprintf(stderr, "error: this program loads its weights at run time: give --weights FILE\n");

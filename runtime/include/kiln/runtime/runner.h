@@ -8,9 +8,14 @@
  *   MODEL --weights W.safetensors ...      a model built with --weights=external
  *   MODEL --variant                        the target of the code that runs here
  *
+ * --output follows kiln/runtime/output.h: a file is replaced whole (through
+ * a link, the file it points to), /dev/stdout, a FIFO or a character device
+ * is written in place; a directory, or the same file as an input, is an
+ * error before anything is read.
+ *
  * The runner is a program, so it prints (stdout for results, stderr for
- * errors) and returns the process's exit code: 0, 1 for a bad input file or
- * a failed inference, 2 for a bad command line.
+ * errors) and returns the process's exit code: 0, 1 for a bad input or
+ * output file or a failed inference, 2 for a bad command line.
  * Thread safety: call it once, from main.
  */
 #ifndef KILN_RUNTIME_RUNNER_H
