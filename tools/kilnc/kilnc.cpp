@@ -12,16 +12,15 @@
 #include "kiln/CodeGen/Halide/Lowering.h"
 #include "kiln/Driver/Build.h"
 #include "kiln/Driver/Driver.h"
+#include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/Summary.h"
 #include "kiln/Driver/TerminalSafeStream.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/ToolUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/ToolOutputFile.h"
 
 namespace cl = llvm::cl;
 
@@ -61,7 +60,10 @@ cl::opt<Stage> emitStage(
                           "Halide's lowered statement of the scheduled pipeline "
                           "(needs --weights)")),
     cl::sub(emitCommand), cl::cat(kilncCategory));
-cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
+cl::opt<std::string> outputPath("o",
+                                cl::desc("Output file (default: stdout), replaced whole; "
+                                         "/dev/stdout, a FIFO or a character device is "
+                                         "written in place; never an input"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::sub(emitCommand), cl::cat(kilncCategory));
 
@@ -71,7 +73,9 @@ cl::opt<std::string> buildInput(cl::Positional, cl::Required,
                                 cl::cat(kilncCategory));
 cl::opt<std::string> buildOutput("o", cl::Required,
                                  cl::desc("Output: OUT (exe), OUT.o, libOUT.a or libOUT.so; "
-                                          "OUT.h is written beside it"),
+                                          "OUT.h is written beside it. Both are regular "
+                                          "files (through a link: the file it points to), "
+                                          "never an input"),
                                  cl::value_desc("path"), cl::sub(buildCommand),
                                  cl::cat(kilncCategory));
 cl::opt<kiln::OutputKind> buildKind(
@@ -141,23 +145,49 @@ void printVersion(llvm::raw_ostream &os) {
   os << "kilnc (Kiln) " KILN_VERSION "\n  built on LLVM/MLIR " LLVM_VERSION_STRING "\n";
 }
 
-/// Writes through `print` to the -o file, replacing it only on success.
-int writeOutput(llvm::function_ref<void(llvm::raw_ostream &)> print) {
-  std::string error;
-  std::unique_ptr<llvm::ToolOutputFile> output =
-      mlir::openOutputFile(outputPath, &error);
-  if (!output) {
-    llvm::errs() << "kilnc: error: " << error << "\n";
-    return 1;
-  }
-  print(output->os());
-  output->keep();
-  return 0;
-}
-
 /// `--weights=external`: weights are inputs of the built code, loaded at
 /// run time (a checkpoint called "external" is spelled ./external).
 bool externalWeights() { return weightsPath == "external"; }
+
+/// The files a command reads, which no output may be: the model ("-" is
+/// standard input, which may be a file too) and the weights.
+std::vector<std::string> inputFiles(const std::string &model) {
+  std::vector<std::string> inputs = {model == "-" ? "/dev/stdin" : model};
+  if (!externalWeights())
+    inputs.push_back(weightsPath);
+  return inputs;
+}
+
+/// emit's -o, resolved (OutputPath.h); null after printing why not.
+std::unique_ptr<kiln::OutputPath> resolveEmitOutput() {
+  std::string error;
+  std::unique_ptr<kiln::OutputPath> output =
+      kiln::OutputPath::resolve(outputPath, inputFiles(emitInput), /*filesOnly=*/false, error);
+  if (!output)
+    llvm::errs() << "kilnc: error: " << error << "\n";
+  return output;
+}
+
+/// Writes what `print` prints to the -o file (or stdout), whole: a file is
+/// replaced only once everything is printed.
+int writeOutput(llvm::function_ref<void(llvm::raw_ostream &)> print) {
+  if (outputPath == "-") {
+    print(llvm::outs());
+    return 0;
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  print(os);
+  std::unique_ptr<kiln::OutputPath> output = resolveEmitOutput();
+  if (!output)
+    return 1;
+  std::string error;
+  if (failed(output->write(os.str(), error))) {
+    llvm::errs() << "kilnc: error: " << error << "\n";
+    return 1;
+  }
+  return 0;
+}
 
 /// The options of every pipeline kilnc builds, from its flags.
 kiln::CompileOptions compileOptions() {
@@ -194,16 +224,21 @@ int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   mlir::OwningOpRef<mlir::ModuleOp> module = loadWithWeights(sourceMgr, context);
   if (!module)
     return 1;
-  mlir::FailureOr<std::vector<kiln::TargetVariant>> variants =
-      kiln::compileModel(*module, compileOptions());
-  if (failed(variants))
-    return 1;
   kiln::BuildOptions options;
   options.allowExtraKeys = allowExtraKeys;
   options.allowNonfinite = allowNonfinite;
   options.outputPath = buildOutput;
   options.kind = buildKind;
   options.cc = ccPath;
+  options.inputs = inputFiles(buildInput);
+  // A bad -o fails before seconds of compiling.
+  kiln::BuildPaths paths;
+  if (failed(kiln::resolveBuildPaths(module->getLoc(), options, paths)))
+    return 1;
+  mlir::FailureOr<std::vector<kiln::TargetVariant>> variants =
+      kiln::compileModel(*module, compileOptions());
+  if (failed(variants))
+    return 1;
   return failed(kiln::buildOutputs(*module, *variants, options)) ? 1 : 0;
 }
 
@@ -218,6 +253,9 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
       return failed(kiln::printStateDict(*module, llvm::outs())) ? 1 : 0;
     return failed(kiln::printSummary(*module, llvm::outs())) ? 1 : 0;
   }
+  // A bad -o fails before anything is compiled.
+  if (outputPath != "-" && !resolveEmitOutput())
+    return 1;
   if (emitStage == Stage::Ast) {
     std::unique_ptr<kiln::ast::Model> model = kiln::parseAndCheck(sourceMgr, &context);
     if (!model)

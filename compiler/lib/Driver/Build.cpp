@@ -641,6 +641,27 @@ LogicalResult checkRanks(Location loc, const std::vector<codegen::LoweredModel *
 
 } // namespace
 
+LogicalResult resolveBuildPaths(Location loc, const BuildOptions &options, BuildPaths &paths) {
+  std::string api = apiNameFor(options);
+  if (!isCIdentifier(api))
+    return emitError(loc) << "output name '" << api
+                          << "' is not a C identifier: the API is named after it ("
+                          << api << "_infer)";
+  SmallString<128> headerPath(llvm::sys::path::parent_path(options.outputPath));
+  llvm::sys::path::append(headerPath, api + ".h");
+  std::string error;
+  paths.product = OutputPath::resolve(options.outputPath, options.inputs, /*filesOnly=*/true, error);
+  if (!paths.product)
+    return emitError(loc) << error;
+  paths.header = OutputPath::resolve(headerPath, options.inputs, /*filesOnly=*/true, error);
+  if (!paths.header)
+    return emitError(loc) << error << " (the header beside '" << options.outputPath << "')";
+  if (paths.product->realPath() == paths.header->realPath())
+    return emitError(loc) << "'" << options.outputPath
+                          << "' would be both the output and its header; name it differently";
+  return success();
+}
+
 std::string apiNameFor(const BuildOptions &options) {
   std::string name = llvm::sys::path::stem(options.outputPath).str();
   if ((options.kind == OutputKind::StaticLibrary || options.kind == OutputKind::SharedLibrary) &&
@@ -687,11 +708,8 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   const codegen::LoweredModel &model = *models.front();
   bool external = model.hasExternalWeights();
   std::string api = apiNameFor(options);
-  if (!isCIdentifier(api))
-    return emitError(loc) << "output name '" << api
-                          << "' is not a C identifier: the API is named after it ("
-                          << api << "_infer)";
-  if (failed(checkRanks(loc, models)))
+  BuildPaths paths;
+  if (failed(resolveBuildPaths(loc, options, paths)) || failed(checkRanks(loc, models)))
     return failure();
   // The tools and runtime first: a missing cross compiler fails before
   // Halide spends seconds compiling.
@@ -702,12 +720,9 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   if (failed(toolchain))
     return failure();
   const Toolchain &link = *toolchain;
-  SmallString<128> outputPath(options.outputPath);
-  if (llvm::sys::fs::make_absolute(outputPath))
-    return emitError(loc) << "cannot resolve '" << options.outputPath << "'";
-  StringRef outDir = llvm::sys::path::parent_path(outputPath);
-  if (!llvm::sys::fs::is_directory(outDir))
-    return emitError(loc) << "output directory '" << outDir << "' does not exist";
+  // The work directory sits beside the file the product replaces, so that
+  // its last step is a rename within one file system.
+  StringRef outDir = llvm::sys::path::parent_path(paths.product->realPath());
   SmallString<128> work(outDir);
   llvm::sys::path::append(work, ".kiln-build-%%%%%%");
   SmallString<128> workDir;
@@ -806,13 +821,23 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
     break;
   }
   }
-  // Into place: the header first, then the product, each by rename.
-  SmallString<128> headerPath(outDir);
-  llvm::sys::path::append(headerPath, api + ".h");
-  if (std::error_code error = llvm::sys::fs::rename(inWork(api + ".h"), headerPath))
-    return emitError(loc) << "cannot write '" << headerPath << "': " << error.message();
-  if (std::error_code error = llvm::sys::fs::rename(product, outputPath))
-    return emitError(loc) << "cannot write '" << outputPath << "': " << error.message();
+  // Into place only now that everything else succeeded. The paths are
+  // resolved again: the build took seconds, and either may have become a
+  // directory, a link or an input meanwhile. The header first, written by
+  // the runtime's rules (a temporary file beside the file it replaces,
+  // renamed), then the product, renamed from the work directory beside it;
+  // if the product cannot go into place, the header goes again, so that a
+  // failed build leaves neither.
+  BuildPaths final;
+  if (failed(resolveBuildPaths(loc, options, final)))
+    return failure();
+  std::string error;
+  if (failed(final.header->write(header, error)))
+    return emitError(loc) << error;
+  if (std::error_code renamed = llvm::sys::fs::rename(product, final.product->realPath())) {
+    llvm::sys::fs::remove(final.header->realPath());
+    return emitError(loc) << "cannot write '" << options.outputPath << "': " << renamed.message();
+  }
   return success();
 }
 

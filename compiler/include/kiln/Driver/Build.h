@@ -3,6 +3,7 @@
 #define KILN_DRIVER_BUILD_H
 
 #include "kiln/Driver/Compile.h"
+#include "kiln/Driver/OutputPath.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -18,16 +19,35 @@ struct BuildOptions {
   bool allowExtraKeys = false;     // external weights: ignore unknown tensors
   bool allowNonfinite = false;     // external weights: accept NaN/Inf, negative variances
   std::string cc;                  // --cc: the C compiler (default: the target's, Toolchain.h)
+  std::vector<std::string> inputs; // the model and weights files: no output may be one of them
 };
 
 /// The C identifier of the generated API: the base name of `outputPath`
 /// without directory, extension or "lib" prefix of a library.
 std::string apiNameFor(const BuildOptions &options);
 
+/// Where a build's outputs go: the product (-o) and the header beside it
+/// (OUT.h, in the directory -o names), resolved by the runtime's rules
+/// (OutputPath.h): regular files only (or links to them), two distinct
+/// files, neither one of `options.inputs`.
+struct BuildPaths {
+  std::unique_ptr<OutputPath> product, header;
+};
+
+/// Resolves the paths of a build's outputs, and checks that the API name
+/// (from -o) is a C identifier; reports the first problem at `loc`. Nothing
+/// is created. kilnc calls it before compiling, so that a bad -o fails at
+/// once; buildOutputs calls it again.
+mlir::LogicalResult resolveBuildPaths(mlir::Location loc, const BuildOptions &options,
+                                      BuildPaths &paths);
+
 /// Compiles the lowered pipeline ahead of time and writes the requested
 /// output next to a documented C header (OUT.h). Objects are linked with the
-/// target's C compiler and binutils (resolveToolchain). Outputs are written to a temporary directory and
-/// renamed into place, so a failure leaves nothing half-written.
+/// target's C compiler and binutils (resolveToolchain). Everything is made in
+/// a work directory beside the product and goes into place only once all of
+/// it succeeded, the paths resolved again: the header, then the product by
+/// rename (removing the header again if that fails). So a failed build
+/// leaves neither file, and nothing half-written.
 mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
                                  std::vector<TargetVariant> &variants,
                                  const BuildOptions &options);
