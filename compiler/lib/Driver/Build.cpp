@@ -19,6 +19,7 @@
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Driver/Toolchain.h"
+#include "kiln/Driver/WorkDirectory.h"
 #include "kiln/Import/Import.h"
 #include "kiln/runtime/model.h"
 
@@ -723,16 +724,13 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   // The work directory sits beside the file the product replaces, so that
   // its last step is a rename within one file system.
   StringRef outDir = llvm::sys::path::parent_path(paths.product->realPath());
-  SmallString<128> work(outDir);
-  llvm::sys::path::append(work, ".kiln-build-%%%%%%");
-  SmallString<128> workDir;
-  if (llvm::sys::fs::createUniqueDirectory(work, workDir))
-    return emitError(loc) << "cannot create a build directory in '" << outDir << "'";
-  auto cleanup = llvm::make_scope_exit([&] { llvm::sys::fs::remove_directories(workDir); });
+  // Removed when the build ends, or is ended by a signal (WorkDirectory.h).
+  std::string error;
+  std::unique_ptr<WorkDirectory> work = WorkDirectory::create(outDir, error);
+  if (!work)
+    return emitError(loc) << error;
   std::function<std::string(const std::string &)> inWork = [&](const std::string &file) {
-    SmallString<128> path(workDir);
-    llvm::sys::path::append(path, file);
-    return path.str().str();
+    return work->file(file);
   };
 
   std::vector<std::string> objects;
@@ -743,7 +741,7 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
       failed(writeFile(loc, inWork(api + "_model.c"),
                        modelText(api, model.name, models, module, options))))
     return failure();
-  std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + workDir.str().str(),
+  std::vector<std::string> cflags = {"-O2", "-fPIC", "-std=c11", "-I" + work->path(),
                                      "-I" + link.runtime.includeDir};
   // Each tool's output goes to a log in the work directory; a failure is
   // reported in one line (runTool).
@@ -831,7 +829,6 @@ LogicalResult buildOutputs(ModuleOp module, std::vector<TargetVariant> &variants
   BuildPaths final;
   if (failed(resolveBuildPaths(loc, options, final)))
     return failure();
-  std::string error;
   if (failed(final.header->write(header, error)))
     return emitError(loc) << error;
   if (std::error_code renamed = llvm::sys::fs::rename(product, final.product->realPath())) {

@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Toolchain.h"
 
+#include "kiln/Driver/WorkDirectory.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
@@ -17,6 +19,8 @@
 #include "llvm/Support/Program.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <sys/wait.h>
 
 using namespace mlir;
 
@@ -194,6 +198,29 @@ FailureOr<Toolchain> resolveToolchain(Location loc, ArrayRef<Halide::Target> tar
   return toolchain;
 }
 
+namespace {
+
+/// ExecuteAndWait, with the child known to the work directory's signal
+/// handler while it runs (setRunningTool). It is waited for without being
+/// reaped first (WNOWAIT), and forgotten before it is reaped: a pid the
+/// handler may still kill is never one the system has handed out again.
+int runAndWait(StringRef program, ArrayRef<StringRef> argv,
+               ArrayRef<Optional<StringRef>> redirects, std::string &message) {
+  bool executionFailed = false;
+  llvm::sys::ProcessInfo child = llvm::sys::ExecuteNoWait(program, argv, llvm::None, redirects,
+                                                          0, &message, &executionFailed);
+  if (executionFailed)
+    return -1;
+  setRunningTool(child.Pid);
+  siginfo_t info;
+  while (::waitid(P_PID, child.Pid, &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+  }
+  setRunningTool(0);
+  return llvm::sys::Wait(child, 0, /*WaitUntilTerminates=*/true, &message).ReturnCode;
+}
+
+} // namespace
+
 LogicalResult runTool(Location loc, StringRef program, ArrayRef<std::string> args,
                       StringRef logPath) {
   std::vector<StringRef> argv = {program};
@@ -202,7 +229,7 @@ LogicalResult runTool(Location loc, StringRef program, ArrayRef<std::string> arg
   // stdin as kilnc's; stdout and stderr both into the log.
   Optional<StringRef> redirects[] = {llvm::None, logPath, logPath};
   std::string message;
-  int status = llvm::sys::ExecuteAndWait(program, argv, llvm::None, redirects, 0, 0, &message);
+  int status = runAndWait(program, argv, redirects, message);
   std::string output;
   if (auto buffer = llvm::MemoryBuffer::getFile(logPath))
     output = (*buffer)->getBuffer().str();
