@@ -84,8 +84,10 @@ LogicalResult checkValues(Operation *op, StringRef key, StringRef path,
     diag << "; --allow-nonfinite accepts them";
     return failure();
   };
-  if (allowNonfinite)
-    return report(op->emitWarning()), success();
+  if (allowNonfinite) {
+    (void)report(op->emitWarning()); // a warning: the tensor is kept
+    return success();
+  }
   return report(op->emitError());
 }
 
