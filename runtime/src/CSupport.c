@@ -52,11 +52,32 @@ void kiln_input_file_close(kiln_input_file_t *file) {
   file->fd = -1;
 }
 
+/* What a file that is not a regular file is, for messages (as kilnc's
+ * source reader says it, Driver.cpp). */
+static const char *fileKind(mode_t mode) {
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+
 kiln_status_t kiln_input_file_open(kiln_input_file_t *file, const char *path) {
   char text[256];
   file->path = path;
   file->size = 0;
-  file->fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Non-blocking, so that opening a FIFO without a writer returns at once
+   * (a blocking open waits for a writer forever); the type is checked before
+   * anything is read, since /dev/zero or /dev/urandom never end and a FIFO
+   * may never speak. Regular files ignore O_NONBLOCK; it is cleared all the
+   * same, so that reads behave as on any descriptor. */
+  file->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (file->fd < 0) {
     int err = errno;
     return kiln_status_make(kiln_status_code_for_errno(err), "%s: cannot open: %s",
@@ -69,10 +90,18 @@ kiln_status_t kiln_input_file_open(kiln_input_file_t *file, const char *path) {
     return kiln_status_make(KILN_IO_ERROR, "%s: cannot stat: %s", path,
                             kiln_errno_text(err, text, sizeof text));
   }
-  /* Reading a directory or a pipe would fail later with a vaguer message. */
   if (!S_ISREG(info.st_mode)) {
     kiln_input_file_close(file);
-    return kiln_status_make(KILN_INVALID_ARGUMENT, "%s: not a regular file", path);
+    return kiln_status_make(KILN_INVALID_ARGUMENT,
+                            "%s: cannot read: it is %s, not a regular file", path,
+                            fileKind(info.st_mode));
+  }
+  int flags = fcntl(file->fd, F_GETFL);
+  if (flags < 0 || fcntl(file->fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    int err = errno;
+    kiln_input_file_close(file);
+    return kiln_status_make(KILN_IO_ERROR, "%s: cannot open: %s", path,
+                            kiln_errno_text(err, text, sizeof text));
   }
   file->size = (uint64_t)info.st_size;
   return NULL;

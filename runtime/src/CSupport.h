@@ -61,8 +61,9 @@ typedef struct kiln_input_file_t {
   uint64_t size;
 } kiln_input_file_t;
 
-/* Opens `path` (a regular file only) and records its size. On failure the
- * file is left closed. */
+/* Opens `path` (a regular file only: a directory, device, FIFO or socket is
+ * KILN_INVALID_ARGUMENT, found without reading a byte and without blocking)
+ * and records its size. On failure the file is left closed. */
 kiln_status_t kiln_input_file_open(kiln_input_file_t *file, const char *path);
 /* Reads exactly `n` bytes at `offset`; an early end is an I/O error (the size
  * was checked against fstat, so the file changed underneath us). */

@@ -212,6 +212,12 @@ kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
   uint64_t count = 0, bytes = 0;
   if (!shapeCount(header.shape, &count) || !checkedMul(count, elementSize, &bytes))
     return dataLoss("shape " + formatShape(header.shape) + " overflows a 64-bit byte count");
+  // Checked before the file's size, so that a header over a huge (sparse)
+  // file is refused without reading or allocating its data.
+  if (count > KILN_NPY_MAX_DATA_SIZE / 4)
+    return dataLoss("shape " + formatShape(header.shape) + " has " + std::to_string(count) +
+                    " elements, more than the " + std::to_string(KILN_NPY_MAX_DATA_SIZE / 4) +
+                    " (4 GiB of float32) Kiln reads");
   uint64_t dataStart = headerStart + headerSize, available = input.size() - dataStart;
   if (available != bytes)
     return dataLoss("shape " + formatShape(header.shape) + " of '" + header.descr +

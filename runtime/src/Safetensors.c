@@ -4,6 +4,13 @@
  * checkpoints with nothing but libc (the writer is C++, in
  * SafetensorsWriter.cpp).
  *
+ * Opening reads and checks the header only; a tensor's bytes are read
+ * (pread, so threads may share the descriptor) when it is asked for. A file
+ * whose size is all that is wrong with it, 100 GB of sparse zeros or a
+ * well-formed header over 100 GB of data, so costs its first bytes, and a
+ * caller that checks names and shapes first (kilnc, the weight loader)
+ * never reads more than the tensors it takes.
+ *
  *===----------------------------------------------------------------------===*/
 #include "kiln/runtime/safetensors.h"
 
@@ -14,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the safetensors reader assumes a little-endian host");
+
 struct kiln_safetensors_s {
   char *path;
-  unsigned char *storage; /* header and data, laid out so that data is aligned */
-  const unsigned char *data;
-  uint64_t dataSize;
+  kiln_input_file_t input; /* open until the reader is closed */
+  uint64_t dataStart;      /* of the data buffer in the file */
   kiln_safetensors_header_t header;
 };
 
@@ -145,50 +154,48 @@ static kiln_status_t checkCount(const kiln_safetensors_t *file,
   return NULL;
 }
 
-/* Reads and checks the file into `file`, whose path is set. */
-static kiln_status_t readFile(kiln_safetensors_t *file) {
-  const char *path = file->path;
-  kiln_input_file_t input;
-  KILN_RETURN_IF_ERROR(kiln_input_file_open(&input, path));
-  kiln_status_t status = NULL;
+/* The header length (the file's first 8 bytes, little-endian), checked
+ * against the limit and the file's size. */
+static kiln_status_t readHeaderSize(const kiln_input_file_t *input, uint64_t *out) {
+  const char *path = input->path;
   unsigned char prefix[8];
+  if (input->size < 8)
+    return kiln_status_make(KILN_DATA_LOSS,
+                            "%s: file has %" PRIu64 " bytes, fewer than the 8 of "
+                            "the header length", path, input->size);
+  KILN_RETURN_IF_ERROR(kiln_input_file_read_at(input, 0, prefix, 8));
+  uint64_t headerSize = loadLittleU64(prefix);
+  if (headerSize > KILN_SAFETENSORS_MAX_HEADER_SIZE)
+    return kiln_status_make(KILN_DATA_LOSS,
+                            "%s: header length %" PRIu64 " exceeds the limit of "
+                            "100000000 bytes", path, headerSize);
+  if (headerSize > input->size - 8)
+    return kiln_status_make(KILN_DATA_LOSS,
+                            "%s: header length %" PRIu64 " runs past the end of "
+                            "the file (%" PRIu64 " bytes)", path, headerSize,
+                            input->size);
+  *out = headerSize;
+  return NULL;
+}
+
+/* Reads and checks the header of `file` (whose path is set) and keeps the
+ * file open for its tensors. */
+static kiln_status_t readHeader(kiln_safetensors_t *file) {
+  const char *path = file->path;
+  KILN_RETURN_IF_ERROR(kiln_input_file_open(&file->input, path));
   uint64_t headerSize = 0;
-  if (input.size < 8)
-    status = kiln_status_make(KILN_DATA_LOSS,
-                              "%s: file has %" PRIu64 " bytes, fewer than the 8 of "
-                              "the header length", path, input.size);
-  else if (!(status = kiln_input_file_read_at(&input, 0, prefix, 8))) {
-    headerSize = loadLittleU64(prefix);
-    if (headerSize > KILN_SAFETENSORS_MAX_HEADER_SIZE)
-      status = kiln_status_make(KILN_DATA_LOSS,
-                                "%s: header length %" PRIu64 " exceeds the limit of "
-                                "100000000 bytes", path, headerSize);
-    else if (headerSize > input.size - 8)
-      status = kiln_status_make(KILN_DATA_LOSS,
-                                "%s: header length %" PRIu64 " runs past the end of "
-                                "the file (%" PRIu64 " bytes)", path, headerSize,
-                                input.size);
-  }
-  unsigned char *header = NULL;
-  if (!status) {
-    file->dataSize = input.size - 8 - headerSize;
-    /* Place the header so that the data buffer starts on a 64-byte boundary. */
-    uint64_t pad = (KILN_ALIGNMENT - headerSize % KILN_ALIGNMENT) % KILN_ALIGNMENT;
-    uint64_t total = pad + headerSize + file->dataSize; /* <= file size + 63 */
-    if (total > SIZE_MAX || !(file->storage = kiln_aligned_alloc((size_t)total)))
-      status = kiln_status_make(KILN_OUT_OF_MEMORY, "%s: cannot allocate %" PRIu64
-                                " bytes", path, total);
-    else {
-      header = file->storage + pad;
-      status = kiln_input_file_read_at(&input, 8, header,
-                                       (size_t)(headerSize + file->dataSize));
-    }
-  }
-  kiln_input_file_close(&input);
-  KILN_RETURN_IF_ERROR(status);
-  file->data = header + headerSize;
-  return kiln_safetensors_header_parse(path, (const char *)header, (size_t)headerSize,
-                                       file->dataSize, &file->header);
+  KILN_RETURN_IF_ERROR(readHeaderSize(&file->input, &headerSize));
+  file->dataStart = 8 + headerSize;
+  char *header = malloc(headerSize ? (size_t)headerSize : 1);
+  if (!header)
+    return kiln_status_make(KILN_OUT_OF_MEMORY, "%s: cannot allocate %" PRIu64 " bytes",
+                            path, headerSize);
+  kiln_status_t status = kiln_input_file_read_at(&file->input, 8, header, (size_t)headerSize);
+  if (!status)
+    status = kiln_safetensors_header_parse(path, header, (size_t)headerSize,
+                                           file->input.size - file->dataStart, &file->header);
+  free(header);
+  return status;
 }
 
 kiln_status_t kiln_safetensors_open(const char *path, kiln_safetensors_t **out_file) {
@@ -202,8 +209,9 @@ kiln_status_t kiln_safetensors_open(const char *path, kiln_safetensors_t **out_f
     free(file);
     return kiln_status_out_of_memory();
   }
+  file->input.fd = -1;
   memcpy(file->path, path, length + 1);
-  kiln_status_t status = readFile(file);
+  kiln_status_t status = readHeader(file);
   if (status) {
     kiln_safetensors_close(file);
     return status;
@@ -215,8 +223,8 @@ kiln_status_t kiln_safetensors_open(const char *path, kiln_safetensors_t **out_f
 void kiln_safetensors_close(kiln_safetensors_t *file) {
   if (!file)
     return;
+  kiln_input_file_close(&file->input);
   kiln_safetensors_header_free(&file->header);
-  free(file->storage);
   free(file->path);
   free(file);
 }
@@ -248,15 +256,27 @@ kiln_status_t kiln_safetensors_find(const kiln_safetensors_t *file, const char *
   return NULL;
 }
 
-kiln_status_t kiln_safetensors_data(const kiln_safetensors_t *file, const char *name,
-                                    const void **out_data, size_t *out_size) {
+/* `n` bytes of tensor `t` from byte `offset` of its range into `dst`. */
+static kiln_status_t readRange(const kiln_safetensors_t *file, const kiln_tensor_entry_t *t,
+                               uint64_t offset, void *dst, size_t n) {
+  return kiln_input_file_read_at(&file->input, file->dataStart + t->begin + offset, dst, n);
+}
+
+/* Tensor data is converted through a buffer of this many bytes, a multiple
+ * of every element size. */
+enum { kChunkSize = 16384 };
+
+kiln_status_t kiln_safetensors_read_bytes(const kiln_safetensors_t *file, const char *name,
+                                          size_t size, void *out_bytes) {
   const kiln_tensor_entry_t *t;
-  KILN_RETURN_IF_ERROR(lookup("kiln_safetensors_data", file, name, &t));
-  if (!out_data || !out_size)
-    return kiln_status_make(KILN_INVALID_ARGUMENT, "kiln_safetensors_data: NULL output");
-  *out_data = file->data + t->begin;
-  *out_size = (size_t)(t->end - t->begin);
-  return NULL;
+  KILN_RETURN_IF_ERROR(lookup("kiln_safetensors_read_bytes", file, name, &t));
+  if (size != t->end - t->begin)
+    return kiln_status_make(KILN_INVALID_ARGUMENT,
+                            "%s: tensor '%s' has %" PRIu64 " bytes but the destination "
+                            "holds %zu", file->path, t->name, t->end - t->begin, size);
+  if (!out_bytes && size > 0)
+    return kiln_status_make(KILN_INVALID_ARGUMENT, "%s: destination is NULL", file->path);
+  return readRange(file, t, 0, out_bytes, size);
 }
 
 kiln_status_t kiln_safetensors_read_f32(const kiln_safetensors_t *file,
@@ -265,10 +285,17 @@ kiln_status_t kiln_safetensors_read_f32(const kiln_safetensors_t *file,
   const kiln_tensor_entry_t *t;
   KILN_RETURN_IF_ERROR(lookup("kiln_safetensors_read_f32", file, name, &t));
   KILN_RETURN_IF_ERROR(checkCount(file, t, count, out_values));
-  const unsigned char *p = file->data + t->begin;
+  if (t->dtype == KILN_DTYPE_F32) /* the bytes are the floats (little-endian host) */
+    return readRange(file, t, 0, out_values, count * sizeof(float));
   size_t size = kiln_dtype_size(t->dtype);
-  for (size_t i = 0; i < count; ++i, p += size)
-    out_values[i] = elementAsFloat(t->dtype, p);
+  unsigned char chunk[kChunkSize];
+  for (size_t done = 0; done < count;) {
+    size_t n = count - done < kChunkSize / size ? count - done : kChunkSize / size;
+    KILN_RETURN_IF_ERROR(readRange(file, t, done * size, chunk, n * size));
+    for (size_t i = 0; i < n; ++i)
+      out_values[done + i] = elementAsFloat(t->dtype, chunk + i * size);
+    done += n;
+  }
   return NULL;
 }
 
@@ -282,13 +309,18 @@ kiln_status_t kiln_safetensors_read_i64(const kiln_safetensors_t *file,
                             "%s: tensor '%s' is %s, not an integer dtype", file->path,
                             t->name, kiln_dtype_name(t->dtype));
   KILN_RETURN_IF_ERROR(checkCount(file, t, count, out_values));
-  const unsigned char *p = file->data + t->begin;
   size_t size = kiln_dtype_size(t->dtype);
-  for (size_t i = 0; i < count; ++i, p += size)
-    if (!elementAsInt64(t->dtype, p, &out_values[i]))
-      return kiln_status_make(KILN_OUT_OF_RANGE,
-                              "%s: tensor '%s': element %zu does not fit in int64",
-                              file->path, t->name, i);
+  unsigned char chunk[kChunkSize];
+  for (size_t done = 0; done < count;) {
+    size_t n = count - done < kChunkSize / size ? count - done : kChunkSize / size;
+    KILN_RETURN_IF_ERROR(readRange(file, t, done * size, chunk, n * size));
+    for (size_t i = 0; i < n; ++i)
+      if (!elementAsInt64(t->dtype, chunk + i * size, &out_values[done + i]))
+        return kiln_status_make(KILN_OUT_OF_RANGE,
+                                "%s: tensor '%s': element %zu does not fit in int64",
+                                file->path, t->name, done + i);
+    done += n;
+  }
   return NULL;
 }
 

@@ -78,11 +78,10 @@ TEST_F(FixturesTest, RewrittenCheckpointKeepsDataBufferByteForByte) {
   for (size_t i = 0; i < kiln_safetensors_count(file); ++i) {
     kiln_tensor_info_t info;
     KILN_ASSERT_OK(kiln_safetensors_info(file, i, &info));
-    const void *data;
-    size_t size;
-    KILN_ASSERT_OK(kiln_safetensors_data(file, info.name, &data, &size));
+    std::string data(info.byte_size, '\0');
+    KILN_ASSERT_OK(kiln_safetensors_read_bytes(file, info.name, data.size(), data.data()));
     KILN_ASSERT_OK(kiln_safetensors_writer_add(writer, info.name, info.dtype, info.rank,
-                                               info.shape, data));
+                                               info.shape, data.data()));
   }
   for (size_t i = 0; i < kiln_safetensors_metadata_count(file); ++i) {
     const char *key, *value;

@@ -194,6 +194,23 @@ TEST_F(IdxTest, RejectsDataAboveOneGiB) {
   expectRejected(idx({65536, 65536, 2}, ""), KILN_DATA_LOSS, "1 GiB");
 }
 
+TEST_F(IdxTest, RejectsFifoWithoutBlocking) {
+  readFifoWithoutWriter(path("fifo"), [&] {
+    Result r = take(kiln_idx_read(path("fifo").c_str(), &array_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, path("fifo") + ": cannot read: it is a FIFO, not a regular file");
+  });
+}
+
+TEST_F(IdxTest, RejectsDevices) {
+  for (const char *device : {"/dev/zero", "/dev/urandom"}) {
+    Result r = take(kiln_idx_read(device, &array_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, std::string(device) +
+                             ": cannot read: it is a character device, not a regular file");
+  }
+}
+
 TEST_F(IdxTest, MissingFileIsNotFound) {
   Result r = take(kiln_idx_read(path("absent.gz").c_str(), &array_));
   EXPECT_EQ(r.code, KILN_NOT_FOUND);

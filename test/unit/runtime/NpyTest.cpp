@@ -204,6 +204,35 @@ TEST_F(NpyTest, RejectsOverflowingShape) {
                  "overflows");
 }
 
+TEST_F(NpyTest, RejectsFifoWithoutBlocking) {
+  readFifoWithoutWriter(path("fifo"), [&] {
+    Result r = take(kiln_npy_read_f32(path("fifo").c_str(), &array_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, path("fifo") + ": cannot read: it is a FIFO, not a regular file");
+  });
+}
+
+TEST_F(NpyTest, RejectsDevicesAndDirectories) {
+  for (std::string file : {std::string("/dev/zero"), std::string("/dev/urandom"), dir_}) {
+    Result r = take(kiln_npy_read_f32(file.c_str(), &array_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, file + ": cannot read: it is " +
+                             (file == dir_ ? "a directory" : "a character device") +
+                             ", not a regular file");
+  }
+}
+
+TEST_F(NpyTest, RejectsHugeArrayBeforeReadingIt) {
+  // A valid header over 100 GB of sparse zeros: exactly the size the shape
+  // needs, so only the limit stops it, before anything is allocated.
+  std::string header = npy(dict("<f4", "(25000000000,)"), "");
+  writeSparse(path("x.npy"), header, off_t(header.size()) + 100000000000);
+  Result r = take(kiln_npy_read_f32(path("x.npy").c_str(), &array_));
+  EXPECT_EQ(r.code, KILN_DATA_LOSS);
+  EXPECT_EQ(r.message, path("x.npy") + ": shape [25000000000] has 25000000000 elements, "
+                                       "more than the 1073741824 (4 GiB of float32) Kiln reads");
+}
+
 TEST_F(NpyTest, WriteIntoMissingDirectoryFailsAndLeavesNothing) {
   float one = 1;
   int64_t dims[] = {1};

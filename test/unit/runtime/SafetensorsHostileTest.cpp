@@ -479,6 +479,64 @@ TEST_F(SafetensorsHostileTest, WhitespaceBetweenTokensIsAccepted) {
 }
 
 // Files that were valid until something happened to them.
+// Files that are not regular, and regular files whose size is what is
+// hostile: refused without blocking, and without reading or allocating the
+// bulk of the file.
+TEST_F(SafetensorsHostileTest, FifoIsRefusedWithoutBlocking) {
+  readFifoWithoutWriter(path("fifo"), [&] {
+    Result r = take(kiln_safetensors_open(path("fifo").c_str(), &file_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, path("fifo") + ": cannot read: it is a FIFO, not a regular file");
+  });
+}
+
+TEST_F(SafetensorsHostileTest, DevicesAreRefused) {
+  for (const char *device : {"/dev/zero", "/dev/urandom"}) {
+    Result r = take(kiln_safetensors_open(device, &file_));
+    EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
+    EXPECT_EQ(r.message, std::string(device) +
+                             ": cannot read: it is a character device, not a regular file");
+  }
+}
+
+TEST_F(SafetensorsHostileTest, HeaderIsCheckedBeforeTheDataIsRead) {
+  // 100 GB of sparse zeros: the header (length 0) is wrong, and that is
+  // found before 100 GB are allocated or read.
+  writeSparse(path("weights.safetensors"), "", off_t(100) << 30);
+  Result r = take(kiln_safetensors_open(path("weights.safetensors").c_str(), &file_));
+  EXPECT_EQ(r.code, KILN_DATA_LOSS) << r.message;
+  EXPECT_NE(r.message.find("header is not valid JSON"), std::string::npos) << r.message;
+}
+
+TEST_F(SafetensorsHostileTest, OpeningAHugeFileReadsOnlyItsHeader) {
+  // A well-formed header over 100 GB of sparse data: opening it reads the
+  // header, and a tensor is read when it is asked for, the small one here
+  // without the 100 GB one.
+  std::string header = R"({"big":{"dtype":"F32","shape":[25000000000],)"
+                       R"("data_offsets":[16,100000000016]},)"
+                       R"("small":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
+  std::string bytes = file(header, bytesOf<float>({1, 2, 3, 4}));
+  writeSparse(path("weights.safetensors"), bytes, off_t(bytes.size()) + 100000000000);
+  KILN_ASSERT_OK(kiln_safetensors_open(path("weights.safetensors").c_str(), &file_));
+  std::vector<float> small(4);
+  KILN_ASSERT_OK(kiln_safetensors_read_f32(file_, "small", 4, small.data()));
+  EXPECT_EQ(small, (std::vector<float>{1, 2, 3, 4}));
+  kiln_tensor_info_t info;
+  KILN_ASSERT_OK(kiln_safetensors_find(file_, "big", &info));
+  EXPECT_EQ(info.byte_size, 100000000000u);
+}
+
+TEST_F(SafetensorsHostileTest, FileThatShrinksAfterOpenFailsToRead) {
+  std::string header = R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
+  writeBytes(path("weights.safetensors"), file(header, kFourFloats));
+  KILN_ASSERT_OK(kiln_safetensors_open(path("weights.safetensors").c_str(), &file_));
+  ASSERT_EQ(::truncate(path("weights.safetensors").c_str(), 8 + header.size() + 8), 0);
+  std::vector<float> values(4);
+  Result r = take(kiln_safetensors_read_f32(file_, "w", 4, values.data()));
+  EXPECT_EQ(r.code, KILN_IO_ERROR);
+  EXPECT_EQ(r.message, path("weights.safetensors") + ": file shrank while being read");
+}
+
 class DamagedSafetensorsTest : public SafetensorsHostileTest {
 protected:
   std::string validFile() {

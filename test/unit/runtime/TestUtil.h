@@ -6,12 +6,18 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fcntl.h>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace kiln::test {
@@ -50,6 +56,32 @@ inline std::string readBytes(const std::string &path) {
 template <typename T> std::string bytesOf(const std::vector<T> &values) {
   return std::string(reinterpret_cast<const char *>(values.data()),
                      values.size() * sizeof(T));
+}
+
+// A sparse file of `size` bytes (zeros that take no disk), after `prefix`.
+inline void writeSparse(const std::string &path, const std::string &prefix, off_t size) {
+  writeBytes(path, prefix);
+  ASSERT_EQ(::truncate(path.c_str(), size), 0) << path;
+}
+
+// Runs `read`, which opens the FIFO `fifo` (made here) that has no writer.
+// A reader that opens it blocking would wait forever: after 10 s the test
+// fails, and a writer comes and goes so that the read returns.
+template <typename Read> void readFifoWithoutWriter(const std::string &fifo, Read read) {
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << fifo;
+  std::promise<void> done;
+  std::future<void> finished = done.get_future();
+  std::thread thread([&] {
+    read();
+    done.set_value();
+  });
+  if (finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "opening " << fifo << " blocked: it has no writer";
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0)
+      ::close(fd);
+  }
+  thread.join();
 }
 
 // Each test gets a fresh directory under GoogleTest's temp dir, removed after.

@@ -26,7 +26,14 @@ extern "C" {
  * so that a hostile file cannot make it parse megabytes of dictionary. */
 #define KILN_NPY_MAX_HEADER_SIZE 10000u
 
-/* Reads `path` into a new KILN_DTYPE_F32 array. */
+/* The largest array read, in bytes of float32 (2^30 elements): a batch
+ * far above any Kiln runs at once, low enough that a hostile header over a
+ * huge sparse file cannot make the reader allocate and read 100 GB. */
+#define KILN_NPY_MAX_DATA_SIZE (1ull << 32)
+
+/* Reads `path` (a regular file) into a new KILN_DTYPE_F32 array. The header
+ * is checked, against the limit and the file's size too, before the data is
+ * allocated or read. */
 kiln_status_t kiln_npy_read_f32(const char *path, kiln_array_t **out_array);
 
 /* Writes `rank` extents of `shape` worth of floats from `data` as a version

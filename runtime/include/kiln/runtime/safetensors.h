@@ -5,18 +5,24 @@
  *    "data_offsets": [begin, end]}, ...}
  * then the data buffer; offsets are relative to the start of that buffer.
  *
- * kiln_safetensors_open reads the whole file and checks everything the format
- * promises before returning: the header fits the file and is at most 100 MB,
+ * kiln_safetensors_open reads the header and checks everything the format
+ * promises before returning: the file is a regular file (a FIFO, device or
+ * directory is refused before anything is read, without blocking), the
+ * header fits the file and is at most 100 MB,
  * is a JSON object without duplicate keys, every entry has exactly dtype,
  * shape and data_offsets of the right types, dtypes are known, each shape
  * fits its byte range (overflow-checked), and the byte ranges tile the data
  * buffer exactly: from 0, with no overlap and no hole, to the end of the file.
  * A failure's message names the file and, where there is one, the tensor.
+ * A tensor's data is read from the file when it is asked for, so opening a
+ * huge file costs no more than its header, and a caller that checks names
+ * and shapes first reads only the tensors it takes; the file stays open
+ * until the reader is closed (if it shrinks meanwhile, a read fails).
  *
  * Ownership: a reader (kiln_safetensors_t) or writer belongs to its creator
  * and is released with kiln_safetensors_close / kiln_safetensors_writer_free.
- * Names, shapes, metadata strings and data pointers handed out by a reader
- * stay valid until it is closed. The writer copies everything it is given.
+ * Names, shapes and metadata strings handed out by a reader stay valid until
+ * it is closed. The writer copies everything it is given.
  * Thread safety: a reader is immutable after open, so any of its functions
  * may be called from several threads at once. A writer must not be used from
  * two threads at once.
@@ -52,7 +58,7 @@ typedef struct kiln_tensor_info_t {
 
 /* ---- Reader ------------------------------------------------------------ */
 
-/* Reads and validates the file at `path`. */
+/* Opens the file at `path` and reads and validates its header. */
 kiln_status_t kiln_safetensors_open(const char *path,
                                     kiln_safetensors_t **out_file);
 /* Releases `file`; NULL is allowed. */
@@ -68,11 +74,12 @@ kiln_status_t kiln_safetensors_info(const kiln_safetensors_t *file,
 kiln_status_t kiln_safetensors_find(const kiln_safetensors_t *file,
                                     const char *name,
                                     kiln_tensor_info_t *out_info);
-/* The raw little-endian bytes of tensor `name`. The pointer is aligned only
- * as far as the file's offsets are (the buffer itself starts 64-aligned). */
-kiln_status_t kiln_safetensors_data(const kiln_safetensors_t *file,
-                                    const char *name, const void **out_data,
-                                    size_t *out_size);
+/* Copies the raw little-endian bytes of tensor `name` into `out_bytes`,
+ * which holds exactly `size` bytes, its byte_size (else
+ * KILN_INVALID_ARGUMENT). */
+kiln_status_t kiln_safetensors_read_bytes(const kiln_safetensors_t *file,
+                                          const char *name, size_t size,
+                                          void *out_bytes);
 /* Converts tensor `name` to float into `out_values`, which holds exactly
  * `count` elements (else KILN_INVALID_ARGUMENT). Every dtype converts:
  * floats by IEEE rounding (F64 to nearest), integers to the nearest float
