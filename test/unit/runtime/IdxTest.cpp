@@ -194,6 +194,60 @@ TEST_F(IdxTest, RejectsDataAboveOneGiB) {
   expectRejected(idx({65536, 65536, 2}, ""), KILN_DATA_LOSS, "1 GiB");
 }
 
+// gzread takes a stream cut before its 8-byte trailer (CRC-32, then the
+// length) for a normal end of file; the reader does not.
+TEST_F(IdxTest, RejectsGzWithoutTrailer) {
+  std::string compressed = gzipped(idx({4}, "abcd"));
+  expectRejected(compressed.substr(0, compressed.size() - 8), KILN_DATA_LOSS,
+                 "truncated: the gzip stream stops before its end");
+}
+
+TEST_F(IdxTest, RejectsGzWithoutLengthTrailer) {
+  std::string compressed = gzipped(idx({4}, "abcd"));
+  expectRejected(compressed.substr(0, compressed.size() - 4), KILN_DATA_LOSS,
+                 "CRC-32 and length trailer are missing");
+}
+
+TEST_F(IdxTest, RejectsGzCutInsideItsLastBlock) {
+  // Cut a little before the trailer: all the data may already have come out,
+  // but the stream has no end.
+  std::string compressed = gzipped(idx({4}, "abcd"));
+  expectRejected(compressed.substr(0, compressed.size() - 10), KILN_DATA_LOSS, "truncated");
+}
+
+TEST_F(IdxTest, RejectsGzWithBadLength) {
+  std::string compressed = gzipped(idx({4}, "abcd"));
+  compressed[compressed.size() - 4] ^= 1; // first byte of ISIZE
+  expectRejected(compressed, KILN_DATA_LOSS, "corrupt gzip stream");
+}
+
+TEST_F(IdxTest, BadChecksumIsZlibsDataError) {
+  std::string compressed = gzipped(idx({4}, "abcd"));
+  compressed[compressed.size() - 5] ^= 0x80; // last byte of the CRC-32
+  expectRejected(compressed, KILN_DATA_LOSS, "incorrect data check");
+}
+
+TEST_F(IdxTest, ReadsConcatenatedGzipMembers) {
+  // `gzip -c a b` (or cat a.gz b.gz) is one valid gzip file.
+  std::string file = idx({6}, "abcdef");
+  writeBytes(path("x.gz"), gzipped(file.substr(0, 9)) + gzipped(file.substr(9)));
+  read(path("x.gz"));
+  EXPECT_EQ(std::string(data(), data() + 6), "abcdef");
+}
+
+TEST_F(IdxTest, RejectsGarbageAfterGzStream) {
+  expectRejected(gzipped(idx({4}, "abcd")) + "junk", KILN_DATA_LOSS,
+                 "4 bytes after the end of the gzip stream that are not another gzip member");
+}
+
+TEST_F(IdxTest, GzipBombStopsAtTheHeadersSize) {
+  // 64 MiB of zeros compress to 64 KiB; the header asks for 10 bytes, so
+  // reading stops at the 11th, long before the end.
+  std::string compressed = gzipped(idx({10}, std::string(64 << 20, '\0')));
+  ASSERT_LT(compressed.size(), 1u << 20);
+  expectRejected(compressed, KILN_DATA_LOSS, "trailing bytes after the 10 data bytes of [10]");
+}
+
 TEST_F(IdxTest, RejectsFifoWithoutBlocking) {
   readFifoWithoutWriter(path("fifo"), [&] {
     Result r = take(kiln_idx_read(path("fifo").c_str(), &array_));
@@ -209,6 +263,18 @@ TEST_F(IdxTest, RejectsDevices) {
     EXPECT_EQ(r.message, std::string(device) +
                              ": cannot read: it is a character device, not a regular file");
   }
+}
+
+TEST_F(IdxTest, RejectsHugeSparseFileBeforeReadingIt) {
+  // A valid header for 10000 images, then 100 GB of zeros: refused from its
+  // size, not after reading (and allocating) up to the 1 GiB limit.
+  writeSparse(path("x.idx"), idx({10000, 28, 28}, ""), off_t(100) << 30);
+  Result r = take(kiln_idx_read(path("x.idx").c_str(), &array_));
+  EXPECT_EQ(r.code, KILN_DATA_LOSS);
+  EXPECT_NE(r.message.find("trailing bytes after the 7840000 data bytes of [10000, 28, 28] "
+                           "(the file has 107374182384)"),
+            std::string::npos)
+      << r.message;
 }
 
 TEST_F(IdxTest, MissingFileIsNotFound) {
