@@ -151,6 +151,11 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
                  options.images, static_cast<long long>(pixels), static_cast<long long>(inSize));
     return 1;
   }
+  // An accuracy over no images would be a number that means nothing.
+  if (count == 0) {
+    std::fprintf(stderr, "error: %s: the file holds no images\n", options.images);
+    return 1;
+  }
   if (kiln_array_rank(labels.get()) != 1 || kiln_array_shape(labels.get())[0] != count) {
     std::fprintf(stderr, "error: %s: %lld labels expected (one per image in %s)\n",
                  options.labels, static_cast<long long>(count), options.images);
@@ -158,6 +163,16 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
   }
   const uint8_t *pixelData = static_cast<const uint8_t *>(kiln_array_const_data(images.get()));
   const uint8_t *labelData = static_cast<const uint8_t *>(kiln_array_const_data(labels.get()));
+  // A label the model has no class for would silently count as a miss
+  // (labels of another data set, or a damaged file).
+  for (int64_t i = 0; i < count; ++i)
+    if (labelData[i] >= classes) {
+      std::fprintf(stderr,
+                   "error: %s: label %lld is %d, but the model has %lld classes (0 to %lld)\n",
+                   options.labels, static_cast<long long>(i), labelData[i],
+                   static_cast<long long>(classes), static_cast<long long>(classes - 1));
+      return 1;
+    }
   int64_t batch = options.batch;
   Array input = floatMatrix(batch, inSize), output = floatMatrix(batch, classes);
   if (!input || !output)
