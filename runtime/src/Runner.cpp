@@ -253,7 +253,17 @@ int runBench(const Options &options, const kiln_model_desc_t *model) {
   return 0;
 }
 
-/// Parses "--flag value"; false (with a message) on a bad command line.
+/// Whether `flag` is one of the options that take a value.
+bool takesValue(const std::string &flag) {
+  for (const char *known : {"--input", "--output", "--images", "--labels", "--weights",
+                            "--batch", "--threads", "--iterations"})
+    if (flag == known)
+      return true;
+  return false;
+}
+
+/// Parses "--flag value" (or "--flag=value"); false (with a message) on a
+/// bad command line.
 bool parse(int argc, char **argv, Options &options, bool &help) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -269,11 +279,24 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       options.variant = true;
       continue;
     }
-    if (i + 1 >= argc) {
+    const char *value = nullptr;
+    size_t equals = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && equals != std::string::npos) {
+      value = argv[i] + equals + 1;
+      arg.resize(equals);
+    }
+    if (!takesValue(arg)) {
+      bool option = arg.size() > 1 && arg[0] == '-';
+      std::fprintf(stderr, "error: %s '%s' (see --help)\n",
+                   option ? "unknown option" : "unexpected argument", argv[i]);
+      return false;
+    }
+    if (!value && i + 1 >= argc) {
       std::fprintf(stderr, "error: '%s' needs a value (see --help)\n", arg.c_str());
       return false;
     }
-    const char *value = argv[++i];
+    if (!value)
+      value = argv[++i];
     if (arg == "--input") {
       options.input = value;
     } else if (arg == "--output") {
@@ -298,9 +321,6 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
         options.iterations = number;
       else
         options.threads = static_cast<int>(number);
-    } else {
-      std::fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg.c_str());
-      return false;
     }
   }
   return true;
