@@ -129,3 +129,54 @@ kiln_status_t kiln_input_file_read_at(const kiln_input_file_t *file,
   }
   return NULL;
 }
+
+/* Appends `n` bytes of `piece` to `out` (of `size` bytes) at `*written` if
+ * they fit whole with room for the NUL, so that an escape is never cut in
+ * half; once one does not fit, nothing more is written. Counts them in
+ * `*used` either way. */
+static void putPiece(const void *piece, size_t n, char *out, size_t size,
+                     size_t *written, size_t *used) {
+  if (out && *written == *used && *used + n < size) {
+    memcpy(out + *written, piece, n);
+    *written += n;
+  }
+  *used += n;
+}
+
+size_t kiln_escape_controls(const char *text, char *out, size_t size) {
+  size_t used = 0, written = 0;
+  char escape[8];
+  int continuation = 0; /* bytes still expected in a UTF-8 sequence */
+  for (const unsigned char *p = (const unsigned char *)text; *p; ++p) {
+    unsigned char byte = *p;
+    if (continuation > 0 && (byte & 0xC0) == 0x80) {
+      --continuation;
+      putPiece(p, 1, out, size, &written, &used);
+      continue;
+    }
+    continuation = 0;
+    if (byte == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+      /* U+0080-U+009F, the C1 controls (CSI is U+009B) */
+      snprintf(escape, sizeof escape, "\\u00%02x", p[1]);
+      putPiece(escape, 6, out, size, &written, &used);
+      ++p;
+      continue;
+    }
+    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && byte < 0xC0) ||
+        (byte == 0xC2 && (p[1] & 0xC0) != 0x80)) {
+      /* C0 controls (newline and tab too: a message is one line), DEL, and
+       * a continuation byte without its lead, which a terminal that is not
+       * in UTF-8 mode may take for a C1 control (and 0xC2 without one, as
+       * kilnc's TerminalSafeStream does). */
+      snprintf(escape, sizeof escape, "\\x%02x", byte);
+      putPiece(escape, 4, out, size, &written, &used);
+      continue;
+    }
+    if (byte >= 0xC0)
+      continuation = byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : 1;
+    putPiece(p, 1, out, size, &written, &used);
+  }
+  if (out && size > 0)
+    out[written] = '\0';
+  return used;
+}

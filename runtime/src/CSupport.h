@@ -19,7 +19,8 @@
 extern "C" {
 #endif
 
-/* A failure whose message is printf(`format`, ...). Never fails itself: if
+/* A failure whose message is printf(`format`, ...) with its control
+ * characters escaped (kiln_escape_controls). Never fails itself: if
  * the status cannot be allocated, the shared out-of-memory status comes back
  * instead. */
 kiln_status_t kiln_status_make(kiln_status_code_t code, const char *format, ...)
@@ -71,6 +72,18 @@ kiln_status_t kiln_input_file_read_at(const kiln_input_file_t *file,
                                       uint64_t offset, void *dst, size_t n);
 /* Closes the descriptor if open; closing twice is allowed. */
 void kiln_input_file_close(kiln_input_file_t *file);
+
+/* Copies `text` to `out` (`size` bytes, NUL-terminated, cut short at a
+ * whole character or escape if it does not fit) with every control
+ * character escaped: C0 controls, newline and tab included, and DEL as
+ * \xHH, C1 controls (U+0080-U+009F in UTF-8) as \u00HH, and a UTF-8
+ * continuation byte without its lead byte as \xHH; other text, UTF-8
+ * included, is kept. Anything a file puts in a message (a path, a tensor
+ * name, a dtype, header text) goes through it, so that a hostile file cannot
+ * drive the user's terminal (the runtime's twin of kilnc's
+ * TerminalSafeStream). Escaping escaped text changes nothing. Returns the
+ * length of the whole escaped text; `out` may be NULL to measure it. */
+size_t kiln_escape_controls(const char *text, char *out, size_t size);
 
 /* The dtype called `name` (`length` bytes, "F32", ...); false if Kiln does
  * not know it. */

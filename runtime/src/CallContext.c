@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* "kilncall" */
 #define KILN_CALL_MAGIC 0x6b696c6e63616c6cull
@@ -75,6 +76,10 @@ void kiln_call_error(void *user_context, const char *message) {
   if (!call || __atomic_exchange_n(&call->has_error, 1, __ATOMIC_ACQ_REL))
     return;
   snprintf(call->message, sizeof call->message, "%s", message ? message : "");
+  /* Halide ends its messages with a newline; the message is one line. */
+  size_t length = strlen(call->message);
+  while (length > 0 && call->message[length - 1] == '\n')
+    call->message[--length] = '\0';
 }
 
 /* ---- The Halide runtime's functions, replaced ------------------------- */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "CSupport.h"
 #include "ModelSupport.h"
 
 _Static_assert(halide_target_feature_end <= 64 * KILN_MODEL_FEATURE_WORDS,
@@ -48,10 +49,14 @@ const char *kiln_model_variant(const kiln_model_t *model) {
 }
 
 int kiln_model_fail(char *out_error, int code, const char *format, ...) {
+  /* Escaped as status messages are: a path or a tensor name may carry
+   * control characters, and callers print the message. */
+  char text[KILN_MODEL_ERROR_SIZE];
   va_list args;
   va_start(args, format);
-  vsnprintf(out_error, KILN_MODEL_ERROR_SIZE, format, args);
+  vsnprintf(text, sizeof text, format, args);
   va_end(args);
+  kiln_escape_controls(text, out_error, KILN_MODEL_ERROR_SIZE);
   return code;
 }
 
@@ -92,8 +97,8 @@ int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error)
   int result = pipeline(args);
   kiln_call_end(&call);
   if (result != 0)
-    snprintf(out_error, KILN_MODEL_ERROR_SIZE, "%s",
-             call.message[0] ? call.message : "Halide runtime error");
+    kiln_escape_controls(call.message[0] ? call.message : "Halide runtime error", out_error,
+                         KILN_MODEL_ERROR_SIZE);
   return result;
 }
 

@@ -6,6 +6,8 @@
 #include "kiln/runtime/npy.h"
 #include "kiln/runtime/output.h"
 
+#include "CSupport.h"
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -58,11 +60,19 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
   std::fprintf(out, "] float32.\n");
 }
 
+/// `text` with its control characters escaped (kiln_escape_controls): what
+/// the runner prints of a path, an argument or a message goes to a terminal.
+std::string safe(const char *text) {
+  std::string out(kiln_escape_controls(text, nullptr, 0), '\0');
+  kiln_escape_controls(text, out.data(), out.size() + 1);
+  return out;
+}
+
 /// Prints a runtime status as an error and frees it; true if it failed.
 bool failed(kiln_status_t status) {
   if (!status)
     return false;
-  std::fprintf(stderr, "error: %s\n", kiln_status_message(status));
+  std::fprintf(stderr, "error: %s\n", safe(kiln_status_message(status)).c_str());
   kiln_status_free(status);
   return true;
 }
@@ -104,7 +114,7 @@ int runNpy(const Options &options, const kiln_model_desc_t *model) {
   for (size_t i = 1; matches && i < rank; ++i)
     matches = shape[i] == model->input_shape[i];
   if (!matches) {
-    std::fprintf(stderr, "error: %s: shape [", options.input);
+    std::fprintf(stderr, "error: %s: shape [", safe(options.input).c_str());
     for (size_t i = 0; i < rank; ++i)
       std::fprintf(stderr, "%s%lld", i ? ", " : "", static_cast<long long>(shape[i]));
     std::fprintf(stderr, "] does not match the model's input [N");
@@ -122,7 +132,7 @@ int runNpy(const Options &options, const kiln_model_desc_t *model) {
   if (batch > 0 &&
       model->infer(static_cast<const float *>(kiln_array_const_data(input.get())), batch,
                    static_cast<float *>(kiln_array_data(output.get()))) != 0) {
-    std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+    std::fprintf(stderr, "error: inference failed: %s\n", safe(model->last_error()).c_str());
     return 1;
   }
   if (failed(kiln_npy_write_f32(options.output,
@@ -148,17 +158,18 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
   int64_t classes = sampleSize(model->output_rank, model->output_shape);
   if (imageRank != 3 || pixels != inSize) {
     std::fprintf(stderr, "error: %s: images of %lld pixels do not fit the model's input of %lld values per sample\n",
-                 options.images, static_cast<long long>(pixels), static_cast<long long>(inSize));
+                 safe(options.images).c_str(), static_cast<long long>(pixels), static_cast<long long>(inSize));
     return 1;
   }
   // An accuracy over no images would be a number that means nothing.
   if (count == 0) {
-    std::fprintf(stderr, "error: %s: the file holds no images\n", options.images);
+    std::fprintf(stderr, "error: %s: the file holds no images\n", safe(options.images).c_str());
     return 1;
   }
   if (kiln_array_rank(labels.get()) != 1 || kiln_array_shape(labels.get())[0] != count) {
     std::fprintf(stderr, "error: %s: %lld labels expected (one per image in %s)\n",
-                 options.labels, static_cast<long long>(count), options.images);
+                 safe(options.labels).c_str(), static_cast<long long>(count),
+                 safe(options.images).c_str());
     return 1;
   }
   const uint8_t *pixelData = static_cast<const uint8_t *>(kiln_array_const_data(images.get()));
@@ -169,7 +180,7 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
     if (labelData[i] >= classes) {
       std::fprintf(stderr,
                    "error: %s: label %lld is %d, but the model has %lld classes (0 to %lld)\n",
-                   options.labels, static_cast<long long>(i), labelData[i],
+                   safe(options.labels).c_str(), static_cast<long long>(i), labelData[i],
                    static_cast<long long>(classes), static_cast<long long>(classes - 1));
       return 1;
     }
@@ -189,7 +200,7 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
     }
     auto begin = std::chrono::steady_clock::now();
     if (model->infer(in, n, out) != 0) {
-      std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+      std::fprintf(stderr, "error: inference failed: %s\n", safe(model->last_error()).c_str());
       return 1;
     }
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
@@ -233,7 +244,7 @@ int runBench(const Options &options, const kiln_model_desc_t *model) {
   };
   double first = call();
   if (first < 0) {
-    std::fprintf(stderr, "error: inference failed: %s\n", model->last_error());
+    std::fprintf(stderr, "error: inference failed: %s\n", safe(model->last_error()).c_str());
     return 1;
   }
   for (int i = 0; i < 20; ++i)
@@ -288,7 +299,7 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
     if (!takesValue(arg)) {
       bool option = arg.size() > 1 && arg[0] == '-';
       std::fprintf(stderr, "error: %s '%s' (see --help)\n",
-                   option ? "unknown option" : "unexpected argument", argv[i]);
+                   option ? "unknown option" : "unexpected argument", safe(argv[i]).c_str());
       return false;
     }
     if (!value && i + 1 >= argc) {
@@ -312,7 +323,7 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       long long number = std::strtoll(value, &end, 10);
       if (*value == '\0' || *end != '\0' || number < (arg == "--batch" ? 1 : 0) ||
           number > (1 << 20)) {
-        std::fprintf(stderr, "error: bad value '%s' for %s\n", value, arg.c_str());
+        std::fprintf(stderr, "error: bad value '%s' for %s\n", safe(value).c_str(), arg.c_str());
         return false;
       }
       if (arg == "--batch")
@@ -362,7 +373,7 @@ extern "C" int kiln_runner_main(int argc, char **argv, const kiln_model_desc_t *
       return 2;
     }
     if (model->load_weights(options.weights) != 0) {
-      std::fprintf(stderr, "error: %s\n", model->last_error());
+      std::fprintf(stderr, "error: %s\n", safe(model->last_error()).c_str());
       return 1;
     }
   }

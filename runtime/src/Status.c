@@ -37,13 +37,20 @@ static char *formatAfter(size_t prefix, const char *format, va_list args) {
 kiln_status_t kiln_status_make(kiln_status_code_t code, const char *format, ...) {
   va_list args;
   va_start(args, format);
-  char *buffer = formatAfter(sizeof(struct kiln_status_s), format, args);
+  char *text = formatAfter(0, format, args);
   va_end(args);
-  if (!buffer)
+  if (!text)
     return &gOutOfMemory;
-  struct kiln_status_s *status = (struct kiln_status_s *)(void *)buffer;
-  status->code = code;
-  return status;
+  /* Escaped here, once for every message: paths, tensor names, dtypes and
+   * header text come from files and users, and callers print messages. */
+  size_t length = kiln_escape_controls(text, NULL, 0);
+  struct kiln_status_s *status = malloc(sizeof(struct kiln_status_s) + length + 1);
+  if (status) {
+    status->code = code;
+    kiln_escape_controls(text, status->message, length + 1);
+  }
+  free(text);
+  return status ? status : &gOutOfMemory;
 }
 
 char *kiln_format(const char *format, ...) {

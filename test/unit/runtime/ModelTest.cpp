@@ -80,6 +80,11 @@ int failingInfer(void **args) {
   return halide_error_code_access_out_of_bounds;
 }
 int silentlyFailingInfer(void **) { return -1; }
+// Halide's messages end with a newline; a hostile one holds escapes.
+int escapingInfer(void **args) {
+  halide_error(contextArg(args), "buffer \x1b[2Jx\xc2\x9b is bad\n");
+  return -1;
+}
 
 // External weights, one packed weight of 2 channels: output[n][c] =
 // input[n][c] * packed[c]; args: ctx, input, packed, output.
@@ -258,6 +263,12 @@ TEST_F(ModelTest, HalideErrorsComeBackAsMessages) {
   EXPECT_STREQ(error_, "Halide runtime error");
 }
 
+TEST_F(ModelTest, ErrorsAreOneLineWithoutControlCharacters) {
+  use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, escapingInfer)});
+  EXPECT_EQ(infer(), -1);
+  EXPECT_STREQ(error_, "buffer \\x1b[2Jx\\u009b is bad");
+}
+
 //===--- Choosing a variant --------------------------------------------------===//
 
 TEST_F(ModelTest, TheFirstVariantTheCpuSupportsRunsAndIsChosenOnce) {
@@ -371,6 +382,18 @@ TEST_F(ModelTest, UnknownTensorsAreErrorsUnlessAllowed) {
   EXPECT_EQ(std::string(error_), file + ": tensor 'head.weight' is not a parameter of this model");
   model_.allow_extra_keys = 1;
   EXPECT_EQ(load(file), 0) << error_;
+}
+
+TEST_F(ModelTest, TensorNamesAndPathsInErrorsAreEscaped) {
+  use({externalVariant()}, true);
+  std::string file = weights("extra\x07.safetensors",
+                             {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{1, 2})},
+                              {"bn.num_batches_tracked", KILN_DTYPE_I64, {},
+                               bytesOf(std::vector<int64_t>{7})},
+                              {"head\x1b[31m", KILN_DTYPE_F32, {1}, bytesOf(std::vector<float>{3})}});
+  EXPECT_EQ(load(file), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(std::string(error_), path("extra\\x07.safetensors") +
+                                     ": tensor 'head\\x1b[31m' is not a parameter of this model");
 }
 
 TEST_F(ModelTest, UnreadableFilesNameThePath) {

@@ -233,6 +233,13 @@ TEST_F(NpyTest, RejectsHugeArrayBeforeReadingIt) {
                                        "more than the 1073741824 (4 GiB of float32) Kiln reads");
 }
 
+TEST_F(NpyTest, EscapesControlCharactersFromTheHeader) {
+  // An ESC sequence in the dtype must not reach the terminal of whoever
+  // prints the message.
+  expectRejected(npy(dict("<f4\x1b[2J\x9b", "(1,)"), bytesOf<float>({1})), KILN_UNIMPLEMENTED,
+                 "dtype '<f4\\x1b[2J\\x9b' is not supported");
+}
+
 TEST_F(NpyTest, WriteIntoMissingDirectoryFailsAndLeavesNothing) {
   float one = 1;
   int64_t dims[] = {1};

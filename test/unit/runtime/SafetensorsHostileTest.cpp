@@ -537,6 +537,21 @@ TEST_F(SafetensorsHostileTest, FileThatShrinksAfterOpenFailsToRead) {
   EXPECT_EQ(r.message, path("weights.safetensors") + ": file shrank while being read");
 }
 
+TEST_F(SafetensorsHostileTest, ControlCharactersInNamesAreEscaped) {
+  // ESC, a newline (which would start a fake second line) and CSI as C1
+  // (U+009B in UTF-8): none reaches the message raw.
+  expectRejected(file("{\"fc1\\u001b[31m\\n\\u009b\": {\"dtype\": \"F32\", \"shape\": [8], "
+                      "\"data_offsets\": [0, 16]}}",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"tensor 'fc1\\x1b[31m\\x0a\\u009b'"});
+}
+
+TEST_F(SafetensorsHostileTest, ControlCharactersInDtypesAreEscaped) {
+  expectRejected(file(R"({"w": {"dtype": "F\u0007\u001b]0;x", "shape": [4], "data_offsets": [0, 16]}})",
+                      kFourFloats),
+                 KILN_DATA_LOSS, {"unknown dtype 'F\\x07\\x1b]0;x'"});
+}
+
 class DamagedSafetensorsTest : public SafetensorsHostileTest {
 protected:
   std::string validFile() {

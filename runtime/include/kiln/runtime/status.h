@@ -3,7 +3,9 @@
  * Every fallible call in the runtime returns a kiln_status_t. NULL means OK,
  * so `if (status)` tests for failure at no cost; a failure carries a code and
  * a message naming the file and the tensor or field at fault. The library
- * never prints, aborts or exits.
+ * never prints, aborts or exits. A message is one line that holds no control
+ * character: any that a path, tensor name or file header brings in is
+ * escaped (\x1b, \u009b), so printing a message cannot drive a terminal.
  *
  * Ownership: a non-NULL status belongs to the caller, who must release it
  * with kiln_status_free (freeing NULL is allowed). Message pointers stay
