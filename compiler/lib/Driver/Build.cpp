@@ -49,6 +49,12 @@ bool isCIdentifier(StringRef name) {
   return llvm::all_of(name, [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
+/// The longest API name: the build's files are named after it
+/// (kiln_<api>_v<N>_infer.o, lib<api>.so, <api>.h) and a file name has at
+/// most 255 bytes on Linux; a longer name failed deep inside Halide with an
+/// internal error ("File name too long").
+constexpr size_t kMaxApiName = 200;
+
 std::string macroPrefix(const std::string &api) {
   std::string prefix = api;
   for (char &c : prefix)
@@ -648,6 +654,11 @@ LogicalResult resolveBuildPaths(Location loc, const BuildOptions &options, Build
     return emitError(loc) << "output name '" << api
                           << "' is not a C identifier: the API is named after it ("
                           << api << "_infer)";
+  if (api.size() > kMaxApiName)
+    return emitError(loc) << "output name '" << api.substr(0, 32) << "...' is " << api.size()
+                          << " characters long; the API and the build's files are named after "
+                             "it, so at most "
+                          << kMaxApiName << " are allowed";
   SmallString<128> headerPath(llvm::sys::path::parent_path(options.outputPath));
   llvm::sys::path::append(headerPath, api + ".h");
   std::string error;
