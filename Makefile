@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors clean
+.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors fuzz-npy fuzz-idx clean
 
 all: build
 
@@ -86,6 +86,43 @@ fuzz-safetensors: fuzz-configure
 	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
 	@found=$$(ls fuzz-corpus-safetensors/artifacts); if [ -n "$$found" ]; then \
 	  echo "fuzz: findings in fuzz-corpus-safetensors/artifacts/:"; echo "$$found"; exit 1; fi
+
+# libFuzzer on the runtime's NPY reader (a generated program's --input);
+# seeds: the fixtures' inputs.
+fuzz-npy: fuzz-configure
+	cmake --build $(BUILD)-fuzz --target kiln-npy-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus-npy/artifacts
+	for f in test/fixtures/*/input_b1.npy test/fixtures/*/input_b7.npy; do \
+	  cp $$f fuzz-corpus-npy/$$(basename $$(dirname $$f))_$$(basename $$f); done
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-npy-fuzzer fuzz-corpus-npy \
+	  -dict=test/fuzz/npy.dict \
+	  -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=1048576 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus-npy/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus-npy/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus-npy/artifacts/:"; echo "$$found"; exit 1; fi
+
+# libFuzzer on the runtime's IDX reader, plain and gzip (--images, --labels);
+# seeds: the first items of Fashion-MNIST's test files, gzip and plain.
+FASHION_MNIST = /usr/share/datasets/fashion-mnist
+fuzz-idx: fuzz-configure
+	cmake --build $(BUILD)-fuzz --target kiln-idx-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus-idx/artifacts
+	for set in images-idx3 labels-idx1; do \
+	  /usr/bin/python3 test/EndToEnd/Inputs/idx_head.py $(FASHION_MNIST)/t10k-$$set-ubyte.gz \
+	    fuzz-corpus-idx/$$set.gz 2 && \
+	  gzip -dc fuzz-corpus-idx/$$set.gz > fuzz-corpus-idx/$$set; done
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-idx-fuzzer fuzz-corpus-idx \
+	  -dict=test/fuzz/idx.dict \
+	  -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=1048576 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus-idx/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus-idx/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus-idx/artifacts/:"; echo "$$found"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz
