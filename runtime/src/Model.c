@@ -186,8 +186,8 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
     int result = stage->infer(args);
     if (result != 0) {
       kiln_call_t *call = kiln_call_of(user_context);
-      snprintf(out_error, KILN_MODEL_ERROR_SIZE, "%s",
-               call && call->message[0] ? call->message : "Halide runtime error");
+      kiln_escape_controls(call && call->message[0] ? call->message : "Halide runtime error",
+                           out_error, KILN_MODEL_ERROR_SIZE);
       return result;
     }
     in_host = out_host;
