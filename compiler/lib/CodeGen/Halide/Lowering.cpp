@@ -197,6 +197,8 @@ private:
   void cutStage(Value value);
   /// Embedded weights: computes the current stage's layouts now, into the
   /// Buffers its pipeline reads (one JIT-compiled pipeline for all of them).
+  /// Per stage: one pipeline for every layout of a 100-layer MLP made its
+  /// build take 96.9 s instead of 27.6 (bench/build-time.sh).
   void realizeLayouts();
   FailureOr<Tensor> build(Operation *op);
   FailureOr<Halide::Func> weightTensor(Operation *user, Value value);
