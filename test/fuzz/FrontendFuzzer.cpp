@@ -12,13 +12,19 @@
 //      that the importer built but that does not verify);
 //   4. a module that loads round-trips: printed in custom form with
 //      locations, parsed back, it verifies and prints identically; printed in
-//      generic form and parsed back, it prints as the custom form did.
+//      generic form and parsed back, it prints as the custom form did;
+//   5. `kilnc check`'s table and `--params` of a module that loads (checked
+//      counts) either print or fail with an error, never both, never silently;
+//   6. every diagnostic, as kilnc prints it (TerminalSafeStream), holds no
+//      control character but newline and tab.
 //
 // On an abort the swallowed diagnostics of that input are printed, so the
 // report says what the compiler thought of it.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Driver.h"
+#include "kiln/Driver/Summary.h"
+#include "kiln/Driver/TerminalSafeStream.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -46,6 +52,7 @@ struct DiagnosticTally {
   unsigned errors = 0;
   unsigned total = 0;
   bool internalError = false;
+  bool controlCharacter = false;
   std::vector<std::string> messages;
 
   void record(mlir::Diagnostic &diag) {
@@ -60,6 +67,17 @@ struct DiagnosticTally {
     os.flush();
     if (llvm::StringRef(text).contains("internal error"))
       internalError = true;
+    // What the terminal would get: C0 controls but \n and \t, DEL, and C1
+    // controls (as bytes or as UTF-8's C2 80-9F) must all be escaped.
+    std::string shown = kiln::escapeControlCharacters(text);
+    for (size_t i = 0; i < shown.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(shown[i]);
+      bool c1 = c == 0xC2 && i + 1 < shown.size() &&
+                static_cast<unsigned char>(shown[i + 1]) >= 0x80 &&
+                static_cast<unsigned char>(shown[i + 1]) <= 0x9F;
+      if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F || c1)
+        controlCharacter = true;
+    }
     if (messages.size() < kKeptMessages)
       messages.push_back(std::move(text));
   }
@@ -128,6 +146,22 @@ void checkRoundTrip(mlir::ModuleOp module, mlir::MLIRContext *context,
     fail("generic form round trip", tally,
          "custom:\n" + custom + "\ngeneric:\n" + generic +
              "\ngeneric parsed back:\n" + fromGeneric);
+}
+
+/// `kilnc check` and `kilnc check --params` (property 5): a failure has an
+/// error, a success none.
+void checkSummaries(mlir::ModuleOp module, DiagnosticTally &tally) {
+  for (bool params : {false, true}) {
+    unsigned before = tally.errors;
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    bool failed = params ? mlir::failed(kiln::printStateDict(module, os))
+                         : mlir::failed(kiln::printSummary(module, os));
+    if (failed && tally.errors == before)
+      fail("a failed summary reports an error", tally);
+    if (!failed && tally.errors != before)
+      fail("a printed summary reports no error", tally);
+  }
 }
 
 /// Kiln's dialects, registered once.
@@ -199,6 +233,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (tally.internalError)
     fail("no internal errors", tally);
+  if (tally.controlCharacter)
+    fail("diagnostics as printed hold no control characters", tally);
   if (!module) {
     if (tally.errors == 0)
       fail("a failure reports an error", tally);
@@ -207,5 +243,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (tally.errors != 0)
     fail("a success reports no error", tally);
   checkRoundTrip(*module, &context, tally);
+  checkSummaries(*module, tally);
+  if (tally.controlCharacter)
+    fail("diagnostics as printed hold no control characters", tally);
   return 0;
 }
