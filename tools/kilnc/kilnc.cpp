@@ -3,7 +3,7 @@
 // Command-line parsing only: the work is in compiler/lib/Driver.
 //
 //   kilnc check [--params] MODEL.kiln
-//   kilnc emit --emit=ast|mlir|dot|mlir-folded|halide-stmt [-o OUT] MODEL.kiln
+//   kilnc emit --emit=ast|mlir|mlir-train|dot|mlir-folded|halide-stmt [-o OUT] MODEL.kiln
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
 //   kilnc build ... --target=arm-64-linux [--cc=PATH]       (cross-compiled, docs/targets.md)
@@ -43,7 +43,7 @@ cl::opt<bool> listParams("params",
                                   "instead of the summary"),
                          cl::sub(checkCommand), cl::cat(kilncCategory));
 
-enum class Stage { Ast, Mlir, Dot, MlirFolded, HalideStmt };
+enum class Stage { Ast, Mlir, MlirTrain, Dot, MlirFolded, HalideStmt };
 cl::opt<std::string> emitInput(cl::Positional, cl::Required,
                                cl::desc("<model.kiln>"), cl::sub(emitCommand),
                                cl::cat(kilncCategory));
@@ -51,6 +51,9 @@ cl::opt<Stage> emitStage(
     "emit", cl::desc("The stage to print"), cl::Required,
     cl::values(clEnumValN(Stage::Ast, "ast", "the syntax tree"),
                clEnumValN(Stage::Mlir, "mlir", "the nn dialect module"),
+               clEnumValN(Stage::MlirTrain, "mlir-train",
+                          "the module after nn-autodiff: @forward and the training "
+                          "step @train_step (needs a train section; no weights)"),
                clEnumValN(Stage::Dot, "dot",
                           "the layer graph for Graphviz (folded with --weights)"),
                clEnumValN(Stage::MlirFolded, "mlir-folded",
@@ -131,6 +134,18 @@ cl::opt<int> stageLayers(
              "(0: never cut)"),
     cl::init(kiln::codegen::LoweringOptions::kStageLayers), cl::value_desc("n"),
     cl::sub(buildCommand), cl::sub(emitCommand), cl::cat(kilncCategory));
+// --emit=mlir-train: the command line over the train section.
+cl::opt<std::string> trainOptimizer("optimizer",
+                                    cl::desc("sgd, adam or adamw instead of the train "
+                                             "section's (--emit=mlir-train)"),
+                                    cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<double> trainLr("lr", cl::desc("Learning rate (--emit=mlir-train)"), cl::init(-1),
+                        cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<double> trainMomentum("momentum", cl::desc("SGD momentum (--emit=mlir-train)"),
+                              cl::init(-1), cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<double> trainWeightDecay("weight-decay",
+                                 cl::desc("Weight decay (--emit=mlir-train)"), cl::init(-1),
+                                 cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
                         cl::desc("Print source locations in --emit=mlir"),
                         cl::sub(emitCommand), cl::cat(kilncCategory));
@@ -287,6 +302,15 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   if (needsWeights) {
     kiln::CompileOptions options = compileOptions();
     if (failed(kiln::prepareForInference(*module, options.inference)))
+      return 1;
+  }
+  if (emitStage == Stage::MlirTrain) {
+    kiln::nn::AutodiffOptions options;
+    options.optimizer = trainOptimizer;
+    options.lr = trainLr;
+    options.momentum = trainMomentum;
+    options.weightDecay = trainWeightDecay;
+    if (failed(kiln::prepareForTraining(*module, options)))
       return 1;
   }
   if (emitStage == Stage::Dot)

@@ -158,4 +158,11 @@ mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
   return pm.run(module);
 }
 
+mlir::LogicalResult prepareForTraining(mlir::ModuleOp module,
+                                       const nn::AutodiffOptions &options) {
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(nn::createAutodiffPass(options));
+  return pm.run(module);
+}
+
 } // namespace kiln

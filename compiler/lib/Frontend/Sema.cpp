@@ -33,6 +33,7 @@ struct ParamSpec {
   double defaultValue = 0;
   Range range = Range::Any;
   double defaultSecond = 0; // FloatPair defaults (Adam's betas)
+  bool noneAllowed = false;  // `None` is a value (BatchNorm's momentum)
 };
 
 struct CallSpec {
@@ -60,13 +61,13 @@ const std::vector<CallSpec> &layerSpecs() {
       {"batchnorm1d",
        {{"num_features", Kind::Int, true, 0, Range::Positive},
         {"eps", Kind::Float, false, 1e-5, Range::PositiveFloat},
-        {"momentum", Kind::Float, false, 0.1, Range::UnitClosed},
+        {"momentum", Kind::Float, false, 0.1, Range::UnitClosed, 0, true},
         {"affine", Kind::Bool, false, 1},
         {"track_running_stats", Kind::Bool, false, 1}}},
       {"batchnorm2d",
        {{"num_features", Kind::Int, true, 0, Range::Positive},
         {"eps", Kind::Float, false, 1e-5, Range::PositiveFloat},
-        {"momentum", Kind::Float, false, 0.1, Range::UnitClosed},
+        {"momentum", Kind::Float, false, 0.1, Range::UnitClosed, 0, true},
         {"affine", Kind::Bool, false, 1},
         {"track_running_stats", Kind::Bool, false, 1}}},
       {"relu", {}},
@@ -91,6 +92,7 @@ const std::vector<CallSpec> &settingCallSpecs() {
       {"sgd",
        {{"lr", Kind::Float, true, 0, Range::PositiveFloat},
         {"momentum", Kind::Float, false, 0, Range::NonNegative},
+        {"dampening", Kind::Float, false, 0, Range::UnitClosed},
         {"weight_decay", Kind::Float, false, 0, Range::NonNegative},
         {"nesterov", Kind::Bool, false, 0}}},
       {"adam",
@@ -98,6 +100,12 @@ const std::vector<CallSpec> &settingCallSpecs() {
         {"betas", Kind::FloatPair, false, 0.9, Range::UnitHalfOpen, 0.999},
         {"eps", Kind::Float, false, 1e-8, Range::PositiveFloat},
         {"weight_decay", Kind::Float, false, 0, Range::NonNegative}}},
+      // torch.optim.AdamW: decoupled weight decay, 0.01 by default.
+      {"adamw",
+       {{"lr", Kind::Float, false, 1e-3, Range::PositiveFloat},
+        {"betas", Kind::FloatPair, false, 0.9, Range::UnitHalfOpen, 0.999},
+        {"eps", Kind::Float, false, 1e-8, Range::PositiveFloat},
+        {"weight_decay", Kind::Float, false, 1e-2, Range::NonNegative}}},
       {"early_stopping",
        {{"patience", Kind::Int, true, 0, Range::Positive},
         {"delta", Kind::Float, false, 0, Range::NonNegative}}},
@@ -280,6 +288,10 @@ bool Checker::convert(const Term &term, const ParamSpec &param,
                       AttrValue &out) {
   out.kind = param.kind;
   out.loc = term.loc;
+  if (param.noneAllowed && term.kind == Term::Kind::Name && term.text == "None") {
+    out.isNone = true;
+    return true;
+  }
   switch (param.kind) {
   case Kind::Int:
     if (term.kind == Term::Kind::Int) {
@@ -338,6 +350,8 @@ bool Checker::convert(const Term &term, const ParamSpec &param,
 
 bool Checker::checkRange(const AttrValue &value, const ParamSpec &param,
                          llvm::StringRef callee) {
+  if (value.isNone)
+    return true;
   int count = (param.kind == Kind::IntPair || param.kind == Kind::FloatPair) ? 2 : 1;
   for (int i = 0; i < count; ++i) {
     bool isInt = param.kind == Kind::Int || param.kind == Kind::IntPair;
@@ -597,11 +611,13 @@ void Checker::checkTrain() {
       if (term.kind != Term::Kind::Name || term.text != "cross_entropy")
         diags.error(term.loc) << "unsupported loss; expected cross_entropy";
     } else if (key == "optimizer") {
-      if (resolveSettingCall(key, term, {"sgd", "adam"}, config.optimizer) &&
+      if (resolveSettingCall(key, term, {"sgd", "adam", "adamw"}, config.optimizer) &&
           config.optimizer.name == "sgd" && config.optimizer.args["nesterov"].boolValue &&
-          config.optimizer.args["momentum"].floats[0] <= 0)
+          (config.optimizer.args["momentum"].floats[0] <= 0 ||
+           config.optimizer.args["dampening"].floats[0] != 0))
         // PyTorch: "Nesterov momentum requires a momentum and zero dampening".
-        diags.error(term.loc) << "sgd with nesterov=true needs momentum > 0";
+        diags.error(term.loc)
+            << "sgd with nesterov=true needs momentum > 0 and dampening = 0";
     } else if (key == "batch" || key == "batch_size") {
       positiveInt(setting, config.batchSize);
     } else if (key == "epochs") {

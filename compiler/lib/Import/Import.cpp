@@ -223,7 +223,11 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         nn::inferBatchNormShape(emitError, in, layer.intAttr("num_features")),
         input, s.weight, s.bias, s.runningMean, s.runningVar, s.numBatchesTracked,
         builder.getF64FloatAttr(layer.floatAttr("eps")),
-        builder.getF64FloatAttr(layer.floatAttr("momentum")), UnitAttr());
+        // momentum=None (the cumulative average) is no attribute at all.
+        layer.attr("momentum").isNone
+            ? FloatAttr()
+            : builder.getF64FloatAttr(layer.floatAttr("momentum")),
+        UnitAttr());
   }
   if (kind == "relu")
     return build<nn::ReluOp>(path, callLoc, nn::Shape(in.begin(), in.end()), input);
@@ -305,7 +309,10 @@ Attribute toAttr(Builder &b, const AttrValue &value) {
   switch (value.kind) {
   case AttrValue::Kind::Int: return b.getI64IntegerAttr(value.ints[0]);
   case AttrValue::Kind::IntPair: return b.getI64ArrayAttr(value.ints);
-  case AttrValue::Kind::Float: return b.getF64FloatAttr(value.floats[0]);
+  case AttrValue::Kind::Float:
+    if (value.isNone)
+      return b.getUnitAttr();
+    return b.getF64FloatAttr(value.floats[0]);
   case AttrValue::Kind::FloatPair: return b.getF64ArrayAttr(value.floats);
   case AttrValue::Kind::Bool: return b.getBoolAttr(value.boolValue);
   case AttrValue::Kind::Name: return b.getStringAttr(value.name);

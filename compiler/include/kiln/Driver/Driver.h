@@ -4,6 +4,7 @@
 
 #include "kiln/Frontend/AST.h"
 
+#include "kiln/Dialect/NN/Transforms/Passes.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -50,6 +51,12 @@ struct InferenceOptions {
 /// unusable on failure.
 mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
                                         const InferenceOptions &options);
+
+/// The training pipeline on the nn dialect: nn-autodiff adds @train_step
+/// (parameters are its arguments: no weights are bound). Errors are
+/// reported; the module is left unusable on failure.
+mlir::LogicalResult prepareForTraining(mlir::ModuleOp module,
+                                       const nn::AutodiffOptions &options);
 
 } // namespace kiln
 

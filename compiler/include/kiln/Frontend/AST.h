@@ -56,6 +56,9 @@ struct AttrValue {
   int64_t ints[2] = {0, 0};
   double floats[2] = {0, 0};
   bool boolValue = false;
+  // `None` where the parameter takes it (BatchNorm's momentum=None, the
+  // cumulative average): no number at all, so it cannot be mistaken for one.
+  bool isNone = false;
   std::string name;
   SourceLoc loc; // of the argument, or of the constructor for a default
 };

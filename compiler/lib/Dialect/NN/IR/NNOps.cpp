@@ -103,9 +103,12 @@ static LogicalResult verifyInferredShape(BatchNormOp op) {
   if (!(op.eps().convertToDouble() > 0))
     return op.emitOpError() << "eps must be > 0, got "
                             << formatNumber(op.eps().convertToDouble());
-  double momentum = op.momentum().convertToDouble();
-  if (!(momentum >= 0 && momentum <= 1))
-    return op.emitOpError() << "momentum must be in [0, 1], got " << formatNumber(momentum);
+  // No momentum: PyTorch's momentum=None, the cumulative average.
+  if (op.momentum()) {
+    double momentum = op.momentum()->convertToDouble();
+    if (!(momentum >= 0 && momentum <= 1))
+      return op.emitOpError() << "momentum must be in [0, 1], got " << formatNumber(momentum);
+  }
   Optional<int64_t> channels;
   if (failed(verifyBatchNormState(op, channels)))
     return failure();

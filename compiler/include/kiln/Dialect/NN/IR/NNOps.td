@@ -109,7 +109,10 @@ def NN_BatchNormOp : NN_LayerOp<"batch_norm", [AttrSizedOperandSegments]> {
     there are none (PyTorch does the same). In training mode it normalizes with
     the batch statistics (biased variance), and the training step updates the
     running statistics with `momentum` and the unbiased variance, as PyTorch
-    does.
+    does. Without `momentum` (PyTorch's `momentum=None`) the running
+    statistics are the cumulative average (momentum 1 / num_batches_tracked
+    after its increment); eval mode reads them the same either way.
+    nn-autodiff expands a BatchNorm into the ops of NNTrainOps.td.
 
     ```mlir
     %y = nn.batch_norm %x weight %g bias %b running_mean %m running_var %v num_batches_tracked %n {eps = 1.0e-05 : f64, momentum = 1.0e-01 : f64} : (...) -> tensor<?x128xf32>
@@ -121,7 +124,8 @@ def NN_BatchNormOp : NN_LayerOp<"batch_norm", [AttrSizedOperandSegments]> {
                        Optional<NN_Tensor>:$running_mean,
                        Optional<NN_Tensor>:$running_var,
                        Optional<0DTensorOf<[I64]>>:$num_batches_tracked,
-                       F64Attr:$eps, F64Attr:$momentum, UnitAttr:$training);
+                       F64Attr:$eps, OptionalAttr<F64Attr>:$momentum,
+                       UnitAttr:$training);
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = [{
     $input (`weight` $weight^)? (`bias` $bias^)?
@@ -242,5 +246,7 @@ def NN_FlattenOp : NN_LayerOp<"flatten"> {
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
+
+include "kiln/Dialect/NN/IR/NNTrainOps.td"
 
 #endif // KILN_DIALECT_NN_IR_NNOPS_TD

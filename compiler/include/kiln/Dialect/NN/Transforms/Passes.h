@@ -10,6 +10,20 @@
 
 namespace kiln::nn {
 
+/// Names nn-autodiff gives what it builds (Passes.td: Autodiff).
+constexpr llvm::StringLiteral kTrainStepFunc = "train_step";
+constexpr llvm::StringLiteral kStateKeyAttr = "nn.state_key";
+constexpr llvm::StringLiteral kBatchAttr = "nn.batch";
+constexpr llvm::StringLiteral kMetricAttr = "nn.metric";
+
+/// nn-autodiff's options (the command line over the train section): an
+/// empty optimizer or a negative number keeps the train section's.
+struct AutodiffOptions {
+  std::string optimizer;
+  double lr = -1, momentum = -1, weightDecay = -1;
+};
+std::unique_ptr<mlir::Pass> createAutodiffPass();
+std::unique_ptr<mlir::Pass> createAutodiffPass(const AutodiffOptions &options);
 std::unique_ptr<mlir::Pass> createFoldBatchNormPass();
 std::unique_ptr<mlir::Pass> createFuseActivationsPass();
 

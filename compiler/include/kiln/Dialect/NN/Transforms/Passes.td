@@ -46,4 +46,49 @@ def FuseActivations : Pass<"nn-fuse-activations", "mlir::FuncOp"> {
   let constructor = "kiln::nn::createFuseActivationsPass()";
 }
 
+def Autodiff : Pass<"nn-autodiff", "mlir::ModuleOp"> {
+  let summary = "Build the training step @train_step from @forward and kiln.train";
+  let description = [{
+    For training. From `func @forward` and the module's `kiln.train`
+    dictionary (the model's train section: `loss`, `optimizer` and its
+    hyper-parameters, `seed`), adds `func @train_step`:
+
+      (input [N, ...] f32, labels [N] i64,
+       every parameter and buffer in state_dict order,
+       the optimizer state of every parameter that gets a gradient
+         (`<key>.momentum_buffer` for SGD with momentum; `<key>.exp_avg`,
+          `<key>.exp_avg_sq` for Adam and AdamW), `step` (i64))
+      -> (loss f32, correct i64, the new value of every state argument, in
+          the same order)
+
+    Each state argument and result carries its `nn.state_key` (the
+    state_dict key, or the derived optimizer-state name); the batch
+    arguments carry `nn.batch` ("input", "labels"), loss and count
+    `nn.metric`. The body: the step count incremented (nn.increment, t from
+    1), the forward in train mode (BatchNorm expanded into
+    nn.batch_norm_stats + nn.batch_norm_normalize, and
+    nn.running_stats_update where it tracks running statistics; dropout as
+    nn.dropout_mask + nn.mul), nn.cross_entropy, the reverse-mode backward
+    with one explicit gradient op per forward op (gradients of a value with
+    several uses summed with nn.add), and one optimizer update op per
+    parameter. A parameter that nothing in forward uses gets no gradient,
+    no optimizer state and no update, as in PyTorch (its grad is None).
+    `@forward` is kept as it is (eval mode).
+
+    Options override the train section (kilnc's command line); a negative
+    number or an empty string means "from the train section".
+  }];
+  let constructor = "kiln::nn::createAutodiffPass()";
+  let options = [
+    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"\"",
+           "sgd, adam or adamw instead of the train section's (another "
+           "optimizer than the section's starts from PyTorch's defaults)">,
+    Option<"lr", "lr", "double", /*default=*/"-1", "Learning rate">,
+    Option<"momentum", "momentum", "double", /*default=*/"-1",
+           "SGD's momentum">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"-1",
+           "Weight decay (L2 for sgd and adam, decoupled for adamw)">
+  ];
+}
+
 #endif // KILN_DIALECT_NN_TRANSFORMS_PASSES_TD
