@@ -14,6 +14,8 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
 
+#include "TrainLowering.h"
+
 #include "kiln/Dialect/NN/IR/BatchNormFold.h"
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/IR/Utils.h"
@@ -74,6 +76,8 @@ constexpr float kLogFloatMax = 88.7228394f;
 // no-NaNs flag, so an is_nan() of a fused layer's accumulator (the FMA's
 // result) is folded to false (relu(linear(x)) gave 0 where PyTorch gives
 // NaN for 0 · Inf); integer operations carry no such assumption.
+} // namespace
+
 Halide::Expr isNan(Halide::Expr x) {
   Halide::Expr bits = Halide::reinterpret(Halide::Int(32), x) & 0x7fffffff;
   return bits > 0x7f800000;
@@ -89,6 +93,8 @@ Halide::Expr sigmoid(Halide::Expr x) {
   y = Halide::select(-x > kLogFloatMax, 0.0f, y);
   return Halide::select(isNan(x), x, y);
 }
+
+namespace {
 
 /// max with torch.max_pool2d's NaN rule: a NaN wins.
 Halide::Expr maxPropagatingNan(Halide::Expr current, Halide::Expr tap) {
@@ -201,6 +207,8 @@ private:
   /// build take 96.9 s instead of 27.6 (bench/build-time.sh).
   void realizeLayouts();
   FailureOr<Tensor> build(Operation *op);
+  /// A training-step op (TrainLowering.cpp): a Func per result.
+  LogicalResult buildTrain(Operation *op);
   FailureOr<Halide::Func> weightTensor(Operation *user, Value value);
   FailureOr<Halide::Func> foldedTensor(nn::FoldBatchNormOp fold, unsigned result);
   Halide::Func packed(Operation *op, StringRef role, Halide::Func layout,
@@ -429,6 +437,41 @@ void Builder::cutStage(Value value) {
   weightTensors.clear();
 }
 
+LogicalResult Builder::buildTrain(Operation *op) {
+  stage().training = true;
+  TrainContext context{[&](Value value) { return valueOf(value).func; },
+                       [&, op](StringRef role) { return nameFor(op, role); }, stage().batch(),
+                       &stage().layers};
+  FailureOr<std::vector<Halide::Func>> funcs = buildTrainOp(op, context);
+  if (failed(funcs))
+    return failure();
+  for (unsigned i = 0; i < op->getNumResults(); ++i)
+    values[op->getResult(i)] = Tensor{(*funcs)[i], shapeOf(op->getResult(i))};
+  return success();
+}
+
+/// The Halide type of a tensor type's elements: f32, or i64 (labels and
+/// counters).
+FailureOr<Halide::Type> elementTypeOf(FuncOp function, Type type) {
+  Type element = type.cast<ShapedType>().getElementType();
+  if (element.isF32())
+    return Halide::Float(32);
+  if (element.isInteger(64))
+    return Halide::Int(64);
+  return LogicalResult(function.emitError() << "code generation supports f32 and i64 tensors, not "
+                                            << type);
+}
+
+/// The key an argument or result's attributes give it (EntryTensor::key).
+std::string keyOf(DictionaryAttr attrs) {
+  if (!attrs)
+    return "";
+  for (StringRef name : {"nn.state_key", "nn.metric", "nn.batch"})
+    if (auto key = attrs.getAs<StringAttr>(name))
+      return key.getValue().str();
+  return "";
+}
+
 /// Whether `op` is one of the layers LoweringOptions::stageLayers counts.
 bool isHeavy(Operation &op) { return isa<nn::LinearOp, nn::Conv2DOp>(op); }
 
@@ -445,9 +488,12 @@ LogicalResult Builder::run(FuncOp function) {
     std::string name = function.getNumArguments() == 1
                            ? "input"
                            : "input" + std::to_string(argument.getArgNumber());
+    FailureOr<Halide::Type> type = elementTypeOf(function, argument.getType());
+    if (failed(type))
+      return failure();
     EntryTensor entry{name, shape, !shape.empty() && shape[0] < 0,
-                      Halide::ImageParam(Halide::Float(32), static_cast<int>(shape.size()), name),
-                      Halide::Func()};
+                      Halide::ImageParam(*type, static_cast<int>(shape.size()), name),
+                      Halide::Func(), *type, keyOf(function.getArgAttrDict(argument.getArgNumber()))};
     if (elementsOf(shape) < 0)
       return function.emitError() << "argument " << argument.getArgNumber()
                                   << " is too large for the generated code (over 2^31 - 1 "
@@ -497,9 +543,13 @@ LogicalResult Builder::run(FuncOp function) {
         std::vector<Halide::Var> vars = makeVars(result.shape.size());
         Halide::Func out(name);
         out(vars) = result.func(vars);
+        FailureOr<Halide::Type> type = elementTypeOf(function, ret.getOperand(i).getType());
+        if (failed(type))
+          return failure();
         stage().outputs.push_back(EntryTensor{name, result.shape,
                                               !result.shape.empty() && result.shape[0] < 0,
-                                              Halide::ImageParam(), out});
+                                              Halide::ImageParam(), out, *type,
+                                              keyOf(function.getResultAttrDict(i))});
       }
       model.outputs = stage().outputs;
       realizeLayouts();
@@ -507,10 +557,15 @@ LogicalResult Builder::run(FuncOp function) {
     }
     if (failed(checkIndexable(&op)))
       return failure();
-    FailureOr<Tensor> tensor = build(&op);
-    if (failed(tensor))
-      return failure();
-    values[op.getResult(0)] = *tensor;
+    if (isTrainOp(&op)) {
+      if (failed(buildTrain(&op)))
+        return failure();
+    } else {
+      FailureOr<Tensor> tensor = build(&op);
+      if (failed(tensor))
+        return failure();
+      values[op.getResult(0)] = *tensor;
+    }
     for (Value operand : op.getOperands())
       if (lastUse.lookup(operand) == &op)
         live.erase(operand);

@@ -208,6 +208,47 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   out.specialize(batch >= 2).parallel(args[3]);
 }
 
+/// Static elements of a Func above which its outermost dimension runs in
+/// parallel (the batch counted as 16 rows, the fixtures' batch). Not yet
+/// measured: a first choice of about 16 µs of element-wise work, where the
+/// pool's start-up (about a microsecond) no longer matters.
+constexpr int64_t kParallelElements = 16 * 1024;
+
+/// A training-step Func (or, in a training step, a forward element-wise
+/// layer), computed whole: every stage vectorized over the innermost pure
+/// dimension by the target's lanes (an update, a reduction, then keeps a
+/// vector of accumulators per step of its RDom), the outermost in parallel
+/// where the Func is large.
+//
+// TODO(train-kernels, next step): the matrix products of the backward pass
+// (nn.linear_grad_input dX = dY·W, nn.linear_grad_weight dW = dYᵀ·X, and
+// the conv2d_grad_input / conv2d_grad_weight reductions) go through the one
+// register-blocked matrix-product schedule that scheduleLinear implements
+// for the forward Y = X·Wᵀ: factor scheduleLinear's block (panels × rows,
+// TargetInfo::linearPanels/linearRows, reduction innermost) into a function
+// of (output Func, accumulator Func, row and column vars, reduction RVar)
+// and call it from here for those ops, rather than writing three copies.
+void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
+  Halide::Func f = layer.output;
+  f.compute_root();
+  std::vector<Halide::Var> args = f.args();
+  if (args.empty())
+    return;
+  int64_t inner = layer.shape.empty() ? 1 : layer.shape.back();
+  bool vectorize = inner < 0 || inner >= target.lanes;
+  int64_t elements = 1;
+  for (int64_t extent : layer.shape)
+    elements *= extent < 0 ? 16 : extent;
+  bool parallel = args.size() >= 2 && elements >= kParallelElements;
+  for (int i = 0; i <= f.num_update_definitions(); ++i) {
+    Halide::Stage stage = i == 0 ? Halide::Stage(f) : f.update(i - 1);
+    if (parallel)
+      stage.parallel(args.back());
+    if (vectorize)
+      stage.vectorize(args[0], target.lanes, TailStrategy::GuardWithIf);
+  }
+}
+
 } // namespace
 
 void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
@@ -240,8 +281,15 @@ void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
       // Once per call, whole, before the layer that reads it.
       layer.output.compute_root();
       break;
+    case LayerFuncs::Kind::Train:
+      scheduleWhole(layer, target);
+      break;
     case LayerFuncs::Kind::Elementwise:
-      break; // inlined into its consumer
+      // Inlined into its consumer; in a training step computed whole, since
+      // the backward pass reads it again inside its reductions.
+      if (stage.training)
+        scheduleWhole(layer, target);
+      break;
     }
   }
   for (EntryTensor &output : stage.outputs) {

@@ -63,8 +63,10 @@ struct PackedWeight {
 /// What code generation knows of each layer, for the scheduler.
 struct LayerFuncs {
   /// WeightLayout: a weight's layout computed in the pipeline, because it
-  /// comes from an entry-point argument (state passed in).
-  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats, WeightLayout };
+  /// comes from an entry-point argument (state passed in). Train: a Func of
+  /// a training-step op (TrainLowering.cpp), computed whole; its update
+  /// stages, if any, are a reduction over their RDom.
+  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats, WeightLayout, Train };
   Kind kind;
   std::string name;
   Halide::Func output;
@@ -85,6 +87,13 @@ struct EntryTensor {
   bool batched = true;
   Halide::ImageParam param;   // inputs
   Halide::Func func;          // outputs
+  /// The element type: Float(32), or Int(64) for labels and counters
+  /// (i64 tensors of the IR).
+  Halide::Type type = Halide::Float(32);
+  /// What the IR's attributes call it: the state_dict key of a state
+  /// argument or result (`nn.state_key`), a metric (`nn.metric`: "loss",
+  /// "correct") or a batch (`nn.batch`: "input", "labels"); empty if none.
+  std::string key;
 };
 
 /// One Halide pipeline of an entry point: a run of its layers, the tensors
@@ -101,6 +110,8 @@ struct LoweredStage {
   std::vector<EntryTensor> inputs;
   std::vector<EntryTensor> outputs;
   std::vector<LayerFuncs> layers;   // in graph order
+  /// Whether the stage holds training-step ops (scheduled as one).
+  bool training = false;
   /// External weights only: the load pipeline's inputs and outputs.
   std::vector<StateTensor> stateTensors;
   std::vector<PackedWeight> packedWeights;

@@ -1,0 +1,47 @@
+//===- TrainLowering.h - the training-step ops' Halide builders -*- C++ -*-===//
+//
+// Internal to CodeGen/Halide: what Lowering.cpp's Builder hands the builders
+// of NNTrainOps.td's ops (TrainLowering.cpp), and the expressions both share.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_LIB_CODEGEN_HALIDE_TRAINLOWERING_H
+#define KILN_LIB_CODEGEN_HALIDE_TRAINLOWERING_H
+
+#include "kiln/CodeGen/Halide/Lowering.h"
+
+#include "mlir/IR/Operation.h"
+
+#include <functional>
+
+namespace kiln::codegen {
+
+/// NaN tested on the bits (Lowering.cpp says why).
+Halide::Expr isNan(Halide::Expr x);
+/// relu and sigmoid with PyTorch's results at the edges (Lowering.cpp).
+Halide::Expr relu(Halide::Expr x);
+Halide::Expr sigmoid(Halide::Expr x);
+
+/// What a training-step op's builder reads and where its Funcs go.
+struct TrainContext {
+  /// The Func of an operand (any value the Builder has lowered, entry-point
+  /// arguments included).
+  std::function<Halide::Func(mlir::Value)> funcOf;
+  /// A unique Func name for one of the op's Funcs.
+  std::function<std::string(llvm::StringRef role)> nameFor;
+  /// The batch extent of the stage.
+  Halide::Expr batch;
+  /// Where each Func that the schedule computes whole is recorded.
+  std::vector<LayerFuncs> *layers;
+};
+
+/// Whether `op` is one of NNTrainOps.td's ops.
+bool isTrainOp(mlir::Operation *op);
+
+/// Defines the Funcs of training-step op `op`: one per result, in order.
+/// Errors are reported at `op`.
+mlir::FailureOr<std::vector<Halide::Func>> buildTrainOp(mlir::Operation *op,
+                                                        const TrainContext &context);
+
+} // namespace kiln::codegen
+
+#endif // KILN_LIB_CODEGEN_HALIDE_TRAINLOWERING_H

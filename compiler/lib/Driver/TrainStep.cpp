@@ -1,0 +1,206 @@
+//===- TrainStep.cpp - the compiled training step as a C++ call -----------===//
+#include "kiln/Driver/TrainStep.h"
+
+#include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Dialect/NN/Transforms/Passes.h"
+#include "kiln/runtime/safetensors.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstring>
+#include <map>
+
+namespace kiln {
+
+namespace {
+
+std::vector<int> halideExtents(const std::vector<int64_t> &shape, int64_t batch) {
+  std::vector<int> extents;
+  for (auto it = shape.rbegin(); it != shape.rend(); ++it)
+    extents.push_back(static_cast<int>(*it < 0 ? batch : *it));
+  return extents;
+}
+
+Halide::Buffer<> zeros(const codegen::EntryTensor &tensor) {
+  Halide::Buffer<> buffer(tensor.type, halideExtents(tensor.shape, 1));
+  std::memset(buffer.data(), 0, buffer.size_in_bytes());
+  return buffer;
+}
+
+/// Whether `key` names optimizer state (absent from a fresh checkpoint):
+/// "step", or another state tensor's key with an optimizer suffix.
+bool isOptimizerState(const std::string &key, const std::map<std::string, size_t> &keys) {
+  if (key == "step")
+    return true;
+  for (const char *suffix : {".momentum_buffer", ".exp_avg", ".exp_avg_sq"}) {
+    size_t n = std::strlen(suffix);
+    if (key.size() > n && key.compare(key.size() - n, n, suffix) == 0 &&
+        keys.count(key.substr(0, key.size() - n)))
+      return true;
+  }
+  return false;
+}
+
+std::string message(kiln_status_t status) {
+  std::string text = kiln_status_message(status);
+  kiln_status_free(status);
+  return text;
+}
+
+} // namespace
+
+std::unique_ptr<TrainStep> TrainStep::create(mlir::ModuleOp module,
+                                             const codegen::LoweringOptions &options) {
+  mlir::FailureOr<codegen::LoweredModel> lowered =
+      codegen::lowerToHalide(module, options, nn::kTrainStepFunc);
+  if (failed(lowered))
+    return nullptr;
+  std::unique_ptr<TrainStep> step(new TrainStep());
+  step->model = std::move(*lowered);
+  step->target = options.target.target;
+  codegen::LoweredModel &model = step->model;
+  std::map<std::string, size_t> outputs;
+  for (size_t i = 0; i < model.outputs.size(); ++i) {
+    const std::string &key = model.outputs[i].key;
+    if (key == "loss")
+      step->lossOutput = i;
+    else if (key == "correct")
+      step->correctOutput = i;
+    else
+      outputs[key] = i;
+  }
+  for (size_t i = 0; i < model.inputs.size(); ++i) {
+    const codegen::EntryTensor &in = model.inputs[i];
+    auto out = outputs.find(in.key);
+    if (in.batched || out == outputs.end())
+      continue;
+    step->slots.push_back(Slot{in.key, i, out->second, zeros(in), zeros(in)});
+  }
+  step->loss = Halide::Buffer<float>::make_scalar();
+  step->correct = Halide::Buffer<int64_t>::make_scalar();
+  mlir::FuncOp function = module.lookupSymbol<mlir::FuncOp>(nn::kTrainStepFunc);
+  function.walk([&](nn::CrossEntropyOp ce) {
+    step->numClasses = ce.logits().getType().cast<mlir::RankedTensorType>().getShape()[1];
+  });
+  function.walk([&](nn::BatchNormStatsOp stats) {
+    auto shape = stats.input().getType().cast<mlir::RankedTensorType>().getShape();
+    if (shape.size() == 2)
+      step->minBatch = 2;
+  });
+  try {
+    model.compileJit(step->target);
+  } catch (const Halide::Error &error) {
+    function.emitError() << "Halide: " << error.what();
+    return nullptr;
+  }
+  return step;
+}
+
+std::vector<std::string> TrainStep::stateKeys() const {
+  std::vector<std::string> keys;
+  for (const Slot &slot : slots)
+    keys.push_back(slot.key);
+  return keys;
+}
+
+Halide::Buffer<> *TrainStep::state(const std::string &key) {
+  for (Slot &slot : slots)
+    if (slot.key == key)
+      return &slot.current;
+  return nullptr;
+}
+
+int64_t TrainStep::sampleSize() const {
+  int64_t count = 1;
+  for (size_t d = 1; d < model.inputs[0].shape.size(); ++d)
+    count *= model.inputs[0].shape[d];
+  return count;
+}
+
+bool TrainStep::loadState(const std::string &path, std::string &error) {
+  kiln_safetensors_t *file = nullptr;
+  if (kiln_status_t status = kiln_safetensors_open(path.c_str(), &file)) {
+    error = message(status);
+    return false;
+  }
+  std::unique_ptr<kiln_safetensors_t, void (*)(kiln_safetensors_t *)> closer(
+      file, kiln_safetensors_close);
+  std::map<std::string, size_t> keys;
+  for (size_t i = 0; i < slots.size(); ++i)
+    keys[slots[i].key] = i;
+  std::vector<Halide::Buffer<>> loaded;
+  for (const Slot &slot : slots) {
+    const codegen::EntryTensor &tensor = model.inputs[slot.input];
+    Halide::Buffer<> buffer = zeros(tensor);
+    kiln_tensor_info_t info;
+    if (kiln_status_t status = kiln_safetensors_find(file, slot.key.c_str(), &info)) {
+      kiln_status_free(status);
+      if (!isOptimizerState(slot.key, keys)) {
+        error = path + ": no tensor '" + slot.key + "'";
+        return false;
+      }
+      loaded.push_back(buffer);
+      continue;
+    }
+    bool shapeMatches = info.rank == tensor.shape.size();
+    for (size_t d = 0; shapeMatches && d < info.rank; ++d)
+      shapeMatches = info.shape[d] == tensor.shape[d];
+    if (!shapeMatches) {
+      error = path + ": tensor '" + slot.key + "' has another shape than the model's";
+      return false;
+    }
+    kiln_status_t status =
+        tensor.type == Halide::Float(32)
+            ? kiln_safetensors_read_f32(file, slot.key.c_str(), info.count,
+                                        static_cast<float *>(buffer.data()))
+            : kiln_safetensors_read_i64(file, slot.key.c_str(), info.count,
+                                        static_cast<int64_t *>(buffer.data()));
+    if (status) {
+      error = message(status);
+      return false;
+    }
+    loaded.push_back(buffer);
+  }
+  for (size_t i = 0; i < slots.size(); ++i)
+    std::memcpy(slots[i].current.data(), loaded[i].data(), loaded[i].size_in_bytes());
+  return true;
+}
+
+bool TrainStep::step(const float *inputs, const int64_t *labels, int64_t batch, StepMetrics &out,
+                     std::string &error) {
+  if (batch < minBatch) {
+    error = "expected more than 1 value per channel when training, got a batch of " +
+            std::to_string(batch);
+    return false;
+  }
+  for (int64_t i = 0; i < batch; ++i)
+    if (labels[i] < 0 || labels[i] >= numClasses) {
+      error = "label " + std::to_string(labels[i]) + " of sample " + std::to_string(i) +
+              " is out of bounds: the model has " + std::to_string(numClasses) + " classes";
+      return false;
+    }
+  Halide::Buffer<float> x(const_cast<float *>(inputs), halideExtents(model.inputs[0].shape, batch));
+  Halide::Buffer<int64_t> y(const_cast<int64_t *>(labels), static_cast<int>(batch));
+  model.inputs[0].param.set(x);
+  model.inputs[1].param.set(y);
+  std::vector<Halide::Buffer<>> results(model.outputs.size());
+  results[lossOutput] = loss;
+  results[correctOutput] = correct;
+  for (Slot &slot : slots) {
+    model.inputs[slot.input].param.set(slot.current);
+    results[slot.output] = slot.next;
+  }
+  try {
+    model.realize(Halide::Realization(results), target);
+  } catch (const Halide::Error &e) {
+    error = std::string("Halide: ") + e.what();
+    return false;
+  }
+  for (Slot &slot : slots)
+    std::swap(slot.current, slot.next);
+  out.loss = loss();
+  out.correct = correct();
+  return true;
+}
+
+} // namespace kiln
