@@ -1,0 +1,473 @@
+//===- TrainGradientTest.cpp - gradient ops against finite differences ----===//
+//
+// Each gradient op of NNTrainOps.td, lowered to Halide and JIT-run in f32,
+// against central differences of a plain double-precision forward written
+// here: for a loss L = Σ r · forward(params) with random weights r (the
+// op's output_grad), every element of every gradient the op gives must be
+// (L(p + h) − L(p − h)) / 2h within 1e-4 · (1 + |fd|), h = 1e-4 (1e-2 for
+// logits of ±1e4).
+//
+// Why that tolerance: the ops evaluate sums of at most ~50 products of
+// values below ~10 in f32 (relative error about 1e-6 of the terms), and
+// the double forward's central difference is exact up to O(h²) (the
+// linear and pooling forwards exactly, being linear), so a correct op lands
+// within about 1e-5; a wrong index, stride, padding, missing term or tie
+// rule moves gradients by the size of a term (0.01 to 1), 100 to 10000
+// tolerances. Max pooling and relu are differentiated away from ties and
+// zero (inputs distinct, |x| >= 0.05); their tie rules are checked
+// directly (PyTorch's: the first maximum, 0 at exactly 0).
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Driver/Driver.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+struct Tensor {
+  Shape shape; // batch included
+  std::vector<double> data;
+  int64_t size() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+};
+using Tensors = std::map<std::string, Tensor>;
+
+/// splitmix64 in [lo, hi).
+struct Random {
+  uint64_t state;
+  double uniform(double lo, double hi) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * static_cast<double>(z >> 11) * 0x1.0p-53;
+  }
+};
+
+Tensor random(Shape shape, Random &rng, double lo = -1, double hi = 1, double awayFromZero = 0) {
+  Tensor t{shape, {}};
+  t.data.resize(t.size());
+  for (double &v : t.data) {
+    do
+      v = static_cast<float>(rng.uniform(lo, hi)); // exactly representable in f32
+    while (std::fabs(v) < awayFromZero);
+  }
+  return t;
+}
+
+/// An op's test: the IR of @step, its arguments (tensor names; "labels" is
+/// the i64 label vector), for each result the tensor it is the gradient of
+/// ("" for a result not checked), and the double loss.
+struct GradCase {
+  std::string ir;
+  std::vector<std::string> arguments;
+  std::vector<std::string> gradientOf;
+  Tensors tensors;
+  std::vector<int64_t> labels;
+  std::function<double(const Tensors &)> loss;
+  double h = 1e-4;
+};
+
+struct Context {
+  mlir::MLIRContext context;
+  std::string diagnostics;
+  std::unique_ptr<mlir::ScopedDiagnosticHandler> handler;
+  Context() {
+    mlir::DialectRegistry registry;
+    kiln::registerKilnDialects(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+    handler = std::make_unique<mlir::ScopedDiagnosticHandler>(&context, [&](mlir::Diagnostic &d) {
+      diagnostics += d.str() + "\n";
+      return mlir::success();
+    });
+  }
+};
+
+std::vector<int> extents(const Shape &shape) { return std::vector<int>(shape.rbegin(), shape.rend()); }
+
+/// Runs @step on the case's tensors: its results, as doubles.
+std::vector<std::vector<double>> run(const GradCase &c) {
+  Context ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceString(c.ir, &ctx.context);
+  EXPECT_TRUE(module) << ctx.diagnostics;
+  if (!module)
+    return {};
+  mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+      kiln::codegen::lowerToHalide(*module, {}, "step");
+  EXPECT_TRUE(succeeded(lowered)) << ctx.diagnostics;
+  if (failed(lowered))
+    return {};
+  kiln::codegen::LoweredModel &model = *lowered;
+  std::vector<Halide::Buffer<float>> floats;
+  Halide::Buffer<int64_t> labels;
+  for (size_t i = 0; i < c.arguments.size(); ++i) {
+    if (c.arguments[i] == "labels") {
+      labels = Halide::Buffer<int64_t>(static_cast<int>(c.labels.size()));
+      for (size_t k = 0; k < c.labels.size(); ++k)
+        labels(static_cast<int>(k)) = c.labels[k];
+      model.inputs[i].param.set(labels);
+      continue;
+    }
+    const Tensor &t = c.tensors.at(c.arguments[i]);
+    Halide::Buffer<float> b(extents(t.shape));
+    for (int64_t k = 0; k < t.size(); ++k)
+      b.data()[k] = static_cast<float>(t.data[k]);
+    floats.push_back(b);
+    model.inputs[i].param.set(b);
+  }
+  int64_t batch = c.tensors.at(c.arguments[0] == "labels" ? c.arguments[1] : c.arguments[0]).shape[0];
+  std::vector<Halide::Buffer<>> outs;
+  for (const kiln::codegen::EntryTensor &out : model.outputs) {
+    Shape shape = out.shape;
+    if (!shape.empty() && shape[0] < 0)
+      shape[0] = batch;
+    outs.push_back(Halide::Buffer<>(out.type, extents(shape)));
+  }
+  model.realize(Halide::Realization(outs), Halide::get_jit_target_from_environment());
+  std::vector<std::vector<double>> results;
+  for (Halide::Buffer<> &b : outs) {
+    std::vector<double> values(b.number_of_elements());
+    for (size_t k = 0; k < values.size(); ++k)
+      values[k] = static_cast<const float *>(b.data())[k];
+    results.push_back(values);
+  }
+  return results;
+}
+
+void expectGradients(const GradCase &c) {
+  std::vector<std::vector<double>> results = run(c);
+  ASSERT_EQ(results.size(), c.gradientOf.size());
+  for (size_t r = 0; r < results.size(); ++r) {
+    if (c.gradientOf[r].empty())
+      continue;
+    Tensors t = c.tensors;
+    Tensor &p = t.at(c.gradientOf[r]);
+    ASSERT_EQ(results[r].size(), p.data.size()) << c.gradientOf[r];
+    for (size_t k = 0; k < p.data.size(); ++k) {
+      double saved = p.data[k];
+      p.data[k] = saved + c.h;
+      double up = c.loss(t);
+      p.data[k] = saved - c.h;
+      double down = c.loss(t);
+      p.data[k] = saved;
+      double fd = (up - down) / (2 * c.h);
+      EXPECT_NEAR(results[r][k], fd, 1e-4 * (1 + std::fabs(fd)))
+          << "d loss / d " << c.gradientOf[r] << "[" << k << "]";
+    }
+  }
+}
+
+double dot(const Tensor &r, const std::vector<double> &y) {
+  double sum = 0;
+  for (size_t k = 0; k < y.size(); ++k)
+    sum += r.data[k] * y[k];
+  return sum;
+}
+
+TEST(GradientCheck, Linear) {
+  Random rng{1};
+  GradCase c;
+  const int n = 5, in = 4, out = 3;
+  c.tensors = {{"dy", random({n, out}, rng)}, {"x", random({n, in}, rng)},
+               {"w", random({out, in}, rng)}, {"b", random({out}, rng)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x3xf32>, %x: tensor<?x4xf32>, %w: tensor<3x4xf32>)
+        -> (tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>) {
+      %dx = nn.linear_grad_input %dy, %w : (tensor<?x3xf32>, tensor<3x4xf32>) -> tensor<?x4xf32>
+      %dw = nn.linear_grad_weight %dy, %x : (tensor<?x3xf32>, tensor<?x4xf32>) -> tensor<3x4xf32>
+      %db = nn.linear_grad_bias %dy : (tensor<?x3xf32>) -> tensor<3xf32>
+      return %dx, %dw, %db : tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>
+    })mlir";
+  c.arguments = {"dy", "x", "w"};
+  c.gradientOf = {"x", "w", "b"};
+  c.loss = [=](const Tensors &t) {
+    const Tensor &x = t.at("x"), &w = t.at("w"), &b = t.at("b");
+    std::vector<double> y(n * out);
+    for (int i = 0; i < n; ++i)
+      for (int o = 0; o < out; ++o) {
+        double s = b.data[o];
+        for (int k = 0; k < in; ++k)
+          s += x.data[i * in + k] * w.data[o * in + k];
+        y[i * out + o] = s;
+      }
+    return dot(t.at("dy"), y);
+  };
+  expectGradients(c);
+}
+
+// Stride 2, padding 1, a non-square kernel: 5x6 input, 3x2 kernel.
+TEST(GradientCheck, Conv2DStridePaddingBias) {
+  Random rng{2};
+  const int n = 2, ci = 2, h = 5, w = 6, co = 3, kh = 3, kw = 2, s = 2, p = 1;
+  const int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1; // 3, 4
+  GradCase c;
+  c.tensors = {{"dy", random({n, co, oh, ow}, rng)}, {"x", random({n, ci, h, w}, rng)},
+               {"w", random({co, ci, kh, kw}, rng)}, {"b", random({co}, rng)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x3x3x4xf32>, %x: tensor<?x2x5x6xf32>, %w: tensor<3x2x3x2xf32>)
+        -> (tensor<?x2x5x6xf32>, tensor<3x2x3x2xf32>, tensor<3xf32>) {
+      %dx = nn.conv2d_grad_input %dy, %w {padding = [1, 1], stride = [2, 2]} : (tensor<?x3x3x4xf32>, tensor<3x2x3x2xf32>) -> tensor<?x2x5x6xf32>
+      %dw = nn.conv2d_grad_weight %dy, %x {padding = [1, 1], stride = [2, 2]} : (tensor<?x3x3x4xf32>, tensor<?x2x5x6xf32>) -> tensor<3x2x3x2xf32>
+      %db = nn.conv2d_grad_bias %dy : (tensor<?x3x3x4xf32>) -> tensor<3xf32>
+      return %dx, %dw, %db : tensor<?x2x5x6xf32>, tensor<3x2x3x2xf32>, tensor<3xf32>
+    })mlir";
+  c.arguments = {"dy", "x", "w"};
+  c.gradientOf = {"x", "w", "b"};
+  c.loss = [=](const Tensors &t) {
+    const Tensor &x = t.at("x"), &wt = t.at("w"), &b = t.at("b");
+    std::vector<double> y(n * co * oh * ow);
+    for (int in = 0; in < n; ++in)
+      for (int o = 0; o < co; ++o)
+        for (int yy = 0; yy < oh; ++yy)
+          for (int xx = 0; xx < ow; ++xx) {
+            double sum = b.data[o];
+            for (int i = 0; i < ci; ++i)
+              for (int ky = 0; ky < kh; ++ky)
+                for (int kx = 0; kx < kw; ++kx) {
+                  int iy = yy * s - p + ky, ix = xx * s - p + kx;
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                    continue;
+                  sum += x.data[((in * ci + i) * h + iy) * w + ix] *
+                         wt.data[((o * ci + i) * kh + ky) * kw + kx];
+                }
+            y[((in * co + o) * oh + yy) * ow + xx] = sum;
+          }
+    return dot(t.at("dy"), y);
+  };
+  expectGradients(c);
+}
+
+/// Train-mode BatchNorm's output in double: batch mean, biased variance.
+std::vector<double> batchNorm(const Tensor &x, const Tensor *g, const Tensor *b, double eps) {
+  int64_t n = x.shape[0], ch = x.shape[1], inner = x.size() / (n * ch);
+  std::vector<double> y(x.size());
+  for (int64_t c = 0; c < ch; ++c) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k)
+        mean += x.data[(i * ch + c) * inner + k];
+    mean /= n * inner;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k)
+        var += std::pow(x.data[(i * ch + c) * inner + k] - mean, 2);
+    var /= n * inner;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k) {
+        int64_t at = (i * ch + c) * inner + k;
+        double xhat = (x.data[at] - mean) / std::sqrt(var + eps);
+        y[at] = g ? g->data[c] * xhat + b->data[c] : xhat;
+      }
+  }
+  return y;
+}
+
+TEST(GradientCheck, BatchNorm2DTrainMode) {
+  Random rng{3};
+  GradCase c;
+  c.tensors = {{"dy", random({3, 2, 2, 3}, rng)}, {"x", random({3, 2, 2, 3}, rng, -2, 3)},
+               {"g", random({2}, rng, 0.5, 2)}, {"b", random({2}, rng)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x2x2x3xf32>, %x: tensor<?x2x2x3xf32>, %g: tensor<2xf32>)
+        -> (tensor<?x2x2x3xf32>, tensor<2xf32>, tensor<2xf32>) {
+      %mean, %var = nn.batch_norm_stats %x : (tensor<?x2x2x3xf32>) -> (tensor<2xf32>, tensor<2xf32>)
+      %dx, %dg, %db = nn.batch_norm_grad %dy, %x, %mean, %var weight %g {eps = 1.0e-05 : f64} : (tensor<?x2x2x3xf32>, tensor<?x2x2x3xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> (tensor<?x2x2x3xf32>, tensor<2xf32>, tensor<2xf32>)
+      return %dx, %dg, %db : tensor<?x2x2x3xf32>, tensor<2xf32>, tensor<2xf32>
+    })mlir";
+  c.arguments = {"dy", "x", "g"};
+  c.gradientOf = {"x", "g", "b"};
+  c.loss = [](const Tensors &t) {
+    return dot(t.at("dy"), batchNorm(t.at("x"), &t.at("g"), &t.at("b"), 1e-5));
+  };
+  expectGradients(c);
+}
+
+TEST(GradientCheck, BatchNorm1DTrainModeWithoutAffine) {
+  Random rng{4};
+  GradCase c;
+  c.tensors = {{"dy", random({4, 3}, rng)}, {"x", random({4, 3}, rng, -2, 3)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x3xf32>, %x: tensor<?x3xf32>) -> (tensor<?x3xf32>, tensor<3xf32>, tensor<3xf32>) {
+      %mean, %var = nn.batch_norm_stats %x : (tensor<?x3xf32>) -> (tensor<3xf32>, tensor<3xf32>)
+      %dx, %dg, %db = nn.batch_norm_grad %dy, %x, %mean, %var {eps = 1.0e-03 : f64} : (tensor<?x3xf32>, tensor<?x3xf32>, tensor<3xf32>, tensor<3xf32>) -> (tensor<?x3xf32>, tensor<3xf32>, tensor<3xf32>)
+      return %dx, %dg, %db : tensor<?x3xf32>, tensor<3xf32>, tensor<3xf32>
+    })mlir";
+  c.arguments = {"dy", "x"};
+  c.gradientOf = {"x", "", ""};
+  c.loss = [](const Tensors &t) { return dot(t.at("dy"), batchNorm(t.at("x"), nullptr, nullptr, 1e-3)); };
+  expectGradients(c);
+}
+
+/// An activation's gradient op, from the forward output.
+void activationCase(const std::string &op, std::function<double(double)> f, uint64_t seed) {
+  Random rng{seed};
+  GradCase c;
+  c.tensors = {{"dy", random({3, 5}, rng)}, {"x", random({3, 5}, rng, -3, 3, 0.05)}};
+  c.ir = "func @step(%dy: tensor<?x5xf32>, %x: tensor<?x5xf32>) -> tensor<?x5xf32> {\n"
+         "  %y = nn." + op + " %x : tensor<?x5xf32>\n"
+         "  %dx = nn." + op + "_grad %dy, %y : tensor<?x5xf32>\n"
+         "  return %dx : tensor<?x5xf32>\n}";
+  c.arguments = {"dy", "x"};
+  c.gradientOf = {"x"};
+  c.loss = [f](const Tensors &t) {
+    std::vector<double> y;
+    for (double v : t.at("x").data)
+      y.push_back(f(v));
+    return dot(t.at("dy"), y);
+  };
+  expectGradients(c);
+}
+
+TEST(GradientCheck, Activations) {
+  activationCase("relu", [](double v) { return v > 0 ? v : 0; }, 5);
+  activationCase("sigmoid", [](double v) { return 1 / (1 + std::exp(-v)); }, 6);
+  activationCase("tanh", [](double v) { return std::tanh(v); }, 7);
+}
+
+// threshold_backward: 0 where the forward output is exactly 0 (x = 0, and
+// x < 0), even for an infinite dy.
+TEST(GradientCheck, ReluGradientIsZeroAtZero) {
+  GradCase c;
+  c.tensors = {{"dy", {{1, 4}, {1.5, INFINITY, -2, 3}}}, {"x", {{1, 4}, {0, 0, -1, 2}}}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x4xf32>, %x: tensor<?x4xf32>) -> tensor<?x4xf32> {
+      %y = nn.relu %x : tensor<?x4xf32>
+      %dx = nn.relu_grad %dy, %y : tensor<?x4xf32>
+      return %dx : tensor<?x4xf32>
+    })mlir";
+  c.arguments = {"dy", "x"};
+  std::vector<std::vector<double>> r = run(c);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], (std::vector<double>{0, 0, 0, 3}));
+}
+
+/// Pooling forward in double, [N, C, H, W], no padding.
+std::vector<double> pool(const Tensor &x, int kh, int kw, int sh, int sw, bool isMax) {
+  int64_t n = x.shape[0], ch = x.shape[1], h = x.shape[2], w = x.shape[3];
+  int64_t oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
+  std::vector<double> y;
+  for (int64_t i = 0; i < n * ch; ++i)
+    for (int64_t yy = 0; yy < oh; ++yy)
+      for (int64_t xx = 0; xx < ow; ++xx) {
+        double acc = isMax ? -INFINITY : 0;
+        for (int ky = 0; ky < kh; ++ky)
+          for (int kx = 0; kx < kw; ++kx) {
+            double v = x.data[(i * h + yy * sh + ky) * w + xx * sw + kx];
+            acc = isMax ? std::max(acc, v) : acc + v / (kh * kw);
+          }
+        y.push_back(acc);
+      }
+  return y;
+}
+
+TEST(GradientCheck, AvgPoolNonSquareLeavesRowsOut) {
+  Random rng{8};
+  GradCase c;
+  c.tensors = {{"dy", random({2, 2, 2, 3}, rng)}, {"x", random({2, 2, 5, 3}, rng)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x2x2x3xf32>) -> tensor<?x2x5x3xf32> {
+      %dx = nn.avg_pool2d_grad %dy {kernel_size = [2, 1], stride = [2, 1]} : (tensor<?x2x2x3xf32>) -> tensor<?x2x5x3xf32>
+      return %dx : tensor<?x2x5x3xf32>
+    })mlir";
+  c.arguments = {"dy"};
+  c.gradientOf = {"x"};
+  c.loss = [](const Tensors &t) { return dot(t.at("dy"), pool(t.at("x"), 2, 1, 2, 1, false)); };
+  expectGradients(c);
+}
+
+// Overlapping 3x3 windows with stride 2 on 6x6: the last row and column are
+// in no window.
+TEST(GradientCheck, MaxPoolOverlapping) {
+  Random rng{9};
+  GradCase c;
+  c.tensors = {{"dy", random({2, 2, 2, 2}, rng)}, {"x", random({2, 2, 6, 6}, rng, -3, 3)}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x2x2x2xf32>, %x: tensor<?x2x6x6xf32>) -> tensor<?x2x6x6xf32> {
+      %dx = nn.max_pool2d_grad %dy, %x {kernel_size = [3, 3], stride = [2, 2]} : (tensor<?x2x2x2xf32>, tensor<?x2x6x6xf32>) -> tensor<?x2x6x6xf32>
+      return %dx : tensor<?x2x6x6xf32>
+    })mlir";
+  c.arguments = {"dy", "x"};
+  c.gradientOf = {"x"};
+  c.loss = [](const Tensors &t) { return dot(t.at("dy"), pool(t.at("x"), 3, 3, 2, 2, true)); };
+  expectGradients(c);
+}
+
+// Ties: the first maximum in row-major order takes the whole gradient
+// (max_pool2d_with_indices), not both; a NaN wins, the last one.
+TEST(GradientCheck, MaxPoolTiesGoToTheFirstMaximum) {
+  GradCase c;
+  // One 2x4 image, 2x2 windows, stride 2: window 0 is [5 5; 5 1] (a
+  // three-way tie), window 1 is [NaN 2; 9 NaN].
+  c.tensors = {{"dy", {{1, 1, 1, 2}, {10, 20}}},
+               {"x", {{1, 1, 2, 4}, {5, 5, NAN, 2, 5, 1, 9, NAN}}}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x1x1x2xf32>, %x: tensor<?x1x2x4xf32>) -> tensor<?x1x2x4xf32> {
+      %dx = nn.max_pool2d_grad %dy, %x {kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x1x1x2xf32>, tensor<?x1x2x4xf32>) -> tensor<?x1x2x4xf32>
+      return %dx : tensor<?x1x2x4xf32>
+    })mlir";
+  c.arguments = {"dy", "x"};
+  std::vector<std::vector<double>> r = run(c);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], (std::vector<double>{10, 0, 0, 0, 0, 0, 0, 20}));
+}
+
+/// Mean cross-entropy in double.
+double crossEntropy(const Tensor &logits, const std::vector<int64_t> &labels) {
+  int64_t n = logits.shape[0], classes = logits.shape[1];
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double *row = &logits.data[i * classes];
+    double m = *std::max_element(row, row + classes), s = 0;
+    for (int64_t k = 0; k < classes; ++k)
+      s += std::exp(row[k] - m);
+    total += m + std::log(s) - row[labels[i]];
+  }
+  return total / n;
+}
+
+void crossEntropyCase(double scale, double h, uint64_t seed) {
+  Random rng{seed};
+  GradCase c;
+  Tensor logits = random({4, 5}, rng, -3, 3);
+  for (size_t k = 0; k < logits.data.size(); ++k)
+    logits.data[k] = static_cast<float>(logits.data[k] + (k % 3 == 0 ? scale : k % 3 == 1 ? -scale : 0));
+  c.tensors = {{"logits", logits}};
+  c.labels = {0, 2, 4, 1};
+  c.ir = R"mlir(
+    func @step(%logits: tensor<?x5xf32>, %labels: tensor<?xi64>) -> (tensor<?x5xf32>, tensor<f32>) {
+      %loss, %correct = nn.cross_entropy %logits, %labels : (tensor<?x5xf32>, tensor<?xi64>) -> (tensor<f32>, tensor<i64>)
+      %dx = nn.cross_entropy_grad %logits, %labels : (tensor<?x5xf32>, tensor<?xi64>) -> tensor<?x5xf32>
+      return %dx, %loss : tensor<?x5xf32>, tensor<f32>
+    })mlir";
+  c.arguments = {"logits", "labels"};
+  c.gradientOf = {"logits", ""};
+  std::vector<int64_t> labels = c.labels;
+  c.loss = [labels](const Tensors &t) { return crossEntropy(t.at("logits"), labels); };
+  c.h = h;
+  expectGradients(c);
+  std::vector<std::vector<double>> r = run(c);
+  ASSERT_EQ(r.size(), 2u);
+  double want = crossEntropy(logits, labels);
+  EXPECT_NEAR(r[1][0], want, 1e-5 * (1 + std::fabs(want))) << "the loss at scale " << scale;
+}
+
+TEST(GradientCheck, CrossEntropy) { crossEntropyCase(0, 1e-4, 10); }
+// Logits of ±1e4: without the max subtracted, exp overflows (inf/inf = NaN).
+TEST(GradientCheck, CrossEntropyExtremeLogits) { crossEntropyCase(1e4, 1e-2, 11); }
+
+} // namespace
