@@ -61,7 +61,7 @@ std::vector<int> rowTiles(const TargetInfo &target) {
 /// the reduction innermost over k, parallel over row tiles at batch ≥ rows
 /// and over channel panels below (batch 1 is bound by reading the weights).
 void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
-  const int lanes = target.lanes, rows = target.linearRows, panels = target.linearPanels;
+  const int lanes = target.lanes, panels = target.linearPanels;
   Halide::Func out = layer.output, acc = layer.reduction;
   std::vector<Halide::Var> args = out.args(), accArgs = acc.args();
   Halide::Var o = args[0], n = args.back();
