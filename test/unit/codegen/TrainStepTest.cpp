@@ -137,15 +137,18 @@ void expectState(kiln::TrainStep &step, const std::string &path, double rtol, do
   kiln_safetensors_close(file);
 }
 
-class TrainFixture : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(TrainFixture, MatchesPyTorchAfter1And10Steps) {
+/// Runs the fixture case `name` through a JIT-compiled training step: from
+/// its initial state, 10 steps (checked after 1 and after 10); or, `resumed`,
+/// from PyTorch's state after step 1 (parameters, buffers and torch.optim's
+/// state under Kiln's names), steps 2 to 10: what continuing a PyTorch run
+/// in Kiln gives, checked against PyTorch's own 10th step.
+void checkCase(const std::string &name, bool resumed) {
   llvm::json::Value manifest = readJson(kFixtures + "manifest.json");
   const llvm::json::Object *theCase = nullptr;
   for (const llvm::json::Value &c : *manifest.getAsObject()->getArray("cases"))
-    if (c.getAsObject()->getString("name").getValueOr("") == GetParam())
+    if (c.getAsObject()->getString("name").getValueOr("") == name)
       theCase = c.getAsObject();
-  ASSERT_TRUE(theCase) << GetParam();
+  ASSERT_TRUE(theCase) << name;
   const llvm::json::Object &files = *theCase->getObject("files");
   double rtol = *theCase->getObject("tolerance")->getNumber("rtol");
   double atol = *theCase->getObject("tolerance")->getNumber("atol");
@@ -170,7 +173,8 @@ TEST_P(TrainFixture, MatchesPyTorchAfter1And10Steps) {
   std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module);
   ASSERT_TRUE(step) << diagnostics;
   std::string error;
-  ASSERT_TRUE(step->loadState(kFixtures + files.getString("initial")->str(), error)) << error;
+  std::string start = files.getString(resumed ? "after_1" : "initial")->str();
+  ASSERT_TRUE(step->loadState(kFixtures + start, error)) << error;
 
   kiln_array_t *inputs = nullptr;
   ASSERT_EQ(kiln_npy_read_f32((kFixtures + files.getString("inputs")->str()).c_str(), &inputs),
@@ -182,7 +186,7 @@ TEST_P(TrainFixture, MatchesPyTorchAfter1And10Steps) {
   const llvm::json::Array &loss = *losses.getAsObject()->getArray("loss");
   const llvm::json::Array &correct = *losses.getAsObject()->getArray("correct");
   const float *x = static_cast<const float *>(kiln_array_const_data(inputs));
-  for (int i = 0; i < 10; ++i) {
+  for (int i = resumed ? 1 : 0; i < 10; ++i) {
     kiln::StepMetrics metrics;
     ASSERT_TRUE(step->step(x + i * batch * step->sampleSize(), labels.data() + i * batch, batch,
                            metrics, error))
@@ -198,6 +202,14 @@ TEST_P(TrainFixture, MatchesPyTorchAfter1And10Steps) {
   kiln_array_free(inputs);
 }
 
+class TrainFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainFixture, MatchesPyTorchAfter1And10Steps) { checkCase(GetParam(), false); }
+
+class ResumedFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ResumedFixture, ContinuesPyTorchsRunFromItsFirstStep) { checkCase(GetParam(), true); }
+
 std::string caseName(const ::testing::TestParamInfo<std::string> &info) {
   std::string name = info.param;
   for (char &c : name)
@@ -208,6 +220,14 @@ std::string caseName(const ::testing::TestParamInfo<std::string> &info) {
 
 INSTANTIATE_TEST_SUITE_P(Train, TrainFixture,
                          ::testing::Values("batchnorm_net/sgd_nesterov", "mlp_bn/sgd_momentum", "simple_nn_bn/sgd", "lenet_bn/sgd_momentum", "lenet/adam", "bn1d_variants/sgd", "bn1d_variants/sgd_momentum", "bn1d_variants/sgd_nesterov", "bn1d_variants/sgd_momentum_wd", "bn1d_variants/sgd_dampening", "bn1d_variants/adam", "bn1d_variants/adam_wd", "bn1d_variants/adamw", "conv_pools/sgd", "conv_pools/sgd_momentum", "conv_pools/sgd_nesterov", "conv_pools/sgd_momentum_wd", "conv_pools/sgd_dampening", "conv_pools/adam", "conv_pools/adam_wd", "conv_pools/adamw", "bn_cumulative/sgd", "bn_cumulative/sgd_momentum", "bn_cumulative/sgd_nesterov", "bn_cumulative/sgd_momentum_wd", "bn_cumulative/sgd_dampening", "bn_cumulative/adam", "bn_cumulative/adam_wd", "bn_cumulative/adamw"),
+                         caseName);
+
+// The optimizer states a checkpoint carries: SGD's momentum buffer (with
+// dampening, which the first step skips), Adam's moments and step count,
+// AdamW's, and a cumulative BatchNorm's num_batches_tracked.
+INSTANTIATE_TEST_SUITE_P(Resume, ResumedFixture,
+                         ::testing::Values("conv_pools/sgd_momentum", "bn1d_variants/sgd_dampening",
+                                           "bn1d_variants/adam", "bn_cumulative/adamw"),
                          caseName);
 
 } // namespace
