@@ -68,3 +68,14 @@ if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= cpu_flags:
 # the compilers open.
 if have_programs("strace"):
     config.available_features.add("strace")
+
+# torch: Debian's PyTorch (/usr/bin/python3), for the few tests of the tools
+# that talk to PyTorch (tools/kiln_checkpoint.py). CI does not install it:
+# those tests are UNSUPPORTED there, the fixture-based tests cover Kiln's side.
+import subprocess
+try:
+    if subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True,
+                      timeout=60).returncode == 0:
+        config.available_features.add("torch")
+except (OSError, subprocess.TimeoutExpired):
+    pass
