@@ -3,6 +3,9 @@
   torch_worker.py measure MODEL BATCH THREADS [--seconds S] [--warmup N]
       loads the fixture weights into the reference model, times eager and
       TorchScript-frozen inference on a random input and prints one JSON line
+  torch_worker.py train MODEL BATCH THREADS [--seconds S] [--warmup N]
+      times eager training steps from the training fixtures' initial state
+      with the model's train-section optimizer; prints one JSON line
   torch_worker.py info
       prints one JSON line about torch, its BLAS and its threads
 
@@ -131,9 +134,54 @@ def measure(name, batch, threads, seconds, warmup):
     return out
 
 
+# The optimizer of each model's train section (models/*.kiln), as torch.optim
+# builds it; bench/train.py checks the .kiln files still say so.
+TRAIN_OPTIMIZERS = {
+    "mlp_bn": ("adam(lr=1e-3)", lambda p: torch.optim.Adam(p, lr=1e-3)),
+    "batchnorm_net": ("adam(lr=1e-3)", lambda p: torch.optim.Adam(p, lr=1e-3)),
+    "lenet_bn": ("sgd(lr=0.03, momentum=0.9)",
+                 lambda p: torch.optim.SGD(p, lr=0.03, momentum=0.9)),
+}
+
+
+def train(name, batch, threads, seconds, warmup):
+    """Eager training steps (train mode, zero_grad, cross-entropy, backward,
+    step) from the training fixtures' initial state, on one random batch."""
+    import kiln_models
+    import safetensors_io
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = kiln_models.build(name)
+    tensors, _ = safetensors_io.load_file(
+        os.path.join(FIXTURES, "train", name, "initial.safetensors"))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
+    model.train()
+    optimizer = TRAIN_OPTIMIZERS[name][1](model.parameters())
+    x = torch.rand(batch, *kiln_models.input_shape(name)) * 2 - 1
+    y = torch.randint(0, 10, (batch,))
+
+    def step(inputs):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), y).backward()
+        optimizer.step()
+
+    out = {"model": name, "batch": batch, "threads": threads,
+           "torch_threads": torch.get_num_threads(), "eager": time_calls(step, x, seconds, warmup)}
+    ob = openblas_info(blas_libraries())
+    out["openblas_core"] = ob.get("corename") if ob else None
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("model")
+    t.add_argument("batch", type=int)
+    t.add_argument("threads", type=int)
+    t.add_argument("--seconds", type=float, default=1.0)
+    t.add_argument("--warmup", type=int, default=10)
     m = sub.add_parser("measure")
     m.add_argument("model")
     m.add_argument("batch", type=int)
@@ -144,6 +192,8 @@ def main():
     args = parser.parse_args()
     if args.cmd == "info":
         print(json.dumps(info()))
+    elif args.cmd == "train":
+        print(json.dumps(train(args.model, args.batch, args.threads, args.seconds, args.warmup)))
     else:
         print(json.dumps(measure(args.model, args.batch, args.threads, args.seconds, args.warmup)))
 
