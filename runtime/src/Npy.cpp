@@ -163,7 +163,10 @@ private:
   }
 };
 
-kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
+// Reads `path` into a new array of `dtype`: KILN_DTYPE_F32 from '<f4' (or
+// '<f8', rounded), KILN_DTYPE_I64 from '<i8' only (class labels: a float
+// file is refused rather than truncated to integers).
+kiln_status_t readNpy(const std::string &path, kiln_dtype_t dtype, kiln_array_t **out_array) {
   InputFile input;
   KILN_RETURN_IF_ERROR(input.open(path));
   auto dataLoss = [&](const std::string &message) {
@@ -197,13 +200,17 @@ kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
   HeaderParser parser(text);
   if (!parser.parse(header))
     return dataLoss("malformed header: " + parser.error);
-  size_t elementSize = header.descr == "<f4" ? 4 : header.descr == "<f8" ? 8 : 0;
+  bool integers = dtype == KILN_DTYPE_I64;
+  size_t elementSize = integers ? (header.descr == "<i8" ? 8 : 0)
+                                : header.descr == "<f4" ? 4 : header.descr == "<f8" ? 8 : 0;
   if (elementSize == 0) {
     bool bigEndian = !header.descr.empty() && header.descr[0] == '>';
     return makeStatus(KILN_UNIMPLEMENTED,
                       path + ": dtype '" + header.descr + "' is not supported" +
-                          (bigEndian ? " (big-endian; save with arr.astype('<f4'))"
-                                     : " (Kiln reads '<f4' and '<f8')"));
+                          (bigEndian ? integers ? " (big-endian; save with arr.astype('<i8'))"
+                                                : " (big-endian; save with arr.astype('<f4'))"
+                           : integers ? " (Kiln reads integers as '<i8', int64)"
+                                      : " (Kiln reads '<f4' and '<f8')"));
   }
   if (header.fortranOrder)
     return makeStatus(KILN_UNIMPLEMENTED,
@@ -214,10 +221,12 @@ kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
     return dataLoss("shape " + formatShape(header.shape) + " overflows a 64-bit byte count");
   // Checked before the file's size, so that a header over a huge (sparse)
   // file is refused without reading or allocating its data.
-  if (count > KILN_NPY_MAX_DATA_SIZE / 4)
+  size_t outSize = integers ? 8 : 4;
+  if (count > KILN_NPY_MAX_DATA_SIZE / outSize)
     return dataLoss("shape " + formatShape(header.shape) + " has " + std::to_string(count) +
-                    " elements, more than the " + std::to_string(KILN_NPY_MAX_DATA_SIZE / 4) +
-                    " (4 GiB of float32) Kiln reads");
+                    " elements, more than the " +
+                    std::to_string(KILN_NPY_MAX_DATA_SIZE / outSize) +
+                    (integers ? " (4 GiB of int64)" : " (4 GiB of float32)") + " Kiln reads");
   uint64_t dataStart = headerStart + headerSize, available = input.size() - dataStart;
   if (available != bytes)
     return dataLoss("shape " + formatShape(header.shape) + " of '" + header.descr +
@@ -225,12 +234,11 @@ kiln_status_t readNpy(const std::string &path, kiln_array_t **out_array) {
                     std::to_string(available) +
                     (available < bytes ? " (truncated)" : " (trailing bytes)"));
   kiln_array_t *array = nullptr;
-  KILN_RETURN_IF_ERROR(newArray(KILN_DTYPE_F32, header.shape, path, &array,
-                                /*zeroFill=*/false));
+  KILN_RETURN_IF_ERROR(newArray(dtype, header.shape, path, &array, /*zeroFill=*/false));
   std::unique_ptr<kiln_array_s> owned(array);
   auto *dst = reinterpret_cast<float *>(array->data.get());
-  if (elementSize == 4) {
-    KILN_RETURN_IF_ERROR(input.readAt(dataStart, dst, bytes));
+  if (integers || elementSize == 4) {
+    KILN_RETURN_IF_ERROR(input.readAt(dataStart, array->data.get(), bytes));
   } else {
     // Convert in blocks so that a large f8 file needs no second full copy.
     double block[4096];
@@ -284,7 +292,16 @@ kiln_status_t kiln_npy_read_f32(const char *path, kiln_array_t **out_array) {
     if (!path || !out_array)
       return makeStatus(KILN_INVALID_ARGUMENT, "kiln_npy_read_f32: NULL argument");
     *out_array = nullptr;
-    return readNpy(path, out_array);
+    return readNpy(path, KILN_DTYPE_F32, out_array);
+  });
+}
+
+kiln_status_t kiln_npy_read_i64(const char *path, kiln_array_t **out_array) {
+  return guard([&]() -> kiln_status_t {
+    if (!path || !out_array)
+      return makeStatus(KILN_INVALID_ARGUMENT, "kiln_npy_read_i64: NULL argument");
+    *out_array = nullptr;
+    return readNpy(path, KILN_DTYPE_I64, out_array);
   });
 }
 

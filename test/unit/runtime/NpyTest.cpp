@@ -258,4 +258,71 @@ TEST_F(NpyTest, WriteReplacesExistingFileWhole) {
   EXPECT_EQ(listing(), std::vector<std::string>{"a.npy"});
 }
 
+// Labels: int64 class indices ('<i8'), read by kiln_npy_read_i64 with the
+// float reader's checks.
+class NpyLabelsTest : public NpyTest {
+protected:
+  void expectLabelsRejected(const std::string &bytes, kiln_status_code_t code,
+                            const std::string &part) {
+    writeBytes(path("y.npy"), bytes);
+    Result r = take(kiln_npy_read_i64(path("y.npy").c_str(), &array_));
+    EXPECT_EQ(r.code, code) << kiln_status_code_name(r.code) << ": " << r.message;
+    EXPECT_EQ(array_, nullptr);
+    EXPECT_EQ(r.message.rfind(path("y.npy") + ": ", 0), 0u) << r.message;
+    EXPECT_NE(r.message.find(part), std::string::npos)
+        << "'" << part << "' not in: " << r.message;
+  }
+};
+
+TEST_F(NpyLabelsTest, ReadsInt64WithShape) {
+  writeBytes(path("y.npy"), npy(dict("<i8", "(2, 2)"), bytesOf<int64_t>({0, 3, -1, INT64_MAX})));
+  KILN_ASSERT_OK(kiln_npy_read_i64(path("y.npy").c_str(), &array_));
+  EXPECT_EQ(kiln_array_dtype(array_), KILN_DTYPE_I64);
+  EXPECT_EQ(shape(), (std::vector<int64_t>{2, 2}));
+  auto *data = static_cast<const int64_t *>(kiln_array_const_data(array_));
+  EXPECT_EQ(std::vector<int64_t>(data, data + 4), (std::vector<int64_t>{0, 3, -1, INT64_MAX}));
+}
+
+TEST_F(NpyLabelsTest, RejectsFloatLabels) {
+  expectLabelsRejected(npy(dict("<f4", "(1,)"), bytesOf<float>({1})), KILN_UNIMPLEMENTED,
+                       "dtype '<f4' is not supported (Kiln reads integers as '<i8', int64)");
+}
+
+TEST_F(NpyLabelsTest, RejectsOtherIntegerWidths) {
+  expectLabelsRejected(npy(dict("<i4", "(1,)"), bytesOf<int32_t>({1})), KILN_UNIMPLEMENTED,
+                       "dtype '<i4' is not supported");
+}
+
+TEST_F(NpyLabelsTest, RejectsBigEndian) {
+  expectLabelsRejected(npy(dict(">i8", "(1,)"), bytesOf<int64_t>({1})), KILN_UNIMPLEMENTED,
+                       "big-endian; save with arr.astype('<i8')");
+}
+
+TEST_F(NpyLabelsTest, RejectsTruncatedAndTrailingData) {
+  expectLabelsRejected(npy(dict("<i8", "(2,)"), bytesOf<int64_t>({1})), KILN_DATA_LOSS,
+                       "needs 16 data bytes but the file has 8 (truncated)");
+  expectLabelsRejected(npy(dict("<i8", "(1,)"), bytesOf<int64_t>({1, 2})), KILN_DATA_LOSS,
+                       "(trailing bytes)");
+}
+
+TEST_F(NpyLabelsTest, RejectsMalformedHeader) {
+  expectLabelsRejected(npy("{'descr': '<i8', 'shape': (1,), }", bytesOf<int64_t>({1})),
+                       KILN_DATA_LOSS, "missing key 'fortran_order'");
+}
+
+TEST_F(NpyLabelsTest, RejectsHugeArrayBeforeReadingIt) {
+  std::string header = npy(dict("<i8", "(12500000000,)"), "");
+  writeSparse(path("y.npy"), header, off_t(header.size()) + 100000000000);
+  Result r = take(kiln_npy_read_i64(path("y.npy").c_str(), &array_));
+  EXPECT_EQ(r.code, KILN_DATA_LOSS);
+  EXPECT_EQ(r.message, path("y.npy") + ": shape [12500000000] has 12500000000 elements, "
+                                       "more than the 536870912 (4 GiB of int64) Kiln reads");
+}
+
+TEST_F(NpyLabelsTest, RejectsDirectoryWithoutReading) {
+  Result r = take(kiln_npy_read_i64(dir_.c_str(), &array_));
+  EXPECT_NE(r.code, KILN_OK);
+  EXPECT_NE(r.message.find("not a regular file"), std::string::npos) << r.message;
+}
+
 } // namespace

@@ -1,7 +1,7 @@
-/* Kiln runtime: NumPy .npy files of float32.
+/* Kiln runtime: NumPy .npy files of float32 (and int64 class labels).
  *
  * Reads versions 1.0, 2.0 and 3.0 with dtype '<f4' (or '<f8', converted to
- * float by rounding to nearest) in C order. The header dictionary is parsed
+ * float by rounding to nearest) in C order; labels as '<i8' only. The header dictionary is parsed
  * strictly: exactly the keys 'descr', 'fortran_order' and 'shape'.
  * Fortran order, big-endian data and other dtypes are rejected with a
  * message saying so; the data must be exactly as long as the shape says.
@@ -35,6 +35,12 @@ extern "C" {
  * is checked, against the limit and the file's size too, before the data is
  * allocated or read. */
 kiln_status_t kiln_npy_read_f32(const char *path, kiln_array_t **out_array);
+
+/* Reads `path` (a regular file of dtype '<i8', as numpy saves int64 class
+ * labels) into a new KILN_DTYPE_I64 array, with the same checks; any other
+ * dtype (a float file included) is KILN_UNIMPLEMENTED, so labels are never
+ * truncated from floats. At most KILN_NPY_MAX_DATA_SIZE / 8 elements. */
+kiln_status_t kiln_npy_read_i64(const char *path, kiln_array_t **out_array);
 
 /* Writes `rank` extents of `shape` worth of floats from `data` as a version
  * 1.0 file (2.0 if the header needs it), by the rules of output.h: a file
