@@ -7,6 +7,8 @@
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
 //   kilnc build ... --target=arm-64-linux [--cc=PATH]       (cross-compiled, docs/targets.md)
+//   kilnc train MODEL.kiln --init W.safetensors --inputs x.npy --labels y.npy
+//               --steps K --batch B --no-shuffle -o OUT.safetensors [--optimizer ...]
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
@@ -15,12 +17,15 @@
 #include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/Summary.h"
 #include "kiln/Driver/TerminalSafeStream.h"
+#include "kiln/Driver/Train.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/ToolUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+
+#include <cmath>
 
 namespace cl = llvm::cl;
 
@@ -32,6 +37,9 @@ cl::SubCommand emitCommand("emit", "Print one stage of the pipeline");
 cl::SubCommand buildCommand("build",
                             "Compile a model with its weights to an executable, "
                             "object or library");
+cl::SubCommand trainCommand("train",
+                            "Train a model for a number of steps from a checkpoint and "
+                            "write the new checkpoint");
 
 cl::OptionCategory kilncCategory("kilnc options");
 
@@ -134,18 +142,78 @@ cl::opt<int> stageLayers(
              "(0: never cut)"),
     cl::init(kiln::codegen::LoweringOptions::kStageLayers), cl::value_desc("n"),
     cl::sub(buildCommand), cl::sub(emitCommand), cl::cat(kilncCategory));
-// --emit=mlir-train: the command line over the train section.
+// train and --emit=mlir-train: the command line over the train section.
 cl::opt<std::string> trainOptimizer("optimizer",
                                     cl::desc("sgd, adam or adamw instead of the train "
-                                             "section's (--emit=mlir-train)"),
-                                    cl::sub(emitCommand), cl::cat(kilncCategory));
-cl::opt<double> trainLr("lr", cl::desc("Learning rate (--emit=mlir-train)"), cl::init(-1),
-                        cl::sub(emitCommand), cl::cat(kilncCategory));
-cl::opt<double> trainMomentum("momentum", cl::desc("SGD momentum (--emit=mlir-train)"),
-                              cl::init(-1), cl::sub(emitCommand), cl::cat(kilncCategory));
-cl::opt<double> trainWeightDecay("weight-decay",
-                                 cl::desc("Weight decay (--emit=mlir-train)"), cl::init(-1),
-                                 cl::sub(emitCommand), cl::cat(kilncCategory));
+                                             "section's (another optimizer than the "
+                                             "section's starts from PyTorch's defaults)"),
+                                    cl::sub(emitCommand), cl::sub(trainCommand),
+                                    cl::cat(kilncCategory));
+cl::opt<double> trainLr("lr", cl::desc("Learning rate, > 0 (default: the train section's)"),
+                        cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand),
+                        cl::cat(kilncCategory));
+cl::opt<double> trainMomentum("momentum", cl::desc("SGD momentum, >= 0"), cl::init(-1),
+                              cl::sub(emitCommand), cl::sub(trainCommand),
+                              cl::cat(kilncCategory));
+cl::opt<double> trainWeightDecay("weight-decay", cl::desc("Weight decay, >= 0"), cl::init(-1),
+                                 cl::sub(emitCommand), cl::sub(trainCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<long long> trainSeed("seed",
+                             cl::desc("Seed of dropout's random stream, >= 0 (default: the "
+                                      "train section's)"),
+                             cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand),
+                             cl::cat(kilncCategory));
+
+// train
+cl::opt<std::string> trainInput(cl::Positional, cl::Required, cl::desc("<model.kiln>"),
+                                cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<std::string> trainInit("init",
+                               cl::desc("The initial state (safetensors): every parameter "
+                                        "and buffer under its state_dict key; optimizer "
+                                        "state (<key>.momentum_buffer, <key>.exp_avg, "
+                                        "<key>.exp_avg_sq, step) where present, else zero"),
+                               cl::value_desc("file"), cl::sub(trainCommand),
+                               cl::cat(kilncCategory));
+cl::opt<std::string> trainInputs("inputs",
+                                 cl::desc("Samples (NPY float32, C order): the model's "
+                                          "input shape after one or more leading "
+                                          "dimensions, which are flattened into rows "
+                                          "([rows, C, H, W] or [batches, batch, C, H, W])"),
+                                 cl::value_desc("file"), cl::sub(trainCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<std::string> trainLabels("labels",
+                                 cl::desc("Class indices (NPY int64), one per row of "
+                                          "--inputs, each in [0, classes)"),
+                                 cl::value_desc("file"), cl::sub(trainCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<long long> trainSteps("steps",
+                              cl::desc("Training steps to run, exactly (>= 1): one batch "
+                                       "each, the rows in order, passing over the data "
+                                       "again from row 0 when it ends"),
+                              cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<long long> trainBatch("batch",
+                              cl::desc("Rows per step, from 1 to the number of rows; the "
+                                       "last batch of a pass holds the rows left (rows mod "
+                                       "batch, if not 0) and runs as a smaller batch"),
+                              cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<bool> trainNoShuffle("no-shuffle",
+                             cl::desc("Take the rows in order (required: shuffling is not "
+                                      "implemented yet)"),
+                             cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<int> trainThreads("threads", cl::desc("Threads (default: Halide's, one per core)"),
+                          cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<long long> trainPrintEvery("print-every",
+                                   cl::desc("Print the loss every N steps, and after the "
+                                            "last (0: only the summary)"),
+                                   cl::init(1), cl::value_desc("N"), cl::sub(trainCommand),
+                                   cl::cat(kilncCategory));
+cl::opt<std::string> trainOutput("o", cl::Required,
+                                 cl::desc("The checkpoint (safetensors): parameters, "
+                                          "buffers, optimizer state and step, written "
+                                          "once the last step is done (a file replaced "
+                                          "whole, or a stream); never an input"),
+                                 cl::value_desc("file"), cl::sub(trainCommand),
+                                 cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
                         cl::desc("Print source locations in --emit=mlir"),
                         cl::sub(emitCommand), cl::cat(kilncCategory));
@@ -257,9 +325,101 @@ int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   return failed(kiln::buildOutputs(*module, *variants, options)) ? 1 : 0;
 }
 
+/// Prints "kilnc: error: MESSAGE" with MESSAGE's control characters escaped.
+int fail(const std::string &message) {
+  llvm::errs() << "kilnc: error: ";
+  {
+    kiln::TerminalSafeStream safe(llvm::errs());
+    safe << message;
+  }
+  llvm::errs() << "\n";
+  return 1;
+}
+
+/// The command line over the train section, checked: a bad number is an
+/// error naming the flag, before anything is compiled (an unknown
+/// --optimizer is nn-autodiff's to report, or runTrain's).
+bool autodiffOptions(kiln::nn::AutodiffOptions &options) {
+  auto number = [](double value) {
+    std::string text;
+    llvm::raw_string_ostream(text) << value;
+    return text;
+  };
+  if (trainLr.getNumOccurrences() && !(trainLr > 0 && std::isfinite(trainLr))) {
+    fail("--lr must be a finite number > 0, not " + number(trainLr));
+    return false;
+  }
+  for (cl::opt<double> *flag : {&trainMomentum, &trainWeightDecay})
+    if (flag->getNumOccurrences() && !(*flag >= 0 && std::isfinite(*flag))) {
+      fail("--" + flag->ArgStr.str() + " must be a number >= 0, not " + number(*flag));
+      return false;
+    }
+  if (trainSeed.getNumOccurrences() && trainSeed < 0) {
+    fail("--seed must be >= 0, not " + std::to_string(trainSeed));
+    return false;
+  }
+  options.optimizer = trainOptimizer;
+  options.lr = trainLr;
+  options.momentum = trainMomentum;
+  options.weightDecay = trainWeightDecay;
+  options.seed = trainSeed;
+  return true;
+}
+
+int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  kiln::nn::AutodiffOptions autodiff;
+  if (!autodiffOptions(autodiff))
+    return 1;
+  if (!trainOptimizer.empty() && trainOptimizer != "sgd" && trainOptimizer != "adam" &&
+      trainOptimizer != "adamw")
+    return fail("unknown optimizer '" + trainOptimizer +
+                "' (--optimizer): expected sgd, adam or adamw");
+  if (!trainNoShuffle)
+    return fail("shuffling is not implemented yet; pass --no-shuffle");
+  if (trainSteps < 1)
+    return fail("--steps must be at least 1, not " + std::to_string(trainSteps));
+  if (trainBatch < 1)
+    return fail("--batch must be at least 1, not " + std::to_string(trainBatch));
+  if (trainThreads < 0)
+    return fail("--threads must be >= 0, not " + std::to_string(trainThreads));
+  if (trainPrintEvery < 0)
+    return fail("--print-every must be >= 0, not " + std::to_string(trainPrintEvery));
+  for (auto [flag, value] : {std::pair{"--init", &trainInit}, {"--inputs", &trainInputs},
+                             {"--labels", &trainLabels}})
+    if (value->empty())
+      return fail(std::string(flag) + " is required" +
+                  (value == &trainInit ? " (PyTorch's default initialisation from --seed is "
+                                         "not implemented yet)"
+                                       : ""));
+  kiln::TrainRunOptions options;
+  options.initPath = trainInit;
+  options.inputsPath = trainInputs;
+  options.labelsPath = trainLabels;
+  options.outputPath = trainOutput;
+  options.steps = trainSteps;
+  options.batch = trainBatch;
+  options.printEvery = trainPrintEvery;
+  options.threads = trainThreads;
+  options.inputFiles = {trainInput == "-" ? "/dev/stdin" : trainInput.getValue(), trainInit,
+                        trainInputs, trainLabels};
+  // A bad -o fails before the model is compiled.
+  std::string error;
+  if (!kiln::OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false,
+                                 error))
+    return fail(error);
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module || failed(kiln::prepareForTraining(*module, autodiff)))
+    return 1;
+  if (failed(kiln::runTraining(*module, options, llvm::outs(), error)))
+    return error.empty() ? 1 : fail(error);
+  return 0;
+}
+
 int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   if (buildCommand)
     return runBuild(sourceMgr, context);
+  if (trainCommand)
+    return runTrain(sourceMgr, context);
   if (checkCommand) {
     mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
     if (!module)
@@ -306,11 +466,7 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   }
   if (emitStage == Stage::MlirTrain) {
     kiln::nn::AutodiffOptions options;
-    options.optimizer = trainOptimizer;
-    options.lr = trainLr;
-    options.momentum = trainMomentum;
-    options.weightDecay = trainWeightDecay;
-    if (failed(kiln::prepareForTraining(*module, options)))
+    if (!autodiffOptions(options) || failed(kiln::prepareForTraining(*module, options)))
       return 1;
   }
   if (emitStage == Stage::Dot)
@@ -336,14 +492,21 @@ int main(int argc, char **argv) {
       "  kilnc check [--params] MODEL.kiln   verify and summarize a model\n"
       "  kilnc emit --emit=STAGE MODEL.kiln  print one stage of the pipeline\n"
       "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n"
-      "  kilnc build MODEL.kiln --weights=external -o OUT ...  weights loaded at run time\n");
-  if (!checkCommand && !emitCommand && !buildCommand) {
-    llvm::errs() << "kilnc: error: expected a command: check, emit or build "
+      "  kilnc build MODEL.kiln --weights=external -o OUT ...  weights loaded at run time\n"
+      "  kilnc train MODEL.kiln --init W.safetensors --inputs x.npy --labels y.npy\n"
+      "              --steps K --batch B --no-shuffle -o OUT.safetensors\n"
+      "      exactly K steps, batches of B rows in order, wrapping around to row 0 when\n"
+      "      the data ends; the last batch of each pass holds the rows left (rows mod B)\n"
+      "      and runs as a smaller batch\n");
+  if (!checkCommand && !emitCommand && !buildCommand && !trainCommand) {
+    llvm::errs() << "kilnc: error: expected a command: check, emit, build or train "
                     "(see kilnc --help)\n";
     return 1;
   }
-  const std::string &inputPath =
-      checkCommand ? checkInput : emitCommand ? emitInput : buildInput;
+  const std::string &inputPath = checkCommand  ? checkInput
+                                 : emitCommand ? emitInput
+                                 : trainCommand ? trainInput
+                                               : buildInput;
 
   mlir::MLIRContext context;
   mlir::DialectRegistry registry;

@@ -64,6 +64,9 @@ public:
   /// Floats of one sample of the input, and the classes.
   int64_t sampleSize() const;
   int64_t classes() const { return numClasses; }
+  /// The smallest batch step() accepts (2 where a BatchNorm1d on [N, C]
+  /// would see one value per channel, else 1).
+  int64_t smallestBatch() const { return minBatch; }
 
 private:
   TrainStep() = default;

@@ -60,6 +60,7 @@ public:
     lr = options.lr;
     momentum = options.momentum;
     weightDecay = options.weightDecay;
+    seed = options.seed;
   }
   void runOnOperation() override;
 
@@ -79,7 +80,7 @@ double number(DictionaryAttr dict, StringRef key, double fallback) {
 }
 
 FailureOr<Optimizer> Autodiff::readTrainConfig(ModuleOp module,
-                                               int64_t &seed) {
+                                               int64_t &dropoutSeed) {
   auto train = module->getAttrOfType<DictionaryAttr>("kiln.train");
   if (!train) {
     module.emitError("nn-autodiff needs the module's 'kiln.train' attribute: "
@@ -93,7 +94,8 @@ FailureOr<Optimizer> Autodiff::readTrainConfig(ModuleOp module,
                           "cross_entropy";
     return failure();
   }
-  seed = static_cast<int64_t>(number(train, "seed", 0));
+  dropoutSeed = seed >= 0 ? static_cast<int64_t>(seed)
+                          : static_cast<int64_t>(number(train, "seed", 0));
   auto section = train.getAs<DictionaryAttr>("optimizer");
   StringRef sectionName;
   if (section)
@@ -525,11 +527,11 @@ void Autodiff::runOnOperation() {
     module.emitError("nn-autodiff: the module already has @train_step");
     return signalPassFailure();
   }
-  int64_t seed = 0;
-  FailureOr<Optimizer> opt = readTrainConfig(module, seed);
+  int64_t dropoutSeed = 0;
+  FailureOr<Optimizer> opt = readTrainConfig(module, dropoutSeed);
   if (failed(opt) || failed(checkForward(forward)))
     return signalPassFailure();
-  buildTrainStep(module, forward, *opt, seed);
+  buildTrainStep(module, forward, *opt, dropoutSeed);
 }
 
 } // namespace

@@ -21,6 +21,7 @@ constexpr llvm::StringLiteral kMetricAttr = "nn.metric";
 struct AutodiffOptions {
   std::string optimizer;
   double lr = -1, momentum = -1, weightDecay = -1;
+  int64_t seed = -1;
 };
 std::unique_ptr<mlir::Pass> createAutodiffPass();
 std::unique_ptr<mlir::Pass> createAutodiffPass(const AutodiffOptions &options);

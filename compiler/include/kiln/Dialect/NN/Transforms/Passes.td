@@ -87,7 +87,9 @@ def Autodiff : Pass<"nn-autodiff", "mlir::ModuleOp"> {
     Option<"momentum", "momentum", "double", /*default=*/"-1",
            "SGD's momentum">,
     Option<"weightDecay", "weight-decay", "double", /*default=*/"-1",
-           "Weight decay (L2 for sgd and adam, decoupled for adamw)">
+           "Weight decay (L2 for sgd and adam, decoupled for adamw)">,
+    Option<"seed", "seed", "int64_t", /*default=*/"-1",
+           "The seed of dropout's random stream">
   ];
 }
 
