@@ -26,6 +26,7 @@
 #include "llvm/Support/InitLLVM.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace cl = llvm::cl;
 
@@ -341,9 +342,9 @@ int fail(const std::string &message) {
 /// --optimizer is nn-autodiff's to report, or runTrain's).
 bool autodiffOptions(kiln::nn::AutodiffOptions &options) {
   auto number = [](double value) {
-    std::string text;
-    llvm::raw_string_ostream(text) << value;
-    return text;
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", value);
+    return std::string(text);
   };
   if (trainLr.getNumOccurrences() && !(trainLr > 0 && std::isfinite(trainLr))) {
     fail("--lr must be a finite number > 0, not " + number(trainLr));

@@ -79,7 +79,7 @@ mlir::LogicalResult readData(mlir::ModuleOp module, const TrainRunOptions &optio
   if (kiln_status_t status = kiln_npy_read_i64(options.labelsPath.c_str(), &array)) {
     std::string message = takeMessage(status);
     if (message.find("is not supported") != std::string::npos)
-      message += "; labels are class indices, int64";
+      message += "; labels must be int64 class indices";
     error = message;
     return mlir::failure();
   }
