@@ -17,6 +17,7 @@
 //      or read different bytes.
 //
 //===----------------------------------------------------------------------===//
+#include "FuzzSupport.h"
 #include "kiln/runtime/idx.h"
 
 #include <zlib.h>
@@ -32,36 +33,11 @@
 
 namespace {
 
-[[noreturn]] void fail(const char *what) {
-  std::fprintf(stderr, "idx fuzzer: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char *what) { kiln::fuzz::abortWith("idx fuzzer", what); }
 
-/// The input as a file: a memfd, named through /proc (no disk traffic).
-struct MemFile {
-  int fd = -1;
-  std::string path;
-  MemFile(const uint8_t *data, size_t size) {
-    fd = memfd_create("fuzz.idx", 0);
-    if (fd < 0)
-      fail("memfd_create failed");
-    for (size_t done = 0; done < size;) {
-      ssize_t n = write(fd, data + done, size - done);
-      if (n <= 0)
-        fail("write to memfd failed");
-      done += static_cast<size_t>(n);
-    }
-    path = "/proc/self/fd/" + std::to_string(fd);
-  }
-  ~MemFile() { close(fd); }
-};
+using kiln::fuzz::MemFile;
 
-bool hasControlCharacter(const char *text) {
-  for (const unsigned char *p = reinterpret_cast<const unsigned char *>(text); *p; ++p)
-    if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-      return true;
-  return false;
-}
+using kiln::fuzz::hasControlCharacter;
 
 /// What gzread makes of the file, up to `limit` bytes (a read array is at
 /// most that much plus its header, so a bomb costs no more).
@@ -112,7 +88,7 @@ void checkRead(const kiln_array_t *array, const MemFile &input, const uint8_t *d
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  MemFile input(data, size);
+  MemFile input("fuzz.idx", data, size);
   kiln_array_t *array = nullptr;
   kiln_status_t status = kiln_idx_read(input.path.c_str(), &array);
   if (status) {

@@ -13,6 +13,7 @@
 //      file's: its bytes for '<f4', each double rounded for '<f8'.
 //
 //===----------------------------------------------------------------------===//
+#include "FuzzSupport.h"
 #include "kiln/runtime/npy.h"
 
 #include <sys/mman.h>
@@ -27,36 +28,11 @@
 
 namespace {
 
-[[noreturn]] void fail(const char *what) {
-  std::fprintf(stderr, "npy fuzzer: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char *what) { kiln::fuzz::abortWith("npy fuzzer", what); }
 
-/// The input as a file: a memfd, named through /proc (no disk traffic).
-struct MemFile {
-  int fd = -1;
-  std::string path;
-  MemFile(const uint8_t *data, size_t size) {
-    fd = memfd_create("fuzz.npy", 0);
-    if (fd < 0)
-      fail("memfd_create failed");
-    for (size_t done = 0; done < size;) {
-      ssize_t n = write(fd, data + done, size - done);
-      if (n <= 0)
-        fail("write to memfd failed");
-      done += static_cast<size_t>(n);
-    }
-    path = "/proc/self/fd/" + std::to_string(fd);
-  }
-  ~MemFile() { close(fd); }
-};
+using kiln::fuzz::MemFile;
 
-bool hasControlCharacter(const char *text) {
-  for (const unsigned char *p = reinterpret_cast<const unsigned char *>(text); *p; ++p)
-    if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-      return true;
-  return false;
-}
+using kiln::fuzz::hasControlCharacter;
 
 void checkRead(const kiln_array_t *array, const uint8_t *data, size_t size) {
   if (kiln_array_dtype(array) != KILN_DTYPE_F32)
@@ -104,7 +80,7 @@ void checkRead(const kiln_array_t *array, const uint8_t *data, size_t size) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  MemFile input(data, size);
+  MemFile input("fuzz.npy", data, size);
   kiln_array_t *array = nullptr;
   kiln_status_t status = kiln_npy_read_f32(input.path.c_str(), &array);
   if (status) {

@@ -13,6 +13,7 @@
 //   3. metadata keys are sorted and each key finds its value.
 //
 //===----------------------------------------------------------------------===//
+#include "FuzzSupport.h"
 #include "kiln/runtime/safetensors.h"
 
 #include <sys/mman.h>
@@ -27,29 +28,9 @@
 
 namespace {
 
-[[noreturn]] void fail(const char *what) {
-  std::fprintf(stderr, "safetensors fuzzer: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char *what) { kiln::fuzz::abortWith("safetensors fuzzer", what); }
 
-/// The input as a file: a memfd, named through /proc (no disk traffic).
-struct MemFile {
-  int fd = -1;
-  std::string path;
-  MemFile(const uint8_t *data, size_t size) {
-    fd = memfd_create("fuzz.safetensors", 0);
-    if (fd < 0)
-      fail("memfd_create failed");
-    for (size_t done = 0; done < size;) {
-      ssize_t n = write(fd, data + done, size - done);
-      if (n <= 0)
-        fail("write to memfd failed");
-      done += static_cast<size_t>(n);
-    }
-    path = "/proc/self/fd/" + std::to_string(fd);
-  }
-  ~MemFile() { close(fd); }
-};
+using kiln::fuzz::MemFile;
 
 bool isInteger(kiln_dtype_t dtype) {
   return dtype != KILN_DTYPE_F16 && dtype != KILN_DTYPE_BF16 && dtype != KILN_DTYPE_F32 &&
@@ -115,7 +96,7 @@ void checkOpened(kiln_safetensors_t *file, const uint8_t *data, size_t fileSize)
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  MemFile input(data, size);
+  MemFile input("fuzz.safetensors", data, size);
   kiln_safetensors_t *file = nullptr;
   kiln_status_t status = kiln_safetensors_open(input.path.c_str(), &file);
   if (status) {
