@@ -52,9 +52,7 @@ void kiln_input_file_close(kiln_input_file_t *file) {
   file->fd = -1;
 }
 
-/* What a file that is not a regular file is, for messages (as kilnc's
- * source reader says it, Driver.cpp). */
-static const char *fileKind(mode_t mode) {
+const char *kiln_file_kind(mode_t mode) {
   if (S_ISDIR(mode))
     return "a directory";
   if (S_ISCHR(mode))
@@ -94,7 +92,7 @@ kiln_status_t kiln_input_file_open(kiln_input_file_t *file, const char *path) {
     kiln_input_file_close(file);
     return kiln_status_make(KILN_INVALID_ARGUMENT,
                             "%s: cannot read: it is %s, not a regular file", path,
-                            fileKind(info.st_mode));
+                            kiln_file_kind(info.st_mode));
   }
   int flags = fcntl(file->fd, F_GETFL);
   if (flags < 0 || fcntl(file->fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,6 +54,10 @@ kiln_status_code_t kiln_status_code_for_errno(int err);
 /* strerror, thread-safe: the text lands in (or is pointed to instead of)
  * `buffer`, which should hold 256 bytes. */
 const char *kiln_errno_text(int err, char *buffer, size_t size);
+
+/* What a file that is not a regular file is, for messages: "a directory",
+ * "a FIFO", ... (as kilnc's source reader says it, Driver.cpp). */
+const char *kiln_file_kind(mode_t mode);
 
 /* A regular file open for reading. `path` is borrowed: it must outlive the
  * file, and is named in every message. */

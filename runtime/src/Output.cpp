@@ -49,21 +49,6 @@ int descriptorNamed(const char *path) {
   return -1;
 }
 
-/// What a file that is not a regular file is, for messages.
-const char *kindOf(mode_t mode) {
-  if (S_ISDIR(mode))
-    return "a directory";
-  if (S_ISCHR(mode))
-    return "a character device";
-  if (S_ISBLK(mode))
-    return "a block device";
-  if (S_ISFIFO(mode))
-    return "a FIFO";
-  if (S_ISSOCK(mode))
-    return "a socket";
-  return "not a regular file";
-}
-
 kiln_status_t errnoStatus(int err, const std::string &message) {
   return makeStatus(kiln_status_code_for_errno(err), message + ": " + errnoText(err));
 }
@@ -159,7 +144,7 @@ kiln_status_t resolve(const std::string &path, unsigned flags, const char *const
       out.kind = KILN_OUTPUT_IN_PLACE;
     } else {
       return makeStatus(KILN_INVALID_ARGUMENT,
-                        quoted(path) + " is " + kindOf(info.st_mode) +
+                        quoted(path) + " is " + kiln_file_kind(info.st_mode) +
                             (regularOnly ? need
                                          : "; an output is a regular file, a FIFO or a "
                                            "character device"));
@@ -264,7 +249,7 @@ kiln_status_t writeInPlace(const std::string &name, const std::string &path,
   if (::fstat(fd, &info) != 0)
     status = errnoStatus(errno, name);
   else if (!S_ISFIFO(info.st_mode) && !S_ISCHR(info.st_mode))
-    status = makeStatus(KILN_IO_ERROR, name + " changed into " + kindOf(info.st_mode) +
+    status = makeStatus(KILN_IO_ERROR, name + " changed into " + kiln_file_kind(info.st_mode) +
                                            " while it was being written");
   else
     status = writeChunks(fd, name, chunks);
