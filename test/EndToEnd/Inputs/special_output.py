@@ -11,6 +11,7 @@ became of the file.
 Prints the command's exit code, then what PATH is afterwards ("a FIFO", "a
 character device", "a regular file", ...). Bounded: the command gets 60 s.
 """
+import errno
 import os
 import stat
 import subprocess
@@ -56,9 +57,16 @@ def main():
     rc = subprocess.run(command, timeout=60).returncode
     if reader is not None:
         if reader.is_alive() and kind(path) == "a FIFO":
-            # The command never opened the FIFO: open it for writing (the
-            # reader waits in open, so this does not block) to end the read.
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            # The command may never have opened the FIFO: open it for
+            # writing (the reader waits in open, so this does not block) to
+            # end the read. ENXIO: no reader has it open any more, the
+            # thread read the command's output and is just ending (seen on
+            # a loaded machine).
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as error:
+                if error.errno != errno.ENXIO:
+                    raise
         if kind(path) == "a FIFO":
             reader.join(10)
         with open(path + ".read", "wb") as out:
