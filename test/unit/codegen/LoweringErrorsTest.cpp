@@ -4,6 +4,7 @@
 // (a training-mode dropout once lowered to one).
 //
 //===----------------------------------------------------------------------===//
+#include "TestContext.h"
 #include "kiln/CodeGen/Halide/Lowering.h"
 #include "kiln/Driver/Driver.h"
 
@@ -17,22 +18,8 @@
 
 namespace {
 
-/// An MLIR context with Kiln's dialects that collects its diagnostics.
-struct Context {
-  mlir::MLIRContext context;
-  std::string diagnostics;
-  std::unique_ptr<mlir::ScopedDiagnosticHandler> handler;
-
-  Context() {
-    mlir::DialectRegistry registry;
-    kiln::registerKilnDialects(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    handler = std::make_unique<mlir::ScopedDiagnosticHandler>(&context, [&](mlir::Diagnostic &diag) {
-      diagnostics += diag.str() + "\n";
-      return mlir::success();
-    });
-  }
+/// The test context, parsing IR text in it.
+struct Context : kiln::test::Context {
   mlir::OwningOpRef<mlir::ModuleOp> parse(const std::string &text) {
     return mlir::parseSourceString(text, &context);
   }

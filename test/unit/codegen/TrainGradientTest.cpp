@@ -18,6 +18,7 @@
 // directly (PyTorch's: the first maximum, 0 at exactly 0).
 //
 //===----------------------------------------------------------------------===//
+#include "TestContext.h"
 #include "kiln/CodeGen/Halide/Lowering.h"
 #include "kiln/Driver/Driver.h"
 
@@ -83,21 +84,7 @@ struct GradCase {
   double h = 1e-4;
 };
 
-struct Context {
-  mlir::MLIRContext context;
-  std::string diagnostics;
-  std::unique_ptr<mlir::ScopedDiagnosticHandler> handler;
-  Context() {
-    mlir::DialectRegistry registry;
-    kiln::registerKilnDialects(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    handler = std::make_unique<mlir::ScopedDiagnosticHandler>(&context, [&](mlir::Diagnostic &d) {
-      diagnostics += d.str() + "\n";
-      return mlir::success();
-    });
-  }
-};
+using kiln::test::Context;
 
 std::vector<int> extents(const Shape &shape) { return std::vector<int>(shape.rbegin(), shape.rend()); }
 

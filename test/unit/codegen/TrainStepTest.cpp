@@ -11,6 +11,7 @@
 // 1e-4, atol 1e-5; counts exactly).
 //
 //===----------------------------------------------------------------------===//
+#include "TestContext.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/TrainStep.h"
 #include "kiln/runtime/npy.h"
@@ -153,16 +154,9 @@ void checkCase(const std::string &name, bool resumed) {
   double rtol = *theCase->getObject("tolerance")->getNumber("rtol");
   double atol = *theCase->getObject("tolerance")->getNumber("atol");
 
-  mlir::MLIRContext context;
-  mlir::DialectRegistry registry;
-  kiln::registerKilnDialects(registry);
-  context.appendDialectRegistry(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return mlir::success();
-  });
+  kiln::test::Context test;
+  mlir::MLIRContext &context = test.context;
+  const std::string &diagnostics = test.diagnostics;
   llvm::SourceMgr sourceMgr;
   std::string kiln = KILN_SOURCE_DIR "/" + theCase->getString("kiln")->str();
   ASSERT_TRUE(succeeded(kiln::readSource(kiln, sourceMgr, &context))) << diagnostics;
