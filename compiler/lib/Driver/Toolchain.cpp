@@ -201,21 +201,24 @@ FailureOr<Toolchain> resolveToolchain(Location loc, ArrayRef<Halide::Target> tar
 namespace {
 
 /// ExecuteAndWait, with the child known to the work directory's signal
-/// handler while it runs (setRunningTool). It is waited for without being
-/// reaped first (WNOWAIT), and forgotten before it is reaped: a pid the
+/// handler while it runs (startingTool, toolStarted, toolEnded). It is
+/// waited for without being reaped first (WNOWAIT), and forgotten before it is reaped: a pid the
 /// handler may still kill is never one the system has handed out again.
 int runAndWait(StringRef program, ArrayRef<StringRef> argv,
                ArrayRef<Optional<StringRef>> redirects, std::string &message) {
   bool executionFailed = false;
+  startingTool();
   llvm::sys::ProcessInfo child = llvm::sys::ExecuteNoWait(program, argv, llvm::None, redirects,
                                                           0, &message, &executionFailed);
-  if (executionFailed)
+  toolStarted(executionFailed ? 0 : child.Pid);
+  if (executionFailed) {
+    toolEnded();
     return -1;
-  setRunningTool(child.Pid);
+  }
   siginfo_t info;
   while (::waitid(P_PID, child.Pid, &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
   }
-  setRunningTool(0);
+  toolEnded();
   return llvm::sys::Wait(child, 0, /*WaitUntilTerminates=*/true, &message).ReturnCode;
 }
 

@@ -55,7 +55,11 @@ struct sigaction previous[kSignalCount];
 bool installed[kSignalCount];
 char directoryPath[PATH_MAX];
 std::atomic<int> directoryFd{-1};
+// The tool being waited for: a pid, 0 (none), kStarting or kHeld.
+constexpr pid_t kStarting = -1; // being started: its pid is not known yet
+constexpr pid_t kHeld = -2;     // as kStarting, and a signal (heldSignal) came
 std::atomic<pid_t> runningTool{0};
+std::atomic<int> heldSignal{0};
 // One work directory at a time is guarded; another one made meanwhile (two
 // builds in one process) is only removed when it is destroyed.
 std::atomic<bool> guarding{false};
@@ -125,7 +129,16 @@ void removeContents(int fd) {
 
 extern "C" void removeOnSignal(int signal) {
   int savedErrno = errno;
-  pid_t tool = runningTool.exchange(0);
+  pid_t tool = runningTool.load();
+  while (tool == kStarting || tool == kHeld) {
+    // toolStarted acts on the signal once the tool's pid is known.
+    heldSignal = signal;
+    if (runningTool.compare_exchange_weak(tool, kHeld)) {
+      errno = savedErrno;
+      return;
+    }
+  }
+  tool = runningTool.exchange(0);
   if (tool > 0)
     stopTool(tool);
   int fd = directoryFd.exchange(-1);
@@ -215,6 +228,18 @@ std::string WorkDirectory::file(llvm::StringRef name) const {
   return path.str().str();
 }
 
-void setRunningTool(pid_t pid) { runningTool = pid; }
+void startingTool() { runningTool = kStarting; }
+
+void toolStarted(pid_t pid) {
+  pid_t expected = kStarting;
+  if (runningTool.compare_exchange_strong(expected, pid))
+    return;
+  // A signal came while the tool started: act on it now, as the handler
+  // would have with the pid known (this ends the process).
+  runningTool = pid;
+  removeOnSignal(heldSignal);
+}
+
+void toolEnded() { runningTool = 0; }
 
 } // namespace kiln

@@ -43,10 +43,16 @@ private:
   bool guarded_; // the signal handler covers it
 };
 
-/// The child process a build is waiting for (0: none), which the signal
-/// handler stops (SIGTERM, then SIGKILL after 2 s) and reaps before it
-/// removes the work directory, so that the tool writes nothing more there.
-void setRunningTool(pid_t pid);
+/// The child process a build waits for, which the signal handler stops
+/// (SIGTERM, then SIGKILL after 2 s) and reaps before it removes the work
+/// directory, so that the tool writes nothing more there. Between
+/// startingTool() and toolStarted() the child may exist before its pid is
+/// known here (a loaded machine may run it first), so a signal then is held
+/// and acted on by toolStarted, with the pid known. toolEnded() forgets it.
+void startingTool();
+/// `pid` is 0 when the tool could not start.
+void toolStarted(pid_t pid);
+void toolEnded();
 
 } // namespace kiln
 
