@@ -10,6 +10,8 @@
 // Threads: Halide's JIT runtime reads HL_NUM_THREADS (bench/train.py sets
 // it). The state is updated by every step (the parameters move, as in
 // training), so the loss changes; the time per step does not depend on it.
+// --profile adds Halide's profiler (its table of time per Func goes to
+// stderr at exit); the times it prints include the profiler's overhead.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Driver.h"
@@ -34,6 +36,10 @@ cl::opt<std::string> modelPath(cl::Positional, cl::Required, cl::desc("<model.ki
 cl::opt<std::string> initPath("init", cl::Required, cl::desc("initial state (safetensors)"));
 cl::opt<int> batch("batch", cl::init(64), cl::desc("samples per step"));
 cl::opt<double> seconds("seconds", cl::init(1.0), cl::desc("timed seconds"));
+cl::opt<std::string> stmtPath("stmt", cl::desc("write the step's lowered Halide statement here"),
+                              cl::value_desc("file"));
+cl::opt<bool> profile("profile",
+                      cl::desc("compile with Halide's profiler: its per-Func table at exit"));
 } // namespace
 
 int main(int argc, char **argv) {
@@ -50,7 +56,19 @@ int main(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
   if (!module || failed(kiln::prepareForTraining(*module, {})))
     return 1;
-  std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module);
+  kiln::codegen::LoweringOptions options;
+  if (profile)
+    options.target.target = options.target.target.with_feature(Halide::Target::Profile);
+  if (!stmtPath.empty()) {
+    mlir::FailureOr<kiln::codegen::LoweredModel> lowered =
+        kiln::codegen::lowerToHalide(*module, options, kiln::nn::kTrainStepFunc);
+    if (failed(lowered))
+      return 1;
+    kiln::codegen::LoweredStage &stage = lowered->stages.front();
+    stage.pipeline().compile_to_lowered_stmt(stmtPath, stage.arguments(), Halide::Text,
+                                             options.target.target);
+  }
+  std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module, options);
   if (!step)
     return 1;
   std::string error;

@@ -68,7 +68,25 @@ private:
     return f;
   }
   Func rootLike(StringRef role, Value value) { return root(role, shapeOf(value)); }
+  /// The Func of `value`, a matrix product: `acc`'s reduction over k (Halide
+  /// dimension 0 is the vector operand's contiguous one, dimension 1 the
+  /// rows of the register block), which the schedule blocks in registers.
+  /// `reduction`: the extent of k (-1: the batch).
+  Func matrixProduct(Value value, Func acc, int64_t reduction) {
+    Func f(c.nameFor(""));
+    f(acc.args()) = acc(acc.args());
+    c.layers->push_back(LayerFuncs{LayerFuncs::Kind::MatrixProduct, f.name(), f, acc,
+                                   shapeOf(value), reduction});
+    return f;
+  }
   Func in(Value value) { return c.funcOf(value); }
+  /// Runs `f`'s loops inside `with`'s outermost one (the two have one
+  /// shape and read what they share in one pass).
+  void fuseWith(Func f, Func with) {
+    for (LayerFuncs &layer : *c.layers)
+      if (layer.output.name() == f.name())
+        layer.fuseWith = with;
+  }
   Expr extent(int64_t dim) { return dim < 0 ? c.batch : Expr(static_cast<int>(dim)); }
   /// An RDom over the Halide dimensions of `shape` (tensor order) except
   /// `keep` (Halide dimension indices), innermost first; `at` gets, per
@@ -351,10 +369,12 @@ FailureOr<std::vector<Func>> TrainBuilder::linearGradInput(nn::LinearGradInputOp
   Halide::RDom o(0, out, c.nameFor("ro"));
   std::vector<Expr> dyAt = toExprs(vars);
   dyAt[0] = o;
-  Func dx = rootLike("", op.input_grad());
-  dx(vars) = 0.0f;
-  dx(vars) += in(op.output_grad())(dyAt) * in(op.weight())(vars[0], o);
-  return std::vector<Func>{dx};
+  // Vectors along i (W's rows are contiguous in i), rows of the block
+  // along the batch.
+  Func acc(c.nameFor("acc"));
+  acc(vars) = 0.0f;
+  acc(vars) += in(op.output_grad())(dyAt) * in(op.weight())(vars[0], o);
+  return std::vector<Func>{matrixProduct(op.input_grad(), acc, out)};
 }
 
 // dW[o, i] = Σ_rows dY[row, o] · X[row, i], over every leading dimension.
@@ -367,11 +387,13 @@ FailureOr<std::vector<Func>> TrainBuilder::linearGradWeight(nn::LinearGradWeight
   std::vector<Expr> xAt = at, dyAt = at;
   xAt[0] = i;
   dyAt[0] = o;
-  Func dw = rootLike("", op.weight_grad());
-  dw(i, o) = 0.0f;
-  dw(i, o) += in(op.output_grad())(dyAt) * in(op.input())(xAt);
+  // Vectors along i (X's rows are contiguous in i), rows of the block
+  // along the output channels o.
+  Func acc(c.nameFor("acc"));
+  acc(i, o) = 0.0f;
+  acc(i, o) += in(op.output_grad())(dyAt) * in(op.input())(xAt);
   (void)r;
-  return std::vector<Func>{dw};
+  return std::vector<Func>{matrixProduct(op.weight_grad(), acc, -1)};
 }
 
 // Σ dY over every Halide dimension but `keep` (a bias gradient).
@@ -583,11 +605,15 @@ FailureOr<std::vector<Func>> TrainBuilder::sgd(nn::SGDUpdateOp op) {
   if (mu > 0 && op.momentum_buffer()) {
     Expr first = in(op.step())() == Halide::cast<int64_t>(1);
     Func buffer = rootLike("momentum_buffer", op.new_momentum_buffer());
-    buffer(vars) = Halide::select(first, g,
-                                  in(op.momentum_buffer())(vars) * scalar(mu) +
-                                      scalar(1.0 - dampening) * g);
-    g = op.nesterov() ? g + scalar(mu) * buffer(vars) : Expr(buffer(vars));
+    Expr b = Halide::select(first, g,
+                            in(op.momentum_buffer())(vars) * scalar(mu) +
+                                scalar(1.0 - dampening) * g);
+    buffer(vars) = b;
+    // The parameter computes the buffer's value again rather than reading
+    // it, so the two loops share one pass over the tensors (fuseWith).
+    g = op.nesterov() ? g + scalar(mu) * b : b;
     results.push_back(buffer);
+    fuseWith(buffer, newParam);
   }
   newParam(vars) = param + scalar(-op.lrAttr().getValueAsDouble()) * g;
   return results;
@@ -611,15 +637,25 @@ FailureOr<std::vector<Func>> TrainBuilder::adam(Operation *op, bool decoupled) {
   else if (!decoupled && wd != 0)
     g = g + scalar(wd) * param;
   Func m = rootLike("exp_avg", op->getResult(1)), v = rootLike("exp_avg_sq", op->getResult(2));
-  m(vars) = in(mV)(vars) * scalar(beta1) + scalar(1.0 - beta1) * g;
-  v(vars) = in(vV)(vars) * scalar(beta2) + scalar(1.0 - beta2) * g * g;
+  Expr mNew = in(mV)(vars) * scalar(beta1) + scalar(1.0 - beta1) * g;
+  Expr vNew = in(vV)(vars) * scalar(beta2) + scalar(1.0 - beta2) * g * g;
+  m(vars) = mNew;
+  v(vars) = vNew;
+  // The step's scalars once per step, not per element (pow and the
+  // divisions in double were half of the update's time).
   Expr t = f64(in(stepV)());
   Expr bc1 = Expr(1.0) - Halide::pow(Expr(beta1), t);
   Expr bc2 = Expr(1.0) - Halide::pow(Expr(beta2), t);
-  Expr stepSize = f32(-(Expr(lr) / bc1)), bc2Sqrt = f32(Halide::sqrt(bc2));
-  Expr denom = Halide::sqrt(v(vars)) / bc2Sqrt + scalar(eps);
+  Func stepSize = root("step_size", {}), bc2Sqrt = root("bc2_sqrt", {});
+  stepSize() = f32(-(Expr(lr) / bc1));
+  bc2Sqrt() = f32(Halide::sqrt(bc2));
+  Expr denom = Halide::sqrt(vNew) / bc2Sqrt() + scalar(eps);
   Func newParam = rootLike("param", op->getResult(0));
-  newParam(vars) = param + stepSize * m(vars) / denom;
+  // m' and v' computed again rather than read back, so that the three
+  // loops share one pass over the tensors (fuseWith).
+  newParam(vars) = param + stepSize() * mNew / denom;
+  fuseWith(m, newParam);
+  fuseWith(v, newParam);
   return std::vector<Func>{newParam, m, v};
 }
 

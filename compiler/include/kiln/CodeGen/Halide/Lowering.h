@@ -65,8 +65,20 @@ struct LayerFuncs {
   /// WeightLayout: a weight's layout computed in the pipeline, because it
   /// comes from an entry-point argument (state passed in). Train: a Func of
   /// a training-step op (TrainLowering.cpp), computed whole; its update
-  /// stages, if any, are a reduction over their RDom.
-  enum class Kind { Linear, Conv2D, Pool, Flatten, Elementwise, BatchStats, WeightLayout, Train };
+  /// stages, if any, are a reduction over their RDom. MatrixProduct: a
+  /// training-step Func that is `reduction`, a matrix product whose vector
+  /// operand is contiguous along Halide dimension 0 (register-blocked).
+  enum class Kind {
+    Linear,
+    Conv2D,
+    Pool,
+    Flatten,
+    Elementwise,
+    BatchStats,
+    WeightLayout,
+    Train,
+    MatrixProduct
+  };
   Kind kind;
   std::string name;
   Halide::Func output;
@@ -76,6 +88,9 @@ struct LayerFuncs {
   /// Rank-2 linear: the accumulator below TargetInfo::smallBatch() rows
   /// (one row of TargetInfo::smallBatchGroup panels per block).
   Halide::Func smallBatchReduction;
+  /// Train: a Func of the same shape whose outermost loop this one's
+  /// loops run in (Halide's compute_with), as the optimizer's outputs do.
+  Halide::Func fuseWith;
 };
 
 /// A tensor an entry point takes (an input buffer) or gives (an output).
