@@ -453,7 +453,7 @@ LogicalResult Builder::buildTrain(Operation *op) {
   stage().training = true;
   TrainContext context{[&](Value value) { return valueOf(value).func; },
                        [&, op](StringRef role) { return nameFor(op, role); }, stage().batch(),
-                       &stage().layers};
+                       &stage().layers, target.lanes};
   FailureOr<std::vector<Halide::Func>> funcs = buildTrainOp(op, context);
   if (failed(funcs))
     return failure();

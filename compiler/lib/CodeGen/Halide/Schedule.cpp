@@ -342,6 +342,37 @@ void scheduleWeightLayout(const LayerFuncs &layer, const TargetInfo &target) {
       .vectorize(ki);
 }
 
+/// A convolution's weight gradient dW(kx, ky, i, o) = Σ_v partial(v, kx,
+/// ky, i, o): the partial sums of one (i, o), a vector per tap, are kept in
+/// registers while the reduction (the output's columns in vectors, its
+/// rows, the batch) streams dY and X past them: per step one vector of dY
+/// and one of X per tap feed one FMA per tap. All the kernel's taps
+/// unrolled where they fit the registers (LeNet's 25 in AVX-512's 32, with
+/// room for dY's vector and X's), else one row of taps; (o) in parallel.
+void scheduleConvWeightGrad(const LayerFuncs &layer, const TargetInfo &target) {
+  Halide::Func dw = layer.output, partial = layer.reduction;
+  std::vector<Halide::Var> args = dw.args(), pArgs = partial.args();
+  int64_t taps = layer.shape[2] * layer.shape[3];
+  dw.compute_root();
+  int64_t macs = layer.shape[0] * layer.shape[1] * taps * layer.reductionSize * 16;
+  if (macs >= kParallelConvMacs) {
+    dw.parallel(args[3]);
+    dw.update().parallel(args[3]);
+  }
+  partial.compute_at(dw, args[2]).vectorize(pArgs[0]);
+  std::vector<Halide::RVar> r = partial.rvars(0);
+  Halide::Stage update = partial.update();
+  bool allTaps = taps <= target.vectorRegisters - 4;
+  if (allTaps)
+    update.reorder(pArgs[0], pArgs[1], pArgs[2], r[0], r[1], r[2], pArgs[3], pArgs[4])
+        .unroll(pArgs[2]);
+  else
+    update.reorder(pArgs[0], pArgs[1], r[0], r[1], r[2], pArgs[2], pArgs[3], pArgs[4]);
+  if (layer.shape[3] <= 8)
+    update.unroll(pArgs[1]);
+  update.vectorize(pArgs[0]);
+}
+
 } // namespace
 
 void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
@@ -379,6 +410,9 @@ void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
       break;
     case LayerFuncs::Kind::MatrixProduct:
       scheduleMatrixProduct(layer, batch, target);
+      break;
+    case LayerFuncs::Kind::ConvWeightGrad:
+      scheduleConvWeightGrad(layer, target);
       break;
     case LayerFuncs::Kind::Elementwise:
       // Inlined into its consumer; in a training step computed whole, since

@@ -68,6 +68,11 @@ private:
     return f;
   }
   Func rootLike(StringRef role, Value value) { return root(role, shapeOf(value)); }
+  /// Whether `value`'s one use is a forward activation.
+  static bool onlyFeedsActivation(Value value) {
+    return value.hasOneUse() &&
+           isa<nn::ReluOp, nn::SigmoidOp, nn::TanhOp>(*value.getUsers().begin());
+  }
   /// The Func of `value`, a matrix product: `acc`'s reduction over k (Halide
   /// dimension 0 is the vector operand's contiguous one, dimension 1 the
   /// rows of the register block), which the schedule blocks in registers.
@@ -298,12 +303,15 @@ FailureOr<std::vector<Func>> TrainBuilder::batchNormNormalize(nn::BatchNormNorma
   std::vector<Var> vars = makeVars(rank);
   Var ch = vars[rank - 2];
   float eps = static_cast<float>(op.epsAttr().getValueAsDouble());
-  Func invstd(c.nameFor("invstd"));
+  Func invstd = root("invstd", {shape[1]});
   invstd(ch) = 1.0f / Halide::sqrt(in(op.var())(ch) + eps);
   Expr y = (in(op.input())(vars) - in(op.mean())(ch)) * invstd(ch);
   if (op.weight())
     y = y * in(op.weight())(ch) + in(op.bias())(ch);
-  Func out = rootLike("", op.output());
+  // Followed by its activation alone, it is computed inside the
+  // activation's loop (the backward pass reads the activation's output and
+  // BatchNorm's input, never this).
+  Func out = onlyFeedsActivation(op.output()) ? Func(c.nameFor("")) : rootLike("", op.output());
   out(vars) = y;
   return std::vector<Func>{out};
 }
@@ -317,7 +325,7 @@ FailureOr<std::vector<Func>> TrainBuilder::batchNormGrad(nn::BatchNormGradOp op)
   Var ch = vars[rank - 2];
   float eps = static_cast<float>(op.epsAttr().getValueAsDouble());
   Func x = in(op.input()), dy = in(op.output_grad()), mean = in(op.mean());
-  Func invstd(c.nameFor("invstd"));
+  Func invstd = root("invstd", {shape[1]});
   invstd(ch) = 1.0f / Halide::sqrt(in(op.var())(ch) + eps);
   std::vector<Expr> at;
   Halide::RDom r = over(shape, {static_cast<int>(rank - 2)}, vars, at, "r");
@@ -410,10 +418,14 @@ FailureOr<std::vector<Func>> TrainBuilder::sumAllBut(Value dyValue, int keep, Va
 }
 
 // dX[n, i, h, w] = Σ_{o, kh, kw} dY[n, o, oh, ow] · W[o, i, kh, kw] over
-// oh·sh − ph + kh = h, ow·sw − pw + kw = w: each tap reads the output
-// position it came from when the stride divides the offset and it lies
-// inside dY (Halide's division rounds down, so a negative offset gives a
-// negative, rejected, position).
+// oh·sh − ph + kh = h, ow·sw − pw + kw = w. With stride 1 that is a
+// convolution of dY, zero-padded (a Func computed whole over the region
+// the taps read), with the transposed kernel: ow = w + pw − kw. With a
+// larger stride each tap reads the output position it came from when the
+// stride divides the offset and it lies inside dY (Halide's division
+// rounds down, so a negative offset gives a negative, rejected, position).
+// Either way the accumulator is a convolution's, scheduled as the
+// forward's (Kind::Conv2D).
 FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp op) {
   std::vector<int64_t> wShape = shapeOf(op.weight()), dyShape = shapeOf(op.output_grad());
   int outChannels = static_cast<int>(wShape[0]), kh = static_cast<int>(wShape[2]),
@@ -424,36 +436,68 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp o
   Var x("d0"), y("d1"), i("d2"), n("d3");
   Halide::RDom r(0, kw, 0, kh, 0, outChannels, c.nameFor("r"));
   Expr tx = x + pw - r.x, ty = y + ph - r.y;
-  Expr px = tx / sw, py = ty / sh;
-  Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
-  if (sw > 1)
-    valid = valid && tx % sw == 0;
-  if (sh > 1)
-    valid = valid && ty % sh == 0;
   Func dy = in(op.output_grad());
-  Expr tap = dy(Halide::clamp(px, 0, ow - 1), Halide::clamp(py, 0, oh - 1), r.z, n);
-  Func dx = rootLike("", op.input_grad());
-  dx(x, y, i, n) = 0.0f;
-  dx(x, y, i, n) += Halide::select(valid, tap, 0.0f) * in(op.weight())(r.x, r.y, i, r.z);
+  Expr tap;
+  if (sh == 1 && sw == 1) {
+    Func padded = root("dy_padded", dyShape);
+    padded(x, y, i, n) = Halide::BoundaryConditions::constant_exterior(
+        dy, 0.0f, {{0, ow}, {0, oh}})(x, y, i, n);
+    tap = padded(tx, ty, r.z, n);
+  } else {
+    Expr px = tx / sw, py = ty / sh;
+    Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
+    if (sw > 1)
+      valid = valid && tx % sw == 0;
+    if (sh > 1)
+      valid = valid && ty % sh == 0;
+    tap = Halide::select(
+        valid, dy(Halide::clamp(px, 0, ow - 1), Halide::clamp(py, 0, oh - 1), r.z, n), 0.0f);
+  }
+  Func acc(c.nameFor("acc"));
+  acc(x, y, i, n) = 0.0f;
+  acc(x, y, i, n) += tap * in(op.weight())(r.x, r.y, i, r.z);
+  Func dx(c.nameFor(""));
+  dx(x, y, i, n) = acc(x, y, i, n);
+  c.layers->push_back(LayerFuncs{LayerFuncs::Kind::Conv2D, dx.name(), dx, acc,
+                                 shapeOf(op.input_grad()),
+                                 static_cast<int64_t>(outChannels) * kh * kw});
   return std::vector<Func>{dx};
 }
 
-// dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh + kh − ph, ow·sw + kw − pw].
+// dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh + kh − ph, ow·sw + kw − pw],
+// summed in V partial sums along ow (V: the widest vector, down to 4
+// lanes, that divides the output's width; else 1), which the schedule
+// keeps in vector registers for all the taps of one (o, i), then added.
 FailureOr<std::vector<Func>> TrainBuilder::convGradWeight(nn::Conv2DGradWeightOp op) {
   std::vector<int64_t> xShape = shapeOf(op.input()), dyShape = shapeOf(op.output_grad());
   auto [sh, sw] = pairOf(op.stride());
   auto [ph, pw] = pairOf(op.padding());
   Func x = in(op.input());
-  if (ph || pw)
-    x = Halide::BoundaryConditions::constant_exterior(
-        x, 0.0f, {{0, static_cast<int>(xShape[3])}, {0, static_cast<int>(xShape[2])}});
-  Var kx("d0"), ky("d1"), i("d2"), o("d3");
-  Halide::RDom r(0, static_cast<int>(dyShape[3]), 0, static_cast<int>(dyShape[2]), 0, c.batch,
-                 c.nameFor("r"));
-  Func dw = rootLike("", op.weight_grad());
+  Var kx("d0"), ky("d1"), i("d2"), o("d3"), v("v");
+  if (ph || pw) {
+    Func padded = root("x_padded", xShape);
+    padded(kx, ky, i, o) = Halide::BoundaryConditions::constant_exterior(
+        x, 0.0f, {{0, static_cast<int>(xShape[3])}, {0, static_cast<int>(xShape[2])}})(kx, ky, i, o);
+    x = padded;
+  }
+  int ow = static_cast<int>(dyShape[3]), oh = static_cast<int>(dyShape[2]);
+  int lanes = 1;
+  for (int width = c.lanes; width >= 4 && lanes == 1; width /= 2)
+    if (ow % width == 0)
+      lanes = width;
+  Halide::RDom r(0, ow / lanes, 0, oh, 0, c.batch, c.nameFor("r"));
+  Expr column = r.x * lanes + v;
+  Func partial(c.nameFor("partial"));
+  partial(v, kx, ky, i, o) = 0.0f;
+  partial(v, kx, ky, i, o) += in(op.output_grad())(column, r.y, o, r.z) *
+                              x(column * sw + kx - pw, r.y * sh + ky - ph, i, r.z);
+  Halide::RDom rv(0, lanes, c.nameFor("rv"));
+  Func dw(c.nameFor(""));
   dw(kx, ky, i, o) = 0.0f;
-  dw(kx, ky, i, o) += in(op.output_grad())(r.x, r.y, o, r.z) *
-                      x(r.x * sw + kx - pw, r.y * sh + ky - ph, i, r.z);
+  dw(kx, ky, i, o) += partial(rv, kx, ky, i, o);
+  c.layers->push_back(LayerFuncs{LayerFuncs::Kind::ConvWeightGrad, dw.name(), dw, partial,
+                                 shapeOf(op.weight_grad()),
+                                 static_cast<int64_t>(ow) * oh * lanes});
   return std::vector<Func>{dw};
 }
 
@@ -532,7 +576,13 @@ FailureOr<std::vector<Func>> TrainBuilder::elementwise(std::function<Expr(std::v
   std::vector<Expr> args;
   for (Value operand : op->getOperands())
     args.push_back(in(operand)(vars));
-  Func out = rootLike("", op->getResult(0));
+  // An activation's gradient read only by BatchNorm's gradient is computed
+  // inside its loops (a select or two multiplies, where a Func of its own
+  // costs a pass over the tensor and its memory).
+  Value result = op->getResult(0);
+  bool inline_ = result.hasOneUse() && isa<nn::BatchNormGradOp>(*result.getUsers().begin()) &&
+                 isa<nn::ReluGradOp, nn::SigmoidGradOp, nn::TanhGradOp>(op);
+  Func out = inline_ ? Func(c.nameFor("")) : rootLike("", result);
   out(vars) = f(args);
   return std::vector<Func>{out};
 }

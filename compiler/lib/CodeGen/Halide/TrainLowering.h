@@ -32,6 +32,8 @@ struct TrainContext {
   Halide::Expr batch;
   /// Where each Func that the schedule computes whole is recorded.
   std::vector<LayerFuncs> *layers;
+  /// The target's f32 lanes (a vector of partial sums).
+  int lanes = 8;
 };
 
 /// Whether `op` is one of NNTrainOps.td's ops.

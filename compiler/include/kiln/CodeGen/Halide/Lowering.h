@@ -68,6 +68,8 @@ struct LayerFuncs {
   /// stages, if any, are a reduction over their RDom. MatrixProduct: a
   /// training-step Func that is `reduction`, a matrix product whose vector
   /// operand is contiguous along Halide dimension 0 (register-blocked).
+  /// ConvWeightGrad: a convolution's weight gradient, the sum over
+  /// Halide dimension 0 of `reduction`, vectors of partial sums per tap.
   enum class Kind {
     Linear,
     Conv2D,
@@ -77,7 +79,8 @@ struct LayerFuncs {
     BatchStats,
     WeightLayout,
     Train,
-    MatrixProduct
+    MatrixProduct,
+    ConvWeightGrad
   };
   Kind kind;
   std::string name;
