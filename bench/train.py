@@ -13,7 +13,9 @@ with the model's train-section optimizer, on one random batch. Prints a
 Markdown table: µs per step, Kiln's speed-up over PyTorch as the environment
 is and over PyTorch's best, and Kiln's GFLOP/s, counting a step as three
 times the forward's FLOPs (`kilnc check`'s FLOPs per sample: the forward
-and both gradient products). Needs torch (Debian's /usr/bin/python3) and
+and both gradient products), and that as a share of the machine's FP32 FMA
+peak for the thread count, measured in the same run (bench/peak.c, the
+widest ISA the CPU has). Needs torch (Debian's /usr/bin/python3) and
 libopenblas0-pthread, as bench/run.sh checks.
 """
 
@@ -72,6 +74,20 @@ def torch_step(model, batch, threads, seconds, clean):
     return json.loads(out)["eager"]["median_us"]
 
 
+def measure_peaks(threads):
+    """GFLOP/s of bench/peak.c per thread count (the widest ISA)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = os.path.join(tmp, "peak")
+        run(["cc", "-O2", "-pthread", os.path.join(HERE, "peak.c"), "-o", binary])
+        out = run([binary] + [str(t) for t in threads])
+    peaks = {}
+    for isa, count, gflops in re.findall(r"peak: isa (\S+) threads (\d+) gflops ([\d.]+)", out):
+        peaks[int(count)] = (isa, float(gflops))
+    return peaks
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -90,19 +106,24 @@ def main():
     name = re.search(r"Model name:\s*(.*)", cpu)
     print("CPU: %s, %d cores; OPENBLAS_CORETYPE=%s" % (
         name.group(1) if name else "?", os.cpu_count(), os.environ.get("OPENBLAS_CORETYPE")))
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    peaks = measure_peaks(thread_counts)
+    print("FP32 FMA peak (bench/peak.c): " + ", ".join(
+        "%d thread%s %.1f GFLOP/s (%s)" % (t, "" if t == 1 else "s", peaks[t][1], peaks[t][0])
+        for t in thread_counts))
     print()
     head = "| model | batch | threads | Kiln (µs) | PyTorch (µs) |"
     rule = "|---|---:|---:|---:|---:|"
     if openblas_env:
         head += " PyTorch, no OPENBLAS_* (µs) |"
         rule += "---:|"
-    print(head + " × PyTorch as is | × PyTorch's best | Kiln GFLOP/s |")
-    print(rule + "---:|---:|---:|")
+    print(head + " × PyTorch as is | × PyTorch's best | Kiln GFLOP/s | % of peak |")
+    print(rule + "---:|---:|---:|---:|")
     for model in args.models.split(","):
         check_optimizer(model)
         flops = 3 * flops_per_sample(kilnc, model)
         for batch in (int(b) for b in args.batches.split(",")):
-            for threads in (int(t) for t in args.threads.split(",")):
+            for threads in thread_counts:
                 kiln = kiln_step(bench, model, batch, threads, args.seconds)
                 torch_as_is = torch_step(model, batch, threads, args.seconds, False)
                 row = "| %s | %d | %d | %.0f | %.0f |" % (model, batch, threads, kiln, torch_as_is)
@@ -115,8 +136,11 @@ def main():
                 # threads than on 1 on some machines).
                 if threads > 1:
                     best = min(best, torch_step(model, batch, 1, args.seconds, False))
-                print(row + " %.2f | %.2f | %.1f |" % (torch_as_is / kiln, best / kiln,
-                                                       flops * batch / kiln / 1e3))
+                    if openblas_env:
+                        best = min(best, torch_step(model, batch, 1, args.seconds, True))
+                gflops = flops * batch / kiln / 1e3
+                print(row + " %.2f | %.2f | %.1f | %.0f%% |" % (
+                    torch_as_is / kiln, best / kiln, gflops, 100 * gflops / peaks[threads][1]))
                 sys.stdout.flush()
 
 

@@ -191,7 +191,7 @@ bool TrainStep::step(const float *inputs, const int64_t *labels, int64_t batch, 
     results[slot.output] = slot.next;
   }
   try {
-    model.realize(Halide::Realization(results), target);
+    model.realize(Halide::Realization(results), target, allocator->context());
   } catch (const Halide::Error &e) {
     error = std::string("Halide: ") + e.what();
     return false;

@@ -8,7 +8,10 @@
 // (parameters, running statistics, num_batches_tracked, optimizer state,
 // step) and each step's loss and correct count must match PyTorch's within
 // the manifest's tolerance (|kiln − torch| <= atol + rtol·|torch|, rtol
-// 1e-4, atol 1e-5; counts exactly).
+// 1e-4, atol 1e-5; counts exactly). Steps after the first allocate
+// nothing: the pipeline's memory blocks taken from the system after step 1
+// (its batch-sized intermediates live on the heap, so there are some) are
+// all it takes by step 10.
 //
 //===----------------------------------------------------------------------===//
 #include "TestContext.h"
@@ -180,6 +183,7 @@ void checkCase(const std::string &name, bool resumed) {
   const llvm::json::Array &loss = *losses.getAsObject()->getArray("loss");
   const llvm::json::Array &correct = *losses.getAsObject()->getArray("correct");
   const float *x = static_cast<const float *>(kiln_array_const_data(inputs));
+  size_t firstStepAllocations = 0;
   for (int i = resumed ? 1 : 0; i < 10; ++i) {
     kiln::StepMetrics metrics;
     ASSERT_TRUE(step->step(x + i * batch * step->sampleSize(), labels.data() + i * batch, batch,
@@ -189,9 +193,15 @@ void checkCase(const std::string &name, bool resumed) {
     EXPECT_LE(std::fabs(metrics.loss - want), atol + rtol * std::fabs(want))
         << "loss of step " << i + 1 << ": " << metrics.loss << " against " << want;
     EXPECT_EQ(metrics.correct, *correct[i].getAsInteger()) << "step " << i + 1;
+    if (i == (resumed ? 1 : 0)) {
+      firstStepAllocations = step->systemAllocations();
+      EXPECT_GT(firstStepAllocations, 0u);
+    }
     if (i == 0)
       expectState(*step, kFixtures + files.getString("after_1")->str(), rtol, atol);
   }
+  EXPECT_EQ(step->systemAllocations(), firstStepAllocations)
+      << "steps after the first allocated memory";
   expectState(*step, kFixtures + files.getString("after_10")->str(), rtol, atol);
   kiln_array_free(inputs);
 }

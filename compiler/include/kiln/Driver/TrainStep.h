@@ -8,7 +8,9 @@
 //
 // Buffers are allocated once, at create: each state tensor has two, the
 // step reads one and writes the other, and they swap (a Halide pipeline's
-// outputs must not alias its inputs); nothing is allocated per step.
+// outputs must not alias its inputs). The pipeline's own intermediate
+// buffers come from a ReusingAllocator: after the first step of a batch
+// size, a step allocates nothing (systemAllocations() stays put).
 // Not thread-safe: one step at a time per TrainStep.
 //
 //===----------------------------------------------------------------------===//
@@ -16,6 +18,7 @@
 #define KILN_DRIVER_TRAINSTEP_H
 
 #include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Driver/ReusingAllocator.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -67,6 +70,8 @@ public:
   /// The smallest batch step() accepts (2 where a BatchNorm1d on [N, C]
   /// would see one value per channel, else 1).
   int64_t smallestBatch() const { return minBatch; }
+  /// Memory blocks the step's pipeline has taken from the system so far.
+  size_t systemAllocations() const { return allocator->systemAllocations(); }
 
 private:
   TrainStep() = default;
@@ -86,6 +91,7 @@ private:
   /// The smallest batch train-mode BatchNorm accepts (2 where a channel
   /// has one value per sample, BatchNorm1d on [N, C]).
   int64_t minBatch = 1;
+  std::unique_ptr<ReusingAllocator> allocator = std::make_unique<ReusingAllocator>();
 };
 
 } // namespace kiln

@@ -959,13 +959,14 @@ void LoweredModel::compileJit(const Halide::Target &target) {
   }
 }
 
-void LoweredModel::realize(Halide::Realization results, const Halide::Target &target) {
+void LoweredModel::realize(Halide::Realization results, const Halide::Target &target,
+                           Halide::JITUserContext *context) {
   for (size_t i = 0; i < stages.size(); ++i) {
     LoweredStage &stage = stages[i];
     if (!stage.jit.defined())
       stage.jit = stage.pipeline();
     if (i + 1 == stages.size()) {
-      stage.jit.realize(results, target);
+      stage.jit.realize(context, results, target);
       break;
     }
     // The tensor between two stages: the batch is that of the first input.
@@ -973,7 +974,7 @@ void LoweredModel::realize(Halide::Realization results, const Halide::Target &ta
     std::vector<int> extents(next.shape.rbegin(), next.shape.rend());
     extents.back() = inputs.front().param.get().dim(inputs.front().param.dimensions() - 1).extent();
     Halide::Buffer<float> between(extents);
-    stage.jit.realize(between, target);
+    stage.jit.realize(context, between, target);
     Halide::ImageParam param = next.param;
     param.set(between);
   }

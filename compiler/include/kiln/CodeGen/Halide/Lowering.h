@@ -180,7 +180,9 @@ struct LoweredModel {
   /// into `outputs` (one buffer per output of the entry point), as
   /// Halide::Pipeline::realize does (compiling for `target` what compileJit
   /// did not); the tensors between stages live in buffers allocated here.
-  void realize(Halide::Realization outputs, const Halide::Target &target = Halide::Target());
+  /// `context` (may be null) reaches the runtime's handlers (an allocator).
+  void realize(Halide::Realization outputs, const Halide::Target &target = Halide::Target(),
+               Halide::JITUserContext *context = nullptr);
 };
 
 /// Builds the Halide algorithm of the module's function `entry` (any
