@@ -11,9 +11,10 @@ in the environment as it is and, where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE
 is set, without them. Both start from the training fixtures' initial state
 with the model's train-section optimizer, on one random batch. Prints a
 Markdown table: µs per step, Kiln's speed-up over PyTorch as the environment
-is and over PyTorch's best, and Kiln's GFLOP/s, counting a step as three
-times the forward's FLOPs (`kilnc check`'s FLOPs per sample: the forward
-and both gradient products), and that as a share of the machine's FP32 FMA
+is and over PyTorch's best, and Kiln's GFLOP/s, counting a step as the
+forward and both gradient products of every layer (`kilnc check`'s FLOPs
+per sample), less the first layer's input gradient, which is not computed
+(step_flops_per_sample), and that as a share of the machine's FP32 FMA
 peak for the thread count, measured in the same run (bench/peak.c, the
 widest ISA the CPU has). Needs torch (Debian's /usr/bin/python3) and
 libopenblas0-pthread, as bench/run.sh checks.
@@ -39,9 +40,23 @@ def run(cmd, env=None):
     return result.stdout
 
 
-def flops_per_sample(kilnc, model):
+def step_flops_per_sample(kilnc, model):
+    """FLOPs of one training step per sample, from `kilnc check`'s table:
+    each linear and conv layer's forward product, its dW product and its dX
+    product, except the first one's dX (its input is the data, whose
+    gradient the step does not compute); the other layers' forward FLOPs
+    three times (their forward, their gradient and the update are of the
+    same order and small)."""
     text = run([kilnc, "check", os.path.join(ROOT, "models", model + ".kiln")])
-    return int(re.search(r"FLOPs per sample: ([\d,]+)", text).group(1).replace(",", ""))
+    total, first = 0, True
+    for op, flops in re.findall(r"^\S+\s+(\w+)\s+\[.*?\]\s+[\d,]+\s+([\d,]+)$", text, re.M):
+        flops = int(flops.replace(",", ""))
+        if op in ("linear", "conv2d"):
+            total += (2 if first else 3) * flops
+            first = False
+        else:
+            total += 3 * flops
+    return total
 
 
 def check_optimizer(model):
@@ -121,7 +136,7 @@ def main():
     print(rule + "---:|---:|---:|---:|")
     for model in args.models.split(","):
         check_optimizer(model)
-        flops = 3 * flops_per_sample(kilnc, model)
+        flops = step_flops_per_sample(kilnc, model)
         for batch in (int(b) for b in args.batches.split(",")):
             for threads in thread_counts:
                 kiln = kiln_step(bench, model, batch, threads, args.seconds)

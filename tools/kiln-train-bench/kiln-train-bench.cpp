@@ -38,6 +38,8 @@ cl::opt<int> batch("batch", cl::init(64), cl::desc("samples per step"));
 cl::opt<double> seconds("seconds", cl::init(1.0), cl::desc("timed seconds"));
 cl::opt<std::string> stmtPath("stmt", cl::desc("write the step's lowered Halide statement here"),
                               cl::value_desc("file"));
+cl::opt<std::string> targetName("target", cl::desc("Halide target (default: host)"),
+                                cl::init("host"));
 cl::opt<bool> profile("profile",
                       cl::desc("compile with Halide's profiler: its per-Func table at exit"));
 } // namespace
@@ -57,6 +59,12 @@ int main(int argc, char **argv) {
   if (!module || failed(kiln::prepareForTraining(*module, {})))
     return 1;
   kiln::codegen::LoweringOptions options;
+  std::string targetError;
+  if (targetName != "host" && !kiln::codegen::describeTarget(Halide::Target(targetName),
+                                                              options.target, targetError)) {
+    llvm::errs() << "kiln-train-bench: error: " << targetError << "\n";
+    return 1;
+  }
   if (profile)
     options.target.target = options.target.target.with_feature(Halide::Target::Profile);
   if (!stmtPath.empty()) {

@@ -167,20 +167,23 @@ double dot(const Tensor &r, const std::vector<double> &y) {
   return sum;
 }
 
-TEST(GradientCheck, Linear) {
-  Random rng{1};
+std::string tensorType(const std::string &dims) { return "tensor<" + dims + "xf32>"; }
+
+/// Linear's three gradient ops on [n, in] → [n, out].
+void linearCase(int n, int in, int out, uint64_t seed) {
+  Random rng{seed};
   GradCase c;
-  const int n = 5, in = 4, out = 3;
   c.tensors = {{"dy", random({n, out}, rng)}, {"x", random({n, in}, rng)},
                {"w", random({out, in}, rng)}, {"b", random({out}, rng)}};
-  c.ir = R"mlir(
-    func @step(%dy: tensor<?x3xf32>, %x: tensor<?x4xf32>, %w: tensor<3x4xf32>)
-        -> (tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>) {
-      %dx = nn.linear_grad_input %dy, %w : (tensor<?x3xf32>, tensor<3x4xf32>) -> tensor<?x4xf32>
-      %dw = nn.linear_grad_weight %dy, %x : (tensor<?x3xf32>, tensor<?x4xf32>) -> tensor<3x4xf32>
-      %db = nn.linear_grad_bias %dy : (tensor<?x3xf32>) -> tensor<3xf32>
-      return %dx, %dw, %db : tensor<?x4xf32>, tensor<3x4xf32>, tensor<3xf32>
-    })mlir";
+  std::string dy = tensorType("?x" + std::to_string(out)), x = tensorType("?x" + std::to_string(in)),
+              w = tensorType(std::to_string(out) + "x" + std::to_string(in)),
+              b = tensorType(std::to_string(out));
+  c.ir = "func @step(%dy: " + dy + ", %x: " + x + ", %w: " + w + ") -> (" + x + ", " + w + ", " +
+         b + ") {\n"
+         "  %dx = nn.linear_grad_input %dy, %w : (" + dy + ", " + w + ") -> " + x + "\n"
+         "  %dw = nn.linear_grad_weight %dy, %x : (" + dy + ", " + x + ") -> " + w + "\n"
+         "  %db = nn.linear_grad_bias %dy : (" + dy + ") -> " + b + "\n"
+         "  return %dx, %dw, %db : " + x + ", " + w + ", " + b + "\n}";
   c.arguments = {"dy", "x", "w"};
   c.gradientOf = {"x", "w", "b"};
   c.loss = [=](const Tensors &t) {
@@ -198,22 +201,42 @@ TEST(GradientCheck, Linear) {
   expectGradients(c);
 }
 
-// Stride 2, padding 1, a non-square kernel: 5x6 input, 3x2 kernel.
-TEST(GradientCheck, Conv2DStridePaddingBias) {
-  Random rng{2};
-  const int n = 2, ci = 2, h = 5, w = 6, co = 3, kh = 3, kw = 2, s = 2, p = 1;
-  const int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1; // 3, 4
+// Narrower than a vector: computed whole.
+TEST(GradientCheck, Linear) { linearCase(5, 4, 3, 1); }
+
+// Wide enough for the register block (Schedule.cpp, scheduleMatrixProduct):
+// 53 inputs are a block of whole vectors and a last one shifted inwards on
+// every target; 19 rows and 21 outputs are not multiples of its rows; a
+// batch of 3 is below them (one row per block).
+TEST(GradientCheck, LinearRegisterBlocked) {
+  linearCase(19, 53, 21, 7);
+  linearCase(3, 53, 21, 8);
+}
+
+/// Conv2d's three gradient ops: [n, ci, h, w] → [n, co, oh, ow], kernel
+/// kh × kw, stride s, padding p.
+void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p, uint64_t seed) {
+  Random rng{seed};
+  const int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1;
   GradCase c;
   c.tensors = {{"dy", random({n, co, oh, ow}, rng)}, {"x", random({n, ci, h, w}, rng)},
                {"w", random({co, ci, kh, kw}, rng)}, {"b", random({co}, rng)}};
-  c.ir = R"mlir(
-    func @step(%dy: tensor<?x3x3x4xf32>, %x: tensor<?x2x5x6xf32>, %w: tensor<3x2x3x2xf32>)
-        -> (tensor<?x2x5x6xf32>, tensor<3x2x3x2xf32>, tensor<3xf32>) {
-      %dx = nn.conv2d_grad_input %dy, %w {padding = [1, 1], stride = [2, 2]} : (tensor<?x3x3x4xf32>, tensor<3x2x3x2xf32>) -> tensor<?x2x5x6xf32>
-      %dw = nn.conv2d_grad_weight %dy, %x {padding = [1, 1], stride = [2, 2]} : (tensor<?x3x3x4xf32>, tensor<?x2x5x6xf32>) -> tensor<3x2x3x2xf32>
-      %db = nn.conv2d_grad_bias %dy : (tensor<?x3x3x4xf32>) -> tensor<3xf32>
-      return %dx, %dw, %db : tensor<?x2x5x6xf32>, tensor<3x2x3x2xf32>, tensor<3xf32>
-    })mlir";
+  auto dims = [](std::vector<int> d) {
+    std::string text;
+    for (int v : d)
+      text += (text.empty() ? "" : "x") + (v < 0 ? std::string("?") : std::to_string(v));
+    return tensorType(text);
+  };
+  std::string dy = dims({-1, co, oh, ow}), x = dims({-1, ci, h, w}), wt = dims({co, ci, kh, kw}),
+              b = dims({co});
+  std::string attrs = "{padding = [" + std::to_string(p) + ", " + std::to_string(p) +
+                      "], stride = [" + std::to_string(s) + ", " + std::to_string(s) + "]}";
+  c.ir = "func @step(%dy: " + dy + ", %x: " + x + ", %w: " + wt + ") -> (" + x + ", " + wt +
+         ", " + b + ") {\n"
+         "  %dx = nn.conv2d_grad_input %dy, %w " + attrs + " : (" + dy + ", " + wt + ") -> " + x +
+         "\n  %dw = nn.conv2d_grad_weight %dy, %x " + attrs + " : (" + dy + ", " + x + ") -> " +
+         wt + "\n  %db = nn.conv2d_grad_bias %dy : (" + dy + ") -> " + b +
+         "\n  return %dx, %dw, %db : " + x + ", " + wt + ", " + b + "\n}";
   c.arguments = {"dy", "x", "w"};
   c.gradientOf = {"x", "w", "b"};
   c.loss = [=](const Tensors &t) {
@@ -238,6 +261,15 @@ TEST(GradientCheck, Conv2DStridePaddingBias) {
     return dot(t.at("dy"), y);
   };
   expectGradients(c);
+}
+
+TEST(GradientCheck, Conv2DStridePaddingBias) { convCase(2, 2, 5, 6, 3, 3, 2, 2, 1, 2); }
+
+// Stride 1 (dX as a convolution of the zero-padded dY), with and without
+// padding; output rows of 8 (dW in vectors of 8 partial sums, 4 with SSE).
+TEST(GradientCheck, Conv2DStride1) {
+  convCase(3, 2, 6, 8, 3, 3, 3, 1, 1, 12);
+  convCase(2, 3, 5, 9, 4, 2, 2, 1, 0, 13);
 }
 
 /// Train-mode BatchNorm's output in double: batch mean, biased variance.
@@ -298,6 +330,48 @@ TEST(GradientCheck, BatchNorm1DTrainModeWithoutAffine) {
   c.gradientOf = {"x", "", ""};
   c.loss = [](const Tensors &t) { return dot(t.at("dy"), batchNorm(t.at("x"), nullptr, nullptr, 1e-3)); };
   expectGradients(c);
+}
+
+// Train-mode statistics of channels whose mean is 1e4 and spread about 1:
+// a one-pass E[x²] − E[x]² in f32 cancels 1e8-sized terms (f32 keeps about
+// 7 digits) and loses the variance; the two-pass double form keeps it to
+// f32's rounding. The output is compared with PyTorch's CPU formula, which
+// rounds at the same points (mean and variance accumulated in double,
+// rounded to f32; (x − mean) · invstd in f32), within 1e-4.
+TEST(BatchNormStatistics, ChannelMeansOf1e4KeepTheirDigits) {
+  Random rng{21};
+  const int n = 64, ch = 3;
+  GradCase c;
+  c.tensors = {{"x", random({n, ch}, rng, -1, 1)}};
+  for (int64_t k = 0; k < n * ch; ++k)
+    c.tensors["x"].data[k] = static_cast<float>(1e4 + (k % ch) * 1e3 + c.tensors["x"].data[k]);
+  c.ir = R"mlir(
+    func @step(%x: tensor<?x3xf32>) -> (tensor<3xf32>, tensor<3xf32>, tensor<?x3xf32>) {
+      %mean, %var = nn.batch_norm_stats %x : (tensor<?x3xf32>) -> (tensor<3xf32>, tensor<3xf32>)
+      %y = nn.batch_norm_normalize %x, %mean, %var {eps = 1.0e-05 : f64} : (tensor<?x3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<?x3xf32>
+      return %mean, %var, %y : tensor<3xf32>, tensor<3xf32>, tensor<?x3xf32>
+    })mlir";
+  c.arguments = {"x"};
+  std::vector<std::vector<double>> results = run(c);
+  ASSERT_EQ(results.size(), 3u);
+  const std::vector<double> &x = c.tensors["x"].data;
+  for (int j = 0; j < ch; ++j) {
+    double mean = 0, squares = 0;
+    for (int i = 0; i < n; ++i)
+      mean += x[i * ch + j];
+    mean /= n;
+    for (int i = 0; i < n; ++i)
+      squares += (x[i * ch + j] - mean) * (x[i * ch + j] - mean);
+    double var = squares / n;
+    EXPECT_NEAR(results[0][j], mean, 1e-3) << "mean of channel " << j; // f32's ulp at 1e4
+    EXPECT_NEAR(results[1][j], var, 1e-5 * var) << "variance of channel " << j;
+    float meanF = static_cast<float>(mean), varF = static_cast<float>(var);
+    float invstd = 1.0f / std::sqrt(varF + 1e-5f);
+    for (int i = 0; i < n; ++i) {
+      float y = (static_cast<float>(x[i * ch + j]) - meanF) * invstd;
+      EXPECT_NEAR(results[2][i * ch + j], y, 1e-4) << "output " << i << ", channel " << j;
+    }
+  }
 }
 
 /// An activation's gradient op, from the forward output.

@@ -14,6 +14,7 @@
 // all it takes by step 10.
 //
 //===----------------------------------------------------------------------===//
+#include "HostTargets.h"
 #include "TestContext.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/TrainStep.h"
@@ -146,7 +147,8 @@ void expectState(kiln::TrainStep &step, const std::string &path, double rtol, do
 /// from PyTorch's state after step 1 (parameters, buffers and torch.optim's
 /// state under Kiln's names), steps 2 to 10: what continuing a PyTorch run
 /// in Kiln gives, checked against PyTorch's own 10th step.
-void checkCase(const std::string &name, bool resumed) {
+void checkCase(const std::string &name, bool resumed,
+               const kiln::codegen::LoweringOptions &options = {}) {
   llvm::json::Value manifest = readJson(kFixtures + "manifest.json");
   const llvm::json::Object *theCase = nullptr;
   for (const llvm::json::Value &c : *manifest.getAsObject()->getArray("cases"))
@@ -167,7 +169,7 @@ void checkCase(const std::string &name, bool resumed) {
   ASSERT_TRUE(module) << diagnostics;
   (*module)->setAttr("kiln.train", trainSection(context, *theCase->getObject("optimizer")));
   ASSERT_TRUE(succeeded(kiln::prepareForTraining(*module, {}))) << diagnostics;
-  std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module);
+  std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module, options);
   ASSERT_TRUE(step) << diagnostics;
   std::string error;
   std::string start = files.getString(resumed ? "after_1" : "initial")->str();
@@ -214,6 +216,22 @@ class ResumedFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ResumedFixture, ContinuesPyTorchsRunFromItsFirstStep) { checkCase(GetParam(), true); }
 
+/// A case on each x86-64 schedule family's target (the register blocks,
+/// vector widths and partial sums differ), where this CPU runs it.
+class TargetFixture
+    : public ::testing::TestWithParam<std::tuple<std::string, const char *>> {};
+
+TEST_P(TargetFixture, MatchesPyTorchOnEveryTarget) {
+  auto [name, target] = GetParam();
+  if (!kiln::test::hostRuns(Halide::Target(target)))
+    GTEST_SKIP() << kiln::test::cannotRunReason(target);
+  kiln::codegen::LoweringOptions options;
+  std::string error;
+  ASSERT_TRUE(kiln::codegen::describeTarget(Halide::Target(target), options.target, error))
+      << error;
+  checkCase(name, false, options);
+}
+
 std::string caseName(const ::testing::TestParamInfo<std::string> &info) {
   std::string name = info.param;
   for (char &c : name)
@@ -233,5 +251,22 @@ INSTANTIATE_TEST_SUITE_P(Resume, ResumedFixture,
                          ::testing::Values("conv_pools/sgd_momentum", "bn1d_variants/sgd_dampening",
                                            "bn1d_variants/adam", "bn_cumulative/adamw"),
                          caseName);
+
+// One case per kind of layer the schedules treat apart: linear layers
+// (matrix products), stride-1 convolutions, and convolutions with stride,
+// padding and max-pooling.
+INSTANTIATE_TEST_SUITE_P(
+    Targets, TargetFixture,
+    ::testing::Combine(::testing::Values("mlp_bn/sgd_momentum", "lenet_bn/sgd_momentum",
+                                         "conv_pools/adam"),
+                       ::testing::ValuesIn(kiln::test::kX86Targets)),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, const char *>> &info) {
+      std::string name = std::get<0>(info.param) + "_" +
+                         kiln::test::targetSuffix(std::get<1>(info.param));
+      for (char &c : name)
+        if (!isalnum(static_cast<unsigned char>(c)))
+          c = '_';
+      return name;
+    });
 
 } // namespace

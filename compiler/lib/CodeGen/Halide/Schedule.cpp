@@ -218,8 +218,8 @@ constexpr int64_t kParallelElements = 16 * 1024;
 /// layer), computed whole: every stage vectorized over the innermost pure
 /// dimension by the target's lanes (an update, a reduction, then keeps a
 /// vector of accumulators per step of its RDom), the outermost in parallel
-/// where the Func is large. With `fuseWith`, its loops run inside that
-/// Func's outermost loop (the optimizer's new parameter, moment and buffer
+/// where the Func is large. With `fuseWith` (and two or more dimensions),
+/// its loops run inside that Func's outermost loop (the optimizer's new parameter, moment and buffer
 /// tensors: one pass over what they read, not three).
 void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
   Halide::Func f = layer.output;
@@ -237,10 +237,18 @@ void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
     Halide::Stage stage = i == 0 ? Halide::Stage(f) : f.update(i - 1);
     if (parallel)
       stage.parallel(args.back());
+    // The pure definition of a static width shifts its last vector inwards
+    // (computing a few elements twice); with GuardWithIf, Halide 14 left
+    // elements past the first vector unwritten in a 5-wide tensor with SSE's
+    // 4 lanes (a bias of conv_pools' fc). Updates, which must not run twice
+    // on one element, and batch-wide dimensions keep the guard.
+    TailStrategy tail = i == 0 && inner > 0 ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf;
     if (vectorize)
-      stage.vectorize(args[0], target.lanes, TailStrategy::GuardWithIf);
+      stage.vectorize(args[0], target.lanes, tail);
   }
-  if (layer.fuseWith.defined() && f.num_update_definitions() == 0)
+  // Fused at the outermost dimension where that is not the vectorized one
+  // (a bias's only dimension is): the loops fused stay whole vectors.
+  if (layer.fuseWith.defined() && f.num_update_definitions() == 0 && args.size() >= 2)
     f.compute_with(layer.fuseWith, args.back());
 }
 
