@@ -94,8 +94,7 @@ FailureOr<Optimizer> Autodiff::readTrainConfig(ModuleOp module,
                           "cross_entropy";
     return failure();
   }
-  dropoutSeed = seed >= 0 ? static_cast<int64_t>(seed)
-                          : static_cast<int64_t>(number(train, "seed", 0));
+  dropoutSeed = trainingSeed(module, static_cast<int64_t>(seed));
   auto section = train.getAs<DictionaryAttr>("optimizer");
   StringRef sectionName;
   if (section)
@@ -535,6 +534,13 @@ void Autodiff::runOnOperation() {
 }
 
 } // namespace
+
+int64_t trainingSeed(ModuleOp module, int64_t override) {
+  if (override >= 0)
+    return override;
+  auto train = module->getAttrOfType<DictionaryAttr>("kiln.train");
+  return train ? static_cast<int64_t>(number(train, "seed", 0)) : 0;
+}
 
 std::unique_ptr<Pass> createAutodiffPass() { return std::make_unique<Autodiff>(); }
 

@@ -23,6 +23,11 @@ struct AutodiffOptions {
   double lr = -1, momentum = -1, weightDecay = -1;
   int64_t seed = -1;
 };
+
+/// The seed of a training run (dropout's masks; without a checkpoint, the
+/// initial state): `override` where >= 0 (--seed), else the train
+/// section's `seed` (the module's kiln.train), else 0.
+int64_t trainingSeed(mlir::ModuleOp module, int64_t override);
 std::unique_ptr<mlir::Pass> createAutodiffPass();
 std::unique_ptr<mlir::Pass> createAutodiffPass(const AutodiffOptions &options);
 std::unique_ptr<mlir::Pass> createFoldBatchNormPass();
