@@ -7,7 +7,7 @@
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
 //   kilnc build ... --target=arm-64-linux [--cc=PATH]       (cross-compiled, docs/targets.md)
-//   kilnc train MODEL.kiln --init W.safetensors --inputs x.npy --labels y.npy
+//   kilnc train MODEL.kiln [--init W.safetensors | --seed S] --inputs x.npy --labels y.npy
 //               --steps K --batch B --no-shuffle -o OUT.safetensors [--optimizer ...]
 //
 //===----------------------------------------------------------------------===//
@@ -160,8 +160,9 @@ cl::opt<double> trainWeightDecay("weight-decay", cl::desc("Weight decay, >= 0"),
                                  cl::sub(emitCommand), cl::sub(trainCommand),
                                  cl::cat(kilncCategory));
 cl::opt<long long> trainSeed("seed",
-                             cl::desc("Seed of dropout's random stream, >= 0 (default: the "
-                                      "train section's)"),
+                             cl::desc("Seed of dropout's random stream and, without --init, "
+                                      "of the initial weights, >= 0 (default: the train "
+                                      "section's, else 0)"),
                              cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand),
                              cl::cat(kilncCategory));
 
@@ -172,7 +173,9 @@ cl::opt<std::string> trainInit("init",
                                cl::desc("The initial state (safetensors): every parameter "
                                         "and buffer under its state_dict key; optimizer "
                                         "state (<key>.momentum_buffer, <key>.exp_avg, "
-                                        "<key>.exp_avg_sq, step) where present, else zero"),
+                                        "<key>.exp_avg_sq, step) where present, else zero "
+                                        "(default: PyTorch's default initialisation of each "
+                                        "layer, drawn from --seed)"),
                                cl::value_desc("file"), cl::sub(trainCommand),
                                cl::cat(kilncCategory));
 cl::opt<std::string> trainInputs("inputs",
@@ -385,15 +388,14 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
     return fail("--threads must be >= 0, not " + std::to_string(trainThreads));
   if (trainPrintEvery < 0)
     return fail("--print-every must be >= 0, not " + std::to_string(trainPrintEvery));
-  for (auto [flag, value] : {std::pair{"--init", &trainInit}, {"--inputs", &trainInputs},
-                             {"--labels", &trainLabels}})
+  for (auto [flag, value] : {std::pair{"--inputs", &trainInputs}, {"--labels", &trainLabels}})
     if (value->empty())
-      return fail(std::string(flag) + " is required" +
-                  (value == &trainInit ? " (PyTorch's default initialisation from --seed is "
-                                         "not implemented yet)"
-                                       : ""));
+      return fail(std::string(flag) + " is required");
+  if (trainInit.getNumOccurrences() && trainInit.empty())
+    return fail("--init needs a file (leave it out for PyTorch's default initialisation)");
   kiln::TrainRunOptions options;
   options.initPath = trainInit;
+  options.seed = trainSeed;
   options.inputsPath = trainInputs;
   options.labelsPath = trainLabels;
   options.outputPath = trainOutput;
@@ -401,8 +403,10 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   options.batch = trainBatch;
   options.printEvery = trainPrintEvery;
   options.threads = trainThreads;
-  options.inputFiles = {trainInput == "-" ? "/dev/stdin" : trainInput.getValue(), trainInit,
-                        trainInputs, trainLabels};
+  options.inputFiles = {trainInput == "-" ? "/dev/stdin" : trainInput.getValue(), trainInputs,
+                        trainLabels};
+  if (!trainInit.empty())
+    options.inputFiles.push_back(trainInit);
   // A bad -o fails before the model is compiled.
   std::string error;
   if (!kiln::OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false,

@@ -2,6 +2,8 @@
 #include "kiln/Driver/Train.h"
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Dialect/NN/Transforms/Passes.h"
+#include "kiln/Driver/InitialState.h"
 #include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/TrainStep.h"
 #include "kiln/runtime/npy.h"
@@ -166,6 +168,14 @@ mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &op
   Data data;
   if (failed(readData(module, options, data, error)))
     return mlir::failure();
+  // Without a checkpoint: every parameter and buffer must have a default,
+  // checked before the step is compiled.
+  mlir::FailureOr<std::vector<InitialTensor>> initial = std::vector<InitialTensor>{};
+  if (options.initPath.empty())
+    initial = defaultInitialisation(module);
+  if (failed(initial))
+    return mlir::failure();
+  int64_t seed = nn::trainingSeed(module, options.seed);
   // Halide's JIT runtime reads HL_NUM_THREADS when its thread pool starts,
   // at the first parallel loop of the first step.
   if (options.threads > 0)
@@ -173,8 +183,13 @@ mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &op
   std::unique_ptr<TrainStep> step = TrainStep::create(module);
   if (!step)
     return mlir::failure();
-  if (!step->loadState(options.initPath, error))
+  if (options.initPath.empty()) {
+    if (!initialiseState(*initial, static_cast<uint64_t>(seed), *step, error))
+      return mlir::failure();
+    log << "initial state: PyTorch's default initialisation from seed " << seed << "\n";
+  } else if (!step->loadState(options.initPath, error)) {
     return mlir::failure();
+  }
   int64_t lastBatch = data.rows % options.batch;
   if (lastBatch != 0 && lastBatch < step->smallestBatch() &&
       options.steps > data.rows / options.batch) {

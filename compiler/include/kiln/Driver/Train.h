@@ -1,7 +1,9 @@
 //===- Train.h - kilnc train: K steps over arrays, a checkpoint -*- C++ -*-===//
 //
 // The training run behind `kilnc train`: a model prepared for training
-// (prepareForTraining), its state from a safetensors checkpoint, inputs and
+// (prepareForTraining), its state from a safetensors checkpoint or, without
+// one, PyTorch's default initialisation from the run's seed
+// (InitialState.h), inputs and
 // labels from NPY files, `steps` steps of kiln::TrainStep over the rows in
 // order, and the state written as a safetensors checkpoint by the runtime's
 // output rules (output.h). Every file and value is checked before the step
@@ -29,7 +31,9 @@
 namespace kiln {
 
 struct TrainRunOptions {
-  std::string initPath;    // safetensors: the state_dict (optimizer state optional)
+  std::string initPath;    // safetensors: the state_dict (optimizer state optional);
+                           // empty: PyTorch's default initialisation from `seed`
+  int64_t seed = -1;       // --seed; -1: the train section's, else 0 (trainingSeed)
   std::string inputsPath;  // NPY f32: [rows..., the model's per-sample shape]
   std::string labelsPath;  // NPY i64: one class index per row
   std::string outputPath;  // the checkpoint written at the end

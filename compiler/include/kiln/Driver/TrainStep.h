@@ -3,8 +3,9 @@
 // nn-autodiff's @train_step lowered to one Halide pipeline and JIT-compiled,
 // with its state (parameters, buffers, optimizer state, the step count) held
 // here between calls under the state_dict's keys: load it from a safetensors
-// checkpoint, run a step per batch, read it back. The trainer (epochs,
-// `kilnc train`) builds on this call.
+// checkpoint (or set it with InitialState.h's initialiseState), run a step
+// per batch, read it back. The trainer (epochs, `kilnc train`) builds on
+// this call.
 //
 // Buffers are allocated once, at create: each state tensor has two, the
 // step reads one and writes the other, and they swap (a Halide pipeline's
