@@ -132,7 +132,7 @@ static const kiln_model_state_key_t *key_named(const kiln_model_t *model, const 
  * file, the tensor and the first bad element, unless the model was built
  * with --allow-nonfinite. */
 static kiln_status_t check_values(const kiln_model_t *model, const kiln_model_variant_t *variant,
-                                  float **state, const char *path) {
+                                  float *const *state, const char *path) {
   if (model->allow_nonfinite)
     return NULL;
   for (size_t i = 0; i < variant->state_tensor_count; ++i) {
@@ -163,7 +163,7 @@ static kiln_status_t check_values(const kiln_model_t *model, const kiln_model_va
 
 /* Runs the load pipeline of each stage of `variant`, from its range of
  * `state` into its range of `packed`. */
-static int run_load(const kiln_model_variant_t *variant, float **state, float **packed,
+static int run_load(const kiln_model_variant_t *variant, float *const *state, float **packed,
                     const char *path, char *out_error) {
   for (size_t s = 0; s < variant->stage_count; ++s) {
     const kiln_model_stage_t *stage = &variant->stages[s];
@@ -189,25 +189,48 @@ static int run_load(const kiln_model_variant_t *variant, float **state, float **
   return 0;
 }
 
-/* Everything but the swap: the new packed weights, or an error. */
+/* Checks the values of `state` (the chosen variant's state tensors) and
+ * packs them into `packed`: everything but the swap. */
+static int pack(const kiln_model_t *model, const kiln_model_variant_t *variant,
+                float *const *state, const char *source, float **packed, char *out_error) {
+  kiln_status_t status = check_values(model, variant, state, source);
+  if (status)
+    return fail_status(out_error, status);
+  for (size_t i = 0; i < variant->packed_count; ++i)
+    if (!(packed[i] = alloc_layout(&variant->packed_layouts[i])))
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: out of memory", source);
+  return run_load(variant, state, packed, source, out_error);
+}
+
+/* On success, `packed` replaces the weights loaded before; on failure it
+ * is freed and they stay. Returns `result`. */
+static int replace_weights(const kiln_model_t *model, const kiln_model_variant_t *variant,
+                           int result, float **packed) {
+  if (result) {
+    free_all(packed, variant->packed_count);
+    return result;
+  }
+  kiln_model_free_weights(model);
+  model->state->weights = packed;
+  model->state->loaded = 1;
+  return 0;
+}
+
+/* The file's checks and tensors, then pack. */
 static int load(const kiln_model_t *model, const kiln_model_variant_t *variant,
                 const kiln_safetensors_t *file, const char *path, float **packed,
                 char *out_error) {
   kiln_status_t status = kiln_model_check_weights(model, file, path);
   if (status)
     return fail_status(out_error, status);
-  for (size_t i = 0; i < variant->packed_count; ++i)
-    if (!(packed[i] = alloc_layout(&variant->packed_layouts[i])))
-      return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: out of memory", path);
   float **state = (float **)calloc(variant->state_tensor_count + 1, sizeof(float *));
   if (!state)
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: out of memory", path);
   int result = 0;
-  if ((status = read_state(variant, file, path, state)) ||
-      (status = check_values(model, variant, state, path)))
+  if ((status = read_state(variant, file, path, state)))
     result = fail_status(out_error, status);
   else
-    result = run_load(variant, state, packed, path, out_error);
+    result = pack(model, variant, state, path, packed, out_error);
   free_all(state, variant->state_tensor_count);
   return result;
 }
@@ -234,14 +257,24 @@ int kiln_model_load_weights(const kiln_model_t *model, const char *path, char *o
                       : kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                                         "%s: out of memory", path);
   kiln_safetensors_close(file);
-  if (result) {
-    free_all(packed, variant->packed_count);
-    return result;
-  }
-  kiln_model_free_weights(model);
-  model->state->weights = packed;
-  model->state->loaded = 1;
-  return 0;
+  return replace_weights(model, variant, result, packed);
+}
+
+int kiln_model_load_tensors(const kiln_model_t *model, float *const *tensors, const char *source,
+                            char *out_error) {
+  if (!model->external_weights || (!tensors && model->variants[0].state_tensor_count))
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: %s has no weights to load from memory",
+                           model->name);
+  int choice = kiln_model_select(model);
+  if (choice < 0)
+    return kiln_model_no_variant(model, out_error);
+  const kiln_model_variant_t *variant = &model->variants[choice];
+  float **packed = (float **)calloc(variant->packed_count + 1, sizeof(float *));
+  int result = packed ? pack(model, variant, tensors, source, packed, out_error)
+                      : kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                                        "%s: out of memory", source);
+  return replace_weights(model, variant, result, packed);
 }
 
 void kiln_model_free_weights(const kiln_model_t *model) {

@@ -7,6 +7,7 @@
 //   kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]
 //   kilnc build MODEL.kiln --weights=external -o OUT ...   (weights loaded at run time)
 //   kilnc build ... --target=arm-64-linux [--cc=PATH]       (cross-compiled, docs/targets.md)
+//   kilnc build MODEL.kiln --mode=train -o OUT [--emit=...]  (the training step, AOT)
 //   kilnc train MODEL.kiln [--init W.safetensors | --seed S] --inputs x.npy --labels y.npy
 //               --steps K --batch B --no-shuffle -o OUT.safetensors [--optimizer ...]
 //
@@ -70,7 +71,7 @@ cl::opt<Stage> emitStage(
                           "activations fused (needs --weights)"),
                clEnumValN(Stage::HalideStmt, "halide-stmt",
                           "Halide's lowered statement of the scheduled pipeline "
-                          "(needs --weights)")),
+                          "(needs --weights; with --mode=train, the training step's)")),
     cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> outputPath("o",
                                 cl::desc("Output file (default: stdout), replaced whole; "
@@ -100,6 +101,17 @@ cl::opt<kiln::OutputKind> buildKind(
                clEnumValN(kiln::OutputKind::SharedLibrary, "shared",
                           "a shared library + C header")),
     cl::sub(buildCommand), cl::cat(kilncCategory));
+enum class Mode { Infer, Train };
+cl::opt<Mode> buildMode(
+    "mode", cl::desc("What to compile"), cl::init(Mode::Infer),
+    cl::values(clEnumValN(Mode::Infer, "infer", "the inference forward, weights bound or "
+                                                 "external (default)"),
+               clEnumValN(Mode::Train, "train",
+                          "the training step (nn-autodiff's, with the train section's "
+                          "hyper-parameters and --optimizer/--lr/--momentum/--weight-decay/"
+                          "--seed) and the eval forward; no --weights: the state is loaded at "
+                          "run time (OUT_load_state, --init)")),
+    cl::sub(buildCommand), cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> weightsPath("weights",
                                  cl::desc("The model's weights (safetensors, PyTorch "
                                           "state_dict keys), or 'external': the built "
@@ -148,22 +160,23 @@ cl::opt<std::string> trainOptimizer("optimizer",
                                     cl::desc("sgd, adam or adamw instead of the train "
                                              "section's (another optimizer than the "
                                              "section's starts from PyTorch's defaults)"),
-                                    cl::sub(emitCommand), cl::sub(trainCommand),
+                                    cl::sub(emitCommand), cl::sub(trainCommand), cl::sub(buildCommand),
                                     cl::cat(kilncCategory));
 cl::opt<double> trainLr("lr", cl::desc("Learning rate, > 0 (default: the train section's)"),
-                        cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand),
+                        cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand), cl::sub(buildCommand),
                         cl::cat(kilncCategory));
 cl::opt<double> trainMomentum("momentum", cl::desc("SGD momentum, >= 0"), cl::init(-1),
-                              cl::sub(emitCommand), cl::sub(trainCommand),
+                              cl::sub(emitCommand), cl::sub(trainCommand), cl::sub(buildCommand),
                               cl::cat(kilncCategory));
 cl::opt<double> trainWeightDecay("weight-decay", cl::desc("Weight decay, >= 0"), cl::init(-1),
-                                 cl::sub(emitCommand), cl::sub(trainCommand),
+                                 cl::sub(emitCommand), cl::sub(trainCommand), cl::sub(buildCommand),
                                  cl::cat(kilncCategory));
 cl::opt<long long> trainSeed("seed",
                              cl::desc("Seed of dropout's random stream and, without --init, "
                                       "of the initial weights, >= 0 (default: the train "
                                       "section's, else 0)"),
                              cl::init(-1), cl::sub(emitCommand), cl::sub(trainCommand),
+                             cl::sub(buildCommand),
                              cl::cat(kilncCategory));
 
 // train
@@ -307,7 +320,45 @@ mlir::OwningOpRef<mlir::ModuleOp> loadWithWeights(llvm::SourceMgr &sourceMgr,
   return module;
 }
 
+bool autodiffOptions(kiln::nn::AutodiffOptions &options);
+int fail(const std::string &message);
+
+/// `kilnc build --mode=train`: the state is loaded at run time, so there are
+/// no weights to bind or fold at build time.
+int runTrainBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context,
+                  kiln::BuildOptions &options) {
+  if (weightsPath.getNumOccurrences() || noFold || report || allowExtraKeys || allowNonfinite)
+    return fail("--mode=train takes no --weights, --no-fold, --report, --allow-extra-keys or "
+                "--allow-nonfinite: the built program loads its state at run time");
+  kiln::nn::AutodiffOptions autodiff;
+  if (!autodiffOptions(autodiff))
+    return 1;
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module)
+    return 1;
+  options.inputs = {buildInput == "-" ? "/dev/stdin" : buildInput.getValue()};
+  kiln::BuildPaths paths;
+  if (failed(kiln::resolveBuildPaths(module->getLoc(), options, paths)))
+    return 1;
+  mlir::FailureOr<kiln::TrainCompilation> compiled =
+      kiln::compileTraining(*module, compileOptions(), autodiff);
+  if (failed(compiled))
+    return 1;
+  return failed(kiln::buildTrainOutputs(*module, *compiled, options)) ? 1 : 0;
+}
+
 int runBuild(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  if (buildMode == Mode::Train) {
+    kiln::BuildOptions options;
+    options.outputPath = buildOutput;
+    options.kind = buildKind;
+    options.cc = ccPath;
+    return runTrainBuild(sourceMgr, context, options);
+  }
+  for (cl::Option *flag : std::initializer_list<cl::Option *>{
+           &trainOptimizer, &trainLr, &trainMomentum, &trainWeightDecay, &trainSeed})
+    if (flag->getNumOccurrences())
+      return fail("--" + flag->ArgStr.str() + " applies to --mode=train only");
   mlir::OwningOpRef<mlir::ModuleOp> module = loadWithWeights(sourceMgr, context);
   if (!module)
     return 1;
@@ -420,6 +471,30 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   return 0;
 }
 
+/// `kilnc emit --emit=halide-stmt --mode=train`: the statement of each
+/// variant's training step, as kilnc build --mode=train compiles it.
+int emitTrainStmt(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  kiln::nn::AutodiffOptions autodiff;
+  if (!autodiffOptions(autodiff))
+    return 1;
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module)
+    return 1;
+  mlir::FailureOr<kiln::TrainCompilation> compiled =
+      kiln::compileTraining(*module, compileOptions(), autodiff);
+  if (failed(compiled))
+    return 1;
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  for (kiln::TrainVariant &variant : compiled->variants) {
+    os << "// target " << variant.target.str() << " (" << variant.target.isaName()
+       << "), entry point " << variant.step.entry << "\n";
+    if (failed(kiln::printHalideStmt(variant.step, os)))
+      return 1;
+  }
+  return writeOutput([&](llvm::raw_ostream &out) { out << os.str(); });
+}
+
 int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   if (buildCommand)
     return runBuild(sourceMgr, context);
@@ -442,6 +517,11 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
       return 1;
     return writeOutput([&](llvm::raw_ostream &os) { kiln::ast::dump(*model, os); });
   }
+  if (buildMode == Mode::Train && emitStage != Stage::HalideStmt)
+    return fail("--mode=train applies to --emit=halide-stmt only (--emit=mlir-train prints the "
+                "training step's module)");
+  if (buildMode == Mode::Train)
+    return emitTrainStmt(sourceMgr, context);
   bool needsWeights = emitStage == Stage::MlirFolded || emitStage == Stage::HalideStmt ||
                       (emitStage == Stage::Dot && !weightsPath.empty());
   mlir::OwningOpRef<mlir::ModuleOp> module =
@@ -498,6 +578,9 @@ int main(int argc, char **argv) {
       "  kilnc emit --emit=STAGE MODEL.kiln  print one stage of the pipeline\n"
       "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n"
       "  kilnc build MODEL.kiln --weights=external -o OUT ...  weights loaded at run time\n"
+      "  kilnc build MODEL.kiln --mode=train -o OUT [--emit=exe|obj|lib|shared]\n"
+      "      the training step and eval forward ahead of time: OUT --init W.safetensors\n"
+      "      --inputs x.npy --labels y.npy --steps K --batch B --no-shuffle -o C.safetensors\n"
       "  kilnc train MODEL.kiln --init W.safetensors --inputs x.npy --labels y.npy\n"
       "              --steps K --batch B --no-shuffle -o OUT.safetensors\n"
       "      exactly K steps, batches of B rows in order, wrapping around to row 0 when\n"

@@ -39,4 +39,32 @@ mlir::FailureOr<std::vector<TargetVariant>> compileModel(mlir::ModuleOp module,
   return variants;
 }
 
+mlir::FailureOr<TrainCompilation> compileTraining(mlir::ModuleOp module,
+                                                  const CompileOptions &options,
+                                                  const nn::AutodiffOptions &autodiff) {
+  TrainCompilation result;
+  result.evalModule = module.clone();
+  if (failed(prepareForTraining(module, autodiff)))
+    return mlir::failure();
+  CompileOptions eval = options;
+  eval.inference = InferenceOptions();
+  eval.inference.externalWeights = true;
+  eval.entryPoints = {"forward"};
+  mlir::FailureOr<std::vector<TargetVariant>> forward = compileModel(*result.evalModule, eval);
+  if (failed(forward))
+    return mlir::failure();
+  for (TargetVariant &variant : *forward) {
+    codegen::LoweringOptions lowering;
+    lowering.target = variant.target;
+    lowering.schedule = options.schedule;
+    mlir::FailureOr<codegen::LoweredModel> step =
+        codegen::lowerToHalide(module, lowering, nn::kTrainStepFunc);
+    if (failed(step))
+      return mlir::failure();
+    result.variants.push_back(
+        {variant.target, std::move(*step), std::move(variant.entries.front())});
+  }
+  return result;
+}
+
 } // namespace kiln

@@ -6,8 +6,9 @@
 #include "kiln/Driver/InitialState.h"
 #include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/TrainStep.h"
-#include "kiln/runtime/npy.h"
 #include "kiln/runtime/safetensors.h"
+#include "kiln/runtime/train_data.h"
+#include "kiln/runtime/trainer.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Format.h"
@@ -19,102 +20,35 @@ namespace kiln {
 
 namespace {
 
-using ArrayPtr = std::unique_ptr<kiln_array_t, void (*)(kiln_array_t *)>;
-
 std::string takeMessage(kiln_status_t status) {
   std::string text = kiln_status_message(status);
   kiln_status_free(status);
   return text;
 }
 
-std::string shapeText(llvm::ArrayRef<int64_t> shape, bool batched = false) {
-  std::string text = "[";
-  for (size_t d = 0; d < shape.size(); ++d) {
-    text += d ? ", " : "";
-    text += batched && d == 0 ? "N" : std::to_string(shape[d]);
-  }
-  return text + "]";
-}
+using DataPtr = std::unique_ptr<kiln_train_data_t, void (*)(kiln_train_data_t *)>;
 
-/// The data of one run, checked against the model: `rows` samples of
-/// `sampleSize` floats, and one label in [0, classes) per sample.
-struct Data {
-  ArrayPtr inputs{nullptr, kiln_array_free}, labels{nullptr, kiln_array_free};
-  int64_t rows = 0, sampleSize = 1;
-};
-
-mlir::LogicalResult readData(mlir::ModuleOp module, const TrainRunOptions &options, Data &data,
+/// The inputs and labels of `options`, checked against the model
+/// (train_data.h: the checks and messages the AOT trainer has too).
+mlir::LogicalResult readData(mlir::ModuleOp module, const TrainRunOptions &options, DataPtr &data,
                              std::string &error) {
   auto forward = module.lookupSymbol<mlir::FuncOp>("forward");
   auto input = forward.getType().getInput(0).cast<mlir::RankedTensorType>();
   auto logits = forward.getType().getResult(0).cast<mlir::RankedTensorType>();
-  llvm::ArrayRef<int64_t> sample = input.getShape().drop_front();
-  int64_t classes = logits.getShape().back();
-
-  kiln_array_t *array = nullptr;
-  if (kiln_status_t status = kiln_npy_read_f32(options.inputsPath.c_str(), &array)) {
+  kiln_train_data_t *raw = nullptr;
+  kiln_status_t status = kiln_train_data_read(
+      options.inputsPath.c_str(), options.labelsPath.c_str(), input.getShape().size(),
+      input.getShape().data(), logits.getShape().back(), &raw);
+  if (!status) {
+    data.reset(raw);
+    status = kiln_train_check_batch(kiln_train_data_rows(raw), options.batch, options.steps,
+                                    /*smallest_batch=*/1, options.inputsPath.c_str());
+  }
+  if (status) {
     error = takeMessage(status);
     return mlir::failure();
   }
-  data.inputs.reset(array);
-  // The arrays' leading dimensions are the rows: [rows, sample...] or, as
-  // the training fixtures store them, [batches, batch, sample...].
-  llvm::ArrayRef<int64_t> shape(kiln_array_shape(array), kiln_array_rank(array));
-  if (shape.size() <= sample.size() ||
-      shape.take_back(sample.size()) != sample) {
-    error = options.inputsPath + ": inputs of shape " + shapeText(shape) +
-            " are not samples of the model's input " + shapeText(input.getShape(), true) +
-            ": the last dimensions must be " + shapeText(sample) +
-            ", after one or more leading dimensions of samples";
-    return mlir::failure();
-  }
-  data.rows = 1;
-  for (int64_t extent : shape.drop_back(sample.size()))
-    data.rows *= extent;
-  for (int64_t extent : sample)
-    data.sampleSize *= extent;
-  if (data.rows == 0) {
-    error = options.inputsPath + ": inputs of shape " + shapeText(shape) + " hold no samples";
-    return mlir::failure();
-  }
-
-  if (kiln_status_t status = kiln_npy_read_i64(options.labelsPath.c_str(), &array)) {
-    std::string message = takeMessage(status);
-    if (message.find("is not supported") != std::string::npos)
-      message += "; labels must be int64 class indices";
-    error = message;
-    return mlir::failure();
-  }
-  data.labels.reset(array);
-  int64_t count = static_cast<int64_t>(kiln_array_count(array));
-  if (count != data.rows) {
-    error = options.labelsPath + ": " + std::to_string(count) + " labels for the " +
-            std::to_string(data.rows) + " samples of " + options.inputsPath +
-            " (one label per sample)";
-    return mlir::failure();
-  }
-  const int64_t *labels = static_cast<const int64_t *>(kiln_array_const_data(array));
-  for (int64_t i = 0; i < count; ++i)
-    if (labels[i] < 0 || labels[i] >= classes) {
-      error = options.labelsPath + ": label " + std::to_string(labels[i]) + " of sample " +
-              std::to_string(i) + " is out of range: the model has " +
-              std::to_string(classes) + " classes (0 to " + std::to_string(classes - 1) + ")";
-      return mlir::failure();
-    }
-  if (options.batch > data.rows) {
-    error = "--batch " + std::to_string(options.batch) + " is larger than the data: " +
-            options.inputsPath + " has " + std::to_string(data.rows) + " samples";
-    return mlir::failure();
-  }
   return mlir::success();
-}
-
-/// The rows of step `i` (from 0): passes over the data in order, `batch`
-/// rows at a time, the last batch of a pass holding what is left.
-std::pair<int64_t, int64_t> batchOf(int64_t i, int64_t rows, int64_t batch) {
-  int64_t perPass = (rows + batch - 1) / batch;
-  int64_t first = (i % perPass) * batch;
-  return {first, std::min(batch, rows - first)};
 }
 
 mlir::LogicalResult writeCheckpoint(TrainStep &step, const TrainRunOptions &options,
@@ -141,7 +75,7 @@ mlir::LogicalResult writeCheckpoint(TrainStep &step, const TrainRunOptions &opti
     }
   }
   for (auto [key, value] : {std::pair<const char *, std::string>{"format", "pt"},
-                            {"generator", "kilnc train"},
+                            {"generator", KILN_CHECKPOINT_GENERATOR},
                             {"steps", std::to_string(options.steps)}})
     if (kiln_status_t status =
             kiln_safetensors_writer_set_metadata(writer.get(), key, value.c_str())) {
@@ -165,7 +99,7 @@ mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &op
                                 llvm::raw_ostream &log, std::string &error) {
   if (!OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false, error))
     return mlir::failure();
-  Data data;
+  DataPtr data(nullptr, kiln_train_data_free);
   if (failed(readData(module, options, data, error)))
     return mlir::failure();
   // Without a checkpoint: every parameter and buffer must have a default,
@@ -190,22 +124,22 @@ mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &op
   } else if (!step->loadState(options.initPath, error)) {
     return mlir::failure();
   }
-  int64_t lastBatch = data.rows % options.batch;
-  if (lastBatch != 0 && lastBatch < step->smallestBatch() &&
-      options.steps > data.rows / options.batch) {
-    error = "--batch " + std::to_string(options.batch) + " over " + std::to_string(data.rows) +
-            " samples leaves a last batch of " + std::to_string(lastBatch) +
-            ", and train-mode BatchNorm1d needs more than 1 value per channel; pick another "
-            "--batch";
+  int64_t rows = kiln_train_data_rows(data.get());
+  int64_t sampleSize = kiln_train_data_sample_size(data.get());
+  if (kiln_status_t status = kiln_train_check_batch(rows, options.batch, options.steps,
+                                                    step->smallestBatch(),
+                                                    options.inputsPath.c_str())) {
+    error = takeMessage(status);
     return mlir::failure();
   }
 
-  const float *inputs = static_cast<const float *>(kiln_array_const_data(data.inputs.get()));
-  const int64_t *labels = static_cast<const int64_t *>(kiln_array_const_data(data.labels.get()));
+  const float *inputs = kiln_train_data_inputs(data.get());
+  const int64_t *labels = kiln_train_data_labels(data.get());
   StepMetrics metrics;
   for (int64_t i = 0; i < options.steps; ++i) {
-    auto [first, size] = batchOf(i, data.rows, options.batch);
-    if (!step->step(inputs + first * data.sampleSize, labels + first, size, metrics, error)) {
+    int64_t first, size;
+    kiln_train_batch(i, rows, options.batch, &first, &size);
+    if (!step->step(inputs + first * sampleSize, labels + first, size, metrics, error)) {
       error = "step " + std::to_string(i + 1) + " (samples " + std::to_string(first) + " to " +
               std::to_string(first + size - 1) + "): " + error;
       return mlir::failure();
@@ -218,10 +152,10 @@ mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &op
   }
   if (failed(writeCheckpoint(*step, options, error)))
     return mlir::failure();
-  int64_t perPass = (data.rows + options.batch - 1) / options.batch;
+  int64_t perPass = (rows + options.batch - 1) / options.batch;
   int64_t passes = (options.steps + perPass - 1) / perPass;
   log << "trained " << options.steps << " steps of batch " << options.batch << " over "
-      << data.rows << " samples (" << passes << (passes == 1 ? " pass" : " passes")
+      << rows << " samples (" << passes << (passes == 1 ? " pass" : " passes")
       << "); last loss " << llvm::format("%.6f", metrics.loss) << "; wrote "
       << step->stateKeys().size() << " tensors to " << options.outputPath << "\n";
   return mlir::success();

@@ -6,6 +6,7 @@
 #include "kiln/runtime/safetensors.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLExtras.h"
 
 #include <cstring>
 #include <map>
@@ -27,20 +28,6 @@ Halide::Buffer<> zeros(const codegen::EntryTensor &tensor) {
   return buffer;
 }
 
-/// Whether `key` names optimizer state (absent from a fresh checkpoint):
-/// "step", or another state tensor's key with an optimizer suffix.
-bool isOptimizerState(const std::string &key, const std::map<std::string, size_t> &keys) {
-  if (key == "step")
-    return true;
-  for (const char *suffix : {".momentum_buffer", ".exp_avg", ".exp_avg_sq"}) {
-    size_t n = std::strlen(suffix);
-    if (key.size() > n && key.compare(key.size() - n, n, suffix) == 0 &&
-        keys.count(key.substr(0, key.size() - n)))
-      return true;
-  }
-  return false;
-}
-
 std::string message(kiln_status_t status) {
   std::string text = kiln_status_message(status);
   kiln_status_free(status);
@@ -48,6 +35,49 @@ std::string message(kiln_status_t status) {
 }
 
 } // namespace
+
+TrainStepLayout trainStepLayout(mlir::ModuleOp module, const codegen::LoweredModel &model) {
+  TrainStepLayout layout;
+  std::map<std::string, size_t> outputs;
+  for (size_t i = 0; i < model.outputs.size(); ++i) {
+    const std::string &key = model.outputs[i].key;
+    if (key == "loss")
+      layout.loss = i;
+    else if (key == "correct")
+      layout.correct = i;
+    else
+      outputs[key] = i;
+  }
+  for (size_t i = 0; i < model.inputs.size(); ++i) {
+    const codegen::EntryTensor &in = model.inputs[i];
+    auto out = outputs.find(in.key);
+    if (in.batched || out == outputs.end())
+      continue;
+    layout.slots.push_back({in.key, i, out->second});
+  }
+  mlir::FuncOp function = module.lookupSymbol<mlir::FuncOp>(nn::kTrainStepFunc);
+  function.walk([&](nn::CrossEntropyOp ce) {
+    layout.classes = ce.logits().getType().cast<mlir::RankedTensorType>().getShape()[1];
+  });
+  function.walk([&](nn::BatchNormStatsOp stats) {
+    auto shape = stats.input().getType().cast<mlir::RankedTensorType>().getShape();
+    if (shape.size() == 2)
+      layout.smallestBatch = 2;
+  });
+  return layout;
+}
+
+bool isOptimizerState(const std::string &key, const std::vector<std::string> &keys) {
+  if (key == "step")
+    return true;
+  for (const char *suffix : {".momentum_buffer", ".exp_avg", ".exp_avg_sq"}) {
+    size_t n = std::strlen(suffix);
+    if (key.size() > n && key.compare(key.size() - n, n, suffix) == 0 &&
+        llvm::is_contained(keys, key.substr(0, key.size() - n)))
+      return true;
+  }
+  return false;
+}
 
 std::unique_ptr<TrainStep> TrainStep::create(mlir::ModuleOp module,
                                              const codegen::LoweringOptions &options) {
@@ -59,38 +89,20 @@ std::unique_ptr<TrainStep> TrainStep::create(mlir::ModuleOp module,
   step->model = std::move(*lowered);
   step->target = options.target.target;
   codegen::LoweredModel &model = step->model;
-  std::map<std::string, size_t> outputs;
-  for (size_t i = 0; i < model.outputs.size(); ++i) {
-    const std::string &key = model.outputs[i].key;
-    if (key == "loss")
-      step->lossOutput = i;
-    else if (key == "correct")
-      step->correctOutput = i;
-    else
-      outputs[key] = i;
-  }
-  for (size_t i = 0; i < model.inputs.size(); ++i) {
-    const codegen::EntryTensor &in = model.inputs[i];
-    auto out = outputs.find(in.key);
-    if (in.batched || out == outputs.end())
-      continue;
-    step->slots.push_back(Slot{in.key, i, out->second, zeros(in), zeros(in)});
-  }
+  TrainStepLayout layout = trainStepLayout(module, model);
+  for (const TrainStepLayout::Slot &slot : layout.slots)
+    step->slots.push_back(Slot{slot.key, slot.input, slot.output, zeros(model.inputs[slot.input]),
+                               zeros(model.inputs[slot.input])});
+  step->lossOutput = layout.loss;
+  step->correctOutput = layout.correct;
+  step->numClasses = layout.classes;
+  step->minBatch = layout.smallestBatch;
   step->loss = Halide::Buffer<float>::make_scalar();
   step->correct = Halide::Buffer<int64_t>::make_scalar();
-  mlir::FuncOp function = module.lookupSymbol<mlir::FuncOp>(nn::kTrainStepFunc);
-  function.walk([&](nn::CrossEntropyOp ce) {
-    step->numClasses = ce.logits().getType().cast<mlir::RankedTensorType>().getShape()[1];
-  });
-  function.walk([&](nn::BatchNormStatsOp stats) {
-    auto shape = stats.input().getType().cast<mlir::RankedTensorType>().getShape();
-    if (shape.size() == 2)
-      step->minBatch = 2;
-  });
   try {
     model.compileJit(step->target);
   } catch (const Halide::Error &error) {
-    function.emitError() << "Halide: " << error.what();
+    module.lookupSymbol<mlir::FuncOp>(nn::kTrainStepFunc).emitError() << "Halide: " << error.what();
     return nullptr;
   }
   return step;
@@ -125,9 +137,7 @@ bool TrainStep::loadState(const std::string &path, std::string &error) {
   }
   std::unique_ptr<kiln_safetensors_t, void (*)(kiln_safetensors_t *)> closer(
       file, kiln_safetensors_close);
-  std::map<std::string, size_t> keys;
-  for (size_t i = 0; i < slots.size(); ++i)
-    keys[slots[i].key] = i;
+  std::vector<std::string> keys = stateKeys();
   std::vector<Halide::Buffer<>> loaded;
   for (const Slot &slot : slots) {
     const codegen::EntryTensor &tensor = model.inputs[slot.input];

@@ -52,6 +52,16 @@ mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
                                  std::vector<TargetVariant> &variants,
                                  const BuildOptions &options);
 
+/// `kilnc build --mode=train`: compiles each variant's training step and
+/// eval forward (compileTraining; `module` is the one prepared for
+/// training) ahead of time, with the generated C of the trainer runtime
+/// (kiln/runtime/trainer.h) and a header OUT.h declaring OUT_create,
+/// OUT_load_state, OUT_train_step, OUT_eval, OUT_save_state, ...; an
+/// executable runs as `kilnc train` does (kiln/runtime/train_runner.h).
+/// Assembled, checked and moved into place as buildOutputs does.
+mlir::LogicalResult buildTrainOutputs(mlir::ModuleOp module, TrainCompilation &compiled,
+                                      const BuildOptions &options);
+
 /// The statement Halide lowers the pipeline to, for the target it was
 /// scheduled for (kilnc emit --emit=halide-stmt).
 mlir::LogicalResult printHalideStmt(codegen::LoweredModel &model, llvm::raw_ostream &os);

@@ -44,6 +44,33 @@ struct TargetVariant {
 mlir::FailureOr<std::vector<TargetVariant>> compileModel(mlir::ModuleOp module,
                                                          const CompileOptions &options);
 
+/// The pipelines of a training build for one target: nn-autodiff's
+/// training step, and the eval forward (inference mode: running
+/// statistics, BatchNorm folded) as an inference build with external
+/// weights lowers it, so that its load pipelines pack the training state.
+struct TrainVariant {
+  codegen::TargetInfo target;
+  codegen::LoweredModel step;
+  codegen::LoweredModel eval;
+};
+
+struct TrainCompilation {
+  /// The module the eval forward was lowered from (a copy of the model
+  /// before training: inference passes, no weights bound).
+  mlir::OwningOpRef<mlir::ModuleOp> evalModule;
+  /// Most specific first, as CompileOptions::target lists them.
+  std::vector<TrainVariant> variants;
+};
+
+/// `kilnc build --mode=train` and `kilnc emit --emit=halide-stmt
+/// --mode=train`: runs the training pipeline (prepareForTraining with
+/// `autodiff`) on `module` and the inference pipeline (external weights) on
+/// a copy of it, then lowers @train_step and @forward once per target of
+/// `options` (whose weights options are not used). Errors are reported.
+mlir::FailureOr<TrainCompilation> compileTraining(mlir::ModuleOp module,
+                                                  const CompileOptions &options,
+                                                  const nn::AutodiffOptions &autodiff);
+
 } // namespace kiln
 
 #endif // KILN_DRIVER_COMPILE_H

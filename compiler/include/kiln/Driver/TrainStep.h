@@ -37,6 +37,31 @@ struct StepMetrics {
   int64_t correct = 0;
 };
 
+/// Where a lowered @train_step keeps its state and metrics: each state
+/// tensor is an input (static shape) and the output of the same key, which
+/// the next step reads; the JIT (TrainStep) and AOT builds (kilnc build
+/// --mode=train) bind them alike.
+struct TrainStepLayout {
+  struct Slot {
+    std::string key;
+    size_t input = 0, output = 0; // indices in model.inputs / model.outputs
+  };
+  std::vector<Slot> slots; // the step's argument order
+  size_t loss = 0, correct = 0; // indices in model.outputs
+  /// The classes (cross-entropy's logits) and the smallest batch a step
+  /// takes: 2 where a train-mode BatchNorm1d on [N, C] would see one value
+  /// per channel, else 1.
+  int64_t classes = 0, smallestBatch = 1;
+};
+
+/// The layout of `model`, lowered from `module`'s @train_step.
+TrainStepLayout trainStepLayout(mlir::ModuleOp module, const codegen::LoweredModel &model);
+
+/// Whether `key` names optimizer state (absent from a fresh checkpoint, so
+/// zero): "step", or the key of another of `keys` with an optimizer suffix
+/// (.momentum_buffer, .exp_avg, .exp_avg_sq).
+bool isOptimizerState(const std::string &key, const std::vector<std::string> &keys);
+
 class TrainStep {
 public:
   /// Lowers `module`'s @train_step (made by prepareForTraining) with

@@ -168,6 +168,14 @@ const char *kiln_model_variant(const kiln_model_t *model);
  * loaded before only when everything succeeded: a failed load keeps the
  * previous weights. */
 int kiln_model_load_weights(const kiln_model_t *model, const char *path, char *out_error);
+/* External weights already in memory (the state of a training run,
+ * trainer.h): `tensors[i]` holds the chosen variant's state_tensor_names[i],
+ * dense float32 in C order, 64-byte aligned. Checks their values as
+ * kiln_model_load_weights does (unless allow_nonfinite) and runs the load
+ * pipelines into newly allocated packed weights, which replace those loaded
+ * before only when everything succeeded. Messages name `source`. */
+int kiln_model_load_tensors(const kiln_model_t *model, float *const *tensors, const char *source,
+                            char *out_error);
 /* Frees the loaded weights; infer fails with KILN_MODEL_ERROR_WEIGHTS until
  * the next load. */
 void kiln_model_free_weights(const kiln_model_t *model);

@@ -1,0 +1,63 @@
+/* Kiln runtime: the command-line trainer of `kilnc build --mode=train`.
+ *
+ * A generated training executable is the model's object, its C wrapper and a
+ * main() that hands a kiln_train_program_t to kiln_train_runner_main, which
+ * runs as `kilnc train` does (train_data.h: the same files, checks, batches
+ * and messages; the same checkpoint, bit for bit):
+ *
+ *   OUT --init W.safetensors --inputs x.npy --labels y.npy --steps K --batch B
+ *       --no-shuffle -o OUT.safetensors [--print-every N] [--threads N] [--eval]
+ *   OUT --init W.safetensors --inputs x.npy --labels y.npy --batch B --eval
+ *   OUT --variant
+ *
+ * The hyper-parameters (optimizer, lr, momentum, weight decay, dropout's
+ * seed) are compiled in; --help prints them. -o follows output.h, checked
+ * before anything is read and written only after the last step.
+ *
+ * The runner is a program, so it prints (stdout for progress and results,
+ * stderr for errors) and returns the process's exit code: 0, 1 for a bad
+ * file or a failed step, 2 for a bad command line.
+ * Thread safety: call it once, from main.
+ */
+#ifndef KILN_RUNTIME_TRAIN_RUNNER_H
+#define KILN_RUNTIME_TRAIN_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kiln_trainer_s;
+
+/* What the runner needs to know of a compiled training step: the API of
+ * OUT.h. */
+typedef struct kiln_train_program_t {
+  const char *name;
+  size_t input_rank;
+  const int64_t *input_shape; /* [0] is the batch */
+  int64_t classes;
+  size_t state_count; /* the tensors a checkpoint holds */
+  const char *hyper_parameters; /* one line, for --help */
+  int (*create)(struct kiln_trainer_s **out_trainer);
+  void (*destroy)(struct kiln_trainer_s *trainer);
+  int (*load_state)(struct kiln_trainer_s *trainer, const char *path);
+  int (*save_state)(struct kiln_trainer_s *trainer, const char *path);
+  int (*train_step)(struct kiln_trainer_s *trainer, const float *inputs, const int64_t *labels,
+                    int64_t batch, float *out_loss, int64_t *out_correct);
+  int (*eval)(struct kiln_trainer_s *trainer, const float *inputs, int64_t batch,
+              float *out_logits);
+  const char *(*last_error)(void);
+  void (*set_num_threads)(int threads);
+  const char *(*variant)(void);
+  int64_t smallest_batch;
+} kiln_train_program_t;
+
+int kiln_train_runner_main(int argc, char **argv, const kiln_train_program_t *program);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KILN_RUNTIME_TRAIN_RUNNER_H */

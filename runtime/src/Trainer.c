@@ -1,0 +1,386 @@
+/*===- Trainer.c - a compiled training step and its state ---------------===*
+ *
+ * kiln_trainer_* (trainer.h): the state of a model built with `kilnc build
+ * --mode=train`, loaded from and saved to checkpoints, stepped by the
+ * compiled training step, and packed for the eval forward. What
+ * kiln::TrainStep (compiler/lib/Driver/TrainStep.cpp) does for the JIT, with
+ * the same checks and messages.
+ *
+ *===----------------------------------------------------------------------===*/
+#include "kiln/runtime/trainer.h"
+
+#include "kiln/runtime/call.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "CSupport.h"
+#include "ModelSupport.h"
+
+struct kiln_trainer_s {
+  const kiln_trainer_model_t *model;
+  /* The eval forward's description with this trainer's own packed weights
+   * (a copy of model->eval whose state points below). */
+  kiln_model_t eval;
+  kiln_model_state_t eval_state;
+  kiln_model_pipeline_t step;
+  int variant;
+  /* Per state tensor: the value the next step reads, and the buffer it
+   * writes. */
+  void **current, **next;
+  /* Per state tensor of the eval variant's load pipelines: its index in
+   * model->state. */
+  size_t *eval_slots;
+  float **eval_tensors;
+  bool loaded;     /* a load_state succeeded */
+  bool eval_stale; /* the state changed since eval packed it */
+  int64_t steps;   /* steps since the last load */
+};
+
+static size_t element_count(const kiln_trainer_tensor_t *tensor) {
+  size_t count = 1;
+  for (size_t d = 0; d < tensor->rank; ++d)
+    count *= (size_t)tensor->shape[d];
+  return count;
+}
+
+static size_t byte_size(const kiln_trainer_tensor_t *tensor) {
+  return element_count(tensor) * (tensor->integer ? sizeof(int64_t) : sizeof(float));
+}
+
+static void free_buffers(void **buffers, size_t count) {
+  if (!buffers)
+    return;
+  for (size_t i = 0; i < count; ++i)
+    free(buffers[i]);
+  free(buffers);
+}
+
+/* `count` zeroed buffers, one per state tensor, 64-byte aligned as the
+ * pipelines assume of their buffers; NULL when out of memory. */
+static void **alloc_buffers(const kiln_trainer_model_t *model) {
+  void **buffers = (void **)calloc(model->state_count + 1, sizeof(void *));
+  for (size_t i = 0; buffers && i < model->state_count; ++i) {
+    size_t bytes = byte_size(&model->state[i]);
+    if (!(buffers[i] = kiln_aligned_alloc(bytes))) {
+      free_buffers(buffers, i);
+      return NULL;
+    }
+    memset(buffers[i], 0, bytes);
+  }
+  return buffers;
+}
+
+static int find_state(const kiln_trainer_model_t *model, const char *name) {
+  for (size_t i = 0; i < model->state_count; ++i)
+    if (strcmp(model->state[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+void kiln_trainer_destroy(kiln_trainer_t *trainer) {
+  if (!trainer)
+    return;
+  kiln_model_free_weights(&trainer->eval);
+  free_buffers(trainer->current, trainer->model->state_count);
+  free_buffers(trainer->next, trainer->model->state_count);
+  free(trainer->eval_slots);
+  free(trainer->eval_tensors);
+  free(trainer);
+}
+
+/* Maps the eval variant's state tensors to the trainer's. */
+static int map_eval_state(kiln_trainer_t *trainer, char *out_error) {
+  const kiln_model_variant_t *variant = &trainer->eval.variants[trainer->variant];
+  size_t count = variant->state_tensor_count;
+  trainer->eval_slots = (size_t *)calloc(count + 1, sizeof(size_t));
+  trainer->eval_tensors = (float **)calloc(count + 1, sizeof(float *));
+  if (!trainer->eval_slots || !trainer->eval_tensors)
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory, "out of memory");
+  for (size_t i = 0; i < count; ++i) {
+    int slot = find_state(trainer->model, variant->state_tensor_names[i]);
+    if (slot < 0 || trainer->model->state[slot].integer)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "%s: the eval forward reads '%s', which is no float state tensor "
+                             "of the training step",
+                             trainer->model->name, variant->state_tensor_names[i]);
+    trainer->eval_slots[i] = (size_t)slot;
+  }
+  return 0;
+}
+
+int kiln_trainer_create(const kiln_trainer_model_t *model, kiln_trainer_t **out_trainer,
+                        char *out_error) {
+  if (!out_trainer)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: out_trainer is NULL");
+  *out_trainer = NULL;
+  kiln_trainer_t *trainer = (kiln_trainer_t *)calloc(1, sizeof *trainer);
+  if (!trainer)
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory, "out of memory");
+  trainer->model = model;
+  trainer->eval = *model->eval;
+  trainer->eval.state = &trainer->eval_state;
+  trainer->variant = kiln_model_select(&trainer->eval);
+  if (trainer->variant < 0) {
+    int code = kiln_model_no_variant(&trainer->eval, out_error);
+    kiln_trainer_destroy(trainer);
+    return code;
+  }
+  trainer->step = model->steps[trainer->variant];
+  trainer->current = alloc_buffers(model);
+  trainer->next = alloc_buffers(model);
+  if (!trainer->current || !trainer->next) {
+    kiln_trainer_destroy(trainer);
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory,
+                           "out of memory for the training state");
+  }
+  int result = map_eval_state(trainer, out_error);
+  if (result) {
+    kiln_trainer_destroy(trainer);
+    return result;
+  }
+  *out_trainer = trainer;
+  return 0;
+}
+
+static bool same_shape(const kiln_tensor_info_t *info, const kiln_trainer_tensor_t *tensor) {
+  if (info->rank != tensor->rank)
+    return false;
+  return info->rank == 0 || memcmp(info->shape, tensor->shape, info->rank * sizeof(int64_t)) == 0;
+}
+
+/* Reads every state tensor of `file` into `buffers` (zero where optimizer
+ * state is absent). */
+static kiln_status_t read_state(const kiln_trainer_model_t *model, const kiln_safetensors_t *file,
+                                const char *path, void **buffers) {
+  for (size_t i = 0; i < model->state_count; ++i) {
+    const kiln_trainer_tensor_t *tensor = &model->state[i];
+    kiln_tensor_info_t info;
+    kiln_status_t status = kiln_safetensors_find(file, tensor->name, &info);
+    if (status) {
+      kiln_status_free(status);
+      if (tensor->optimizer)
+        continue;
+      return kiln_status_make(KILN_NOT_FOUND, "%s: no tensor '%s'", path, tensor->name);
+    }
+    if (!same_shape(&info, tensor))
+      return kiln_status_make(KILN_INVALID_ARGUMENT,
+                              "%s: tensor '%s' has another shape than the model's", path,
+                              tensor->name);
+    KILN_RETURN_IF_ERROR(
+        tensor->integer
+            ? kiln_safetensors_read_i64(file, tensor->name, info.count, (int64_t *)buffers[i])
+            : kiln_safetensors_read_f32(file, tensor->name, info.count, (float *)buffers[i]));
+  }
+  return NULL;
+}
+
+static int fail_status(char *out_error, int code, kiln_status_t status) {
+  kiln_model_fail(out_error, code, "%s", kiln_status_message(status));
+  kiln_status_free(status);
+  return code;
+}
+
+int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out_error) {
+  if (!trainer || !path)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer and path must be non-null");
+  const kiln_trainer_model_t *model = trainer->model;
+  /* Read into fresh buffers: a failed load changes nothing. */
+  void **loaded = alloc_buffers(model);
+  if (!loaded)
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory,
+                           "%s: out of memory", path);
+  kiln_safetensors_t *file = NULL;
+  kiln_status_t status = kiln_safetensors_open(path, &file);
+  if (!status)
+    status = read_state(model, file, path, loaded);
+  kiln_safetensors_close(file);
+  if (status) {
+    free_buffers(loaded, model->state_count);
+    return fail_status(out_error, KILN_MODEL_ERROR_WEIGHTS, status);
+  }
+  free_buffers(trainer->current, model->state_count);
+  trainer->current = loaded;
+  trainer->loaded = true;
+  trainer->eval_stale = true;
+  trainer->steps = 0;
+  return 0;
+}
+
+static kiln_status_t add_state(const kiln_trainer_t *trainer, kiln_safetensors_writer_t *writer) {
+  const kiln_trainer_model_t *model = trainer->model;
+  for (size_t i = 0; i < model->state_count; ++i) {
+    const kiln_trainer_tensor_t *tensor = &model->state[i];
+    KILN_RETURN_IF_ERROR(kiln_safetensors_writer_add(
+        writer, tensor->name, tensor->integer ? KILN_DTYPE_I64 : KILN_DTYPE_F32, tensor->rank,
+        tensor->shape, trainer->current[i]));
+  }
+  char steps[32];
+  snprintf(steps, sizeof steps, "%lld", (long long)trainer->steps);
+  KILN_RETURN_IF_ERROR(kiln_safetensors_writer_set_metadata(writer, "format", "pt"));
+  KILN_RETURN_IF_ERROR(
+      kiln_safetensors_writer_set_metadata(writer, "generator", KILN_CHECKPOINT_GENERATOR));
+  return kiln_safetensors_writer_set_metadata(writer, "steps", steps);
+}
+
+int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, char *out_error) {
+  if (!trainer || !path)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer and path must be non-null");
+  if (!trainer->loaded)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                           "no state loaded: call %s_load_state first", trainer->model->name);
+  kiln_safetensors_writer_t *writer = NULL;
+  kiln_status_t status = kiln_safetensors_writer_create(&writer);
+  if (!status)
+    status = add_state(trainer, writer);
+  if (!status)
+    status = kiln_safetensors_writer_write(writer, path);
+  kiln_safetensors_writer_free(writer);
+  return status ? fail_status(out_error, KILN_TRAINER_ERROR_WRITE, status) : 0;
+}
+
+/* A dense buffer of `tensor`'s shape (C order; Halide's dimensions are the
+ * reverse), `batch` for its first extent when `batched`. */
+static void describe(halide_buffer_t *buffer, halide_dimension_t *dims, const void *host,
+                     bool integer, size_t rank, const int64_t *shape, bool batched,
+                     int64_t batch) {
+  int32_t stride = 1;
+  memset(buffer, 0, sizeof *buffer);
+  for (size_t d = 0; d < rank; ++d) {
+    size_t axis = rank - 1 - d;
+    int64_t extent = batched && axis == 0 ? batch : shape[axis];
+    dims[d].min = 0;
+    dims[d].extent = (int32_t)extent;
+    dims[d].stride = stride;
+    dims[d].flags = 0;
+    stride *= (int32_t)extent;
+  }
+  buffer->host = (uint8_t *)(uintptr_t)host;
+  buffer->type.code = integer ? halide_type_int : halide_type_float;
+  buffer->type.bits = integer ? 64 : 32;
+  buffer->type.lanes = 1;
+  buffer->dimensions = (int32_t)rank;
+  buffer->dim = rank ? dims : NULL;
+}
+
+/* The buffer of step argument `kind`: a state tensor from `state`, or the
+ * batch's arrays and metrics. */
+static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
+                         const float *inputs, const int64_t *labels, int64_t batch, float *loss,
+                         int64_t *correct, halide_buffer_t *buffer, halide_dimension_t *dims) {
+  const kiln_model_tensor_t *input = &trainer->eval.input;
+  int64_t label_shape[1] = {-1};
+  switch (kind) {
+  case KILN_TRAINER_ARG_INPUT:
+    describe(buffer, dims, inputs, false, input->rank, input->shape, true, batch);
+    return;
+  case KILN_TRAINER_ARG_LABELS:
+    describe(buffer, dims, labels, true, 1, label_shape, true, batch);
+    return;
+  case KILN_TRAINER_ARG_LOSS:
+    describe(buffer, dims, loss, false, 0, NULL, false, 0);
+    return;
+  case KILN_TRAINER_ARG_CORRECT:
+    describe(buffer, dims, correct, true, 0, NULL, false, 0);
+    return;
+  default: {
+    const kiln_trainer_tensor_t *tensor = &trainer->model->state[kind];
+    describe(buffer, dims, state[kind], tensor->integer, tensor->rank, tensor->shape, false, 0);
+  }
+  }
+}
+
+static int check_batch(const kiln_trainer_t *trainer, const int64_t *labels, int64_t batch,
+                       char *out_error) {
+  const kiln_trainer_model_t *model = trainer->model;
+  if (!trainer->loaded)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                           "no state loaded: call %s_load_state first", model->name);
+  /* PyTorch's train-mode BatchNorm refuses one value per channel. */
+  if (batch < model->smallest_batch)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "expected more than 1 value per channel when training, got a batch "
+                           "of %lld",
+                           (long long)batch);
+  /* PyTorch's cross-entropy: "Target out of bounds". */
+  for (int64_t i = 0; i < batch; ++i)
+    if (labels[i] < 0 || labels[i] >= model->classes)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "label %lld of sample %lld is out of bounds: the model has %lld "
+                             "classes",
+                             (long long)labels[i], (long long)i, (long long)model->classes);
+  return 0;
+}
+
+int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_t *labels,
+                      int64_t batch, float *out_loss, int64_t *out_correct, char *out_error) {
+  if (!trainer || !inputs || !labels || batch < 1 || batch > INT32_MAX)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer, inputs and labels must be non-null and "
+                           "1 <= batch <= 2^31-1 (batch %lld)",
+                           (long long)batch);
+  int result = check_batch(trainer, labels, batch, out_error);
+  if (result)
+    return result;
+  const kiln_trainer_model_t *model = trainer->model;
+  size_t count = model->step_input_count + model->step_output_count;
+  halide_dimension_t dims[count][KILN_MODEL_MAX_RANK];
+  halide_buffer_t buffers[count];
+  void *args[count + 1];
+  float loss = 0;
+  int64_t correct = 0;
+  for (size_t i = 0; i < count; ++i) {
+    bool output = i >= model->step_input_count;
+    int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
+    describe_arg(trainer, kind, output ? trainer->next : trainer->current, inputs, labels, batch,
+                 &loss, &correct, &buffers[i], dims[i]);
+    args[1 + i] = &buffers[i];
+  }
+  result = kiln_model_run(trainer->step, args, out_error);
+  if (result)
+    return result;
+  void **swap = trainer->current;
+  trainer->current = trainer->next;
+  trainer->next = swap;
+  trainer->eval_stale = true;
+  ++trainer->steps;
+  if (out_loss)
+    *out_loss = loss;
+  if (out_correct)
+    *out_correct = correct;
+  return 0;
+}
+
+int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batch,
+                      float *out_logits, char *out_error) {
+  if (!trainer)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer is NULL");
+  if (!trainer->loaded)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                           "no state loaded: call %s_load_state first", trainer->model->name);
+  if (trainer->eval_stale) {
+    const kiln_model_variant_t *variant = &trainer->eval.variants[trainer->variant];
+    for (size_t i = 0; i < variant->state_tensor_count; ++i)
+      trainer->eval_tensors[i] = (float *)trainer->current[trainer->eval_slots[i]];
+    int result = kiln_model_load_tensors(&trainer->eval, trainer->eval_tensors,
+                                         "the training state", out_error);
+    if (result)
+      return result;
+    trainer->eval_stale = false;
+  }
+  return kiln_model_infer(&trainer->eval, inputs, batch, out_logits, out_error);
+}
+
+void *kiln_trainer_state_data(kiln_trainer_t *trainer, size_t index) {
+  return trainer && index < trainer->model->state_count ? trainer->current[index] : NULL;
+}
+
+const char *kiln_trainer_variant(const kiln_trainer_t *trainer) {
+  return trainer ? trainer->eval.variants[trainer->variant].target : NULL;
+}
