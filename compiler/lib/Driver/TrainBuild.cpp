@@ -68,8 +68,7 @@ std::string hyperParameters(ModuleOp module) {
   FuncOp step = module.lookupSymbol<FuncOp>(nn::kTrainStepFunc);
   Operation *update = nullptr, *dropout = nullptr;
   step.walk([&](Operation *op) {
-    StringRef name = op->getName().getStringRef();
-    if (!update && name.endswith("_update"))
+    if (!update && isa<nn::SGDUpdateOp, nn::AdamUpdateOp, nn::AdamWUpdateOp>(op))
       update = op;
     if (!dropout && isa<nn::DropoutMaskOp>(op))
       dropout = op;

@@ -3,8 +3,8 @@
 //
 // The model runtime on hand-written descriptions whose "pipelines" are
 // small C++ functions in Halide's argv form, so each check of
-// kiln_model_infer and kiln_model_load_weights is tested without compiling
-// a model. The CPU's features come from a fake
+// kiln_model_infer, kiln_model_load_weights and the trainer (trainer.h) is
+// tested without compiling a model. The CPU's features come from a fake
 // halide_can_use_target_features (in a model, Halide's runtime gives it).
 //
 //===----------------------------------------------------------------------===//
@@ -13,6 +13,7 @@
 #include "kiln/runtime/call.h"
 #include "kiln/runtime/model.h"
 #include "kiln/runtime/safetensors.h"
+#include "kiln/runtime/trainer.h"
 
 #include "HalideRuntime.h"
 
@@ -576,6 +577,173 @@ TEST_F(ModelTest, EmbeddedModelsHaveNothingToLoad) {
   use({embeddedVariant("x86-64-linux-avx2-fma", kAvx2, embeddedInfer<0>)});
   EXPECT_EQ(load(goodWeights()), KILN_MODEL_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(error_).find("compiled in"), std::string::npos) << error_;
+}
+
+//===--- The trainer (trainer.h) -------------------------------------------===//
+
+// A fake training step, args: ctx, input [N, 2], labels [N], fc.weight [2],
+// step (an int64 scalar), then fc.weight', step', loss, correct:
+// fc.weight' = fc.weight + the column sums of the input, step' = step + 1,
+// loss = the batch, correct = the first label.
+const void *gStepRead = nullptr, *gStepWrote = nullptr;
+int fakeStep(void **args) {
+  halide_buffer_t *in = bufferArg(args, 1), *labels = bufferArg(args, 2),
+                  *w = bufferArg(args, 3), *step = bufferArg(args, 4),
+                  *wNext = bufferArg(args, 5), *stepNext = bufferArg(args, 6),
+                  *loss = bufferArg(args, 7), *correct = bufferArg(args, 8);
+  EXPECT_EQ(in->dimensions, 2);
+  EXPECT_EQ(in->dim[0].extent, 2);
+  EXPECT_EQ(labels->type.code, halide_type_int);
+  EXPECT_EQ(labels->type.bits, 64);
+  EXPECT_EQ(step->dimensions, 0);
+  EXPECT_NE(w->host, wNext->host); // the step's outputs never alias its inputs
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(wNext->host) % 64, 0u);
+  gStepRead = w->host;
+  gStepWrote = wNext->host;
+  const float *x = reinterpret_cast<const float *>(in->host);
+  const float *weight = reinterpret_cast<const float *>(w->host);
+  float *next = reinterpret_cast<float *>(wNext->host);
+  int64_t batch = in->dim[1].extent;
+  for (int c = 0; c < 2; ++c) {
+    next[c] = weight[c];
+    for (int64_t n = 0; n < batch; ++n)
+      next[c] += x[2 * n + c];
+  }
+  *reinterpret_cast<int64_t *>(stepNext->host) = *reinterpret_cast<int64_t *>(step->host) + 1;
+  *reinterpret_cast<float *>(loss->host) = static_cast<float>(batch);
+  *reinterpret_cast<int64_t *>(correct->host) = reinterpret_cast<int64_t *>(labels->host)[0];
+  return 0;
+}
+
+const kiln_trainer_tensor_t kTrainState[] = {
+    {"fc.weight", 0, 1, kWeightShape, 0},
+    {"step", 1, 0, nullptr, 1},
+};
+const kiln_model_pipeline_t kSteps[] = {fakeStep};
+const int kStepInputs[] = {KILN_TRAINER_ARG_INPUT, KILN_TRAINER_ARG_LABELS, 0, 1};
+const int kStepOutputs[] = {0, 1, KILN_TRAINER_ARG_LOSS, KILN_TRAINER_ARG_CORRECT};
+
+class TrainerTest : public ModelTest {
+protected:
+  void SetUp() override {
+    ModelTest::SetUp();
+    use({externalVariant()}, /*external=*/true);
+    trainerModel_ = {"net",        &model_, 3, 2, 2, kTrainState, kSteps, 4, kStepInputs,
+                     4,            kStepOutputs};
+    ASSERT_EQ(kiln_trainer_create(&trainerModel_, &trainer_, error_), 0) << error_;
+  }
+  void TearDown() override {
+    kiln_trainer_destroy(trainer_);
+    ModelTest::TearDown();
+  }
+  int step(int64_t batch = 3, std::vector<int64_t> labels = {2, 0, 1}) {
+    input_ = {1, 2, 3, 4, 5, 6};
+    return kiln_trainer_step(trainer_, input_.data(), labels.data(), batch, &loss_, &correct_,
+                             error_);
+  }
+  std::vector<float> weight() {
+    const float *w = static_cast<const float *>(kiln_trainer_state_data(trainer_, 0));
+    return {w[0], w[1]};
+  }
+  int64_t stepCount() { return *static_cast<int64_t *>(kiln_trainer_state_data(trainer_, 1)); }
+  int loadState(const std::string &file) {
+    return kiln_trainer_load_state(trainer_, file.c_str(), error_);
+  }
+  std::string message() const { return error_; }
+
+  kiln_trainer_model_t trainerModel_ = {};
+  kiln_trainer_t *trainer_ = nullptr;
+  float loss_ = 0;
+  int64_t correct_ = -1;
+};
+
+TEST_F(TrainerTest, StepsAndSavesFailBeforeALoad) {
+  EXPECT_EQ(step(), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(message(), "no state loaded: call net_load_state first");
+  EXPECT_EQ(kiln_trainer_save_state(trainer_, path("out.safetensors").c_str(), error_),
+            KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(kiln_trainer_eval(trainer_, input_.data(), 1, output_.data(), error_),
+            KILN_MODEL_ERROR_WEIGHTS);
+}
+
+TEST_F(TrainerTest, AStepReadsTheStateAndTheNextReadsWhatItWrote) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  EXPECT_EQ(stepCount(), 0); // optimizer state absent from the file: zero
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(weight(), (std::vector<float>{1 + 9, 2 + 12}));
+  EXPECT_EQ(stepCount(), 1);
+  EXPECT_EQ(loss_, 3.0f);
+  EXPECT_EQ(correct_, 2);
+  const void *wrote = gStepWrote;
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(gStepRead, wrote);
+  EXPECT_EQ(weight(), (std::vector<float>{19, 26}));
+  EXPECT_EQ(stepCount(), 2);
+}
+
+TEST_F(TrainerTest, BadBatchesAreRefusedBeforeAnythingRuns) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  EXPECT_EQ(step(1), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "expected more than 1 value per channel when training, got a batch of 1");
+  EXPECT_EQ(step(3, {0, 3, 1}), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "label 3 of sample 1 is out of bounds: the model has 3 classes");
+  EXPECT_EQ(step(3, {0, -1, 1}), KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(weight(), (std::vector<float>{1, 2}));
+  EXPECT_EQ(stepCount(), 0);
+}
+
+TEST_F(TrainerTest, AFailedLoadChangesNothing) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  std::string missing = weights("missing.safetensors", {});
+  EXPECT_EQ(loadState(missing), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(message(), missing + ": no tensor 'fc.weight'");
+  std::string shape = weights(
+      "shape.safetensors", {{"fc.weight", KILN_DTYPE_F32, {1, 2}, bytesOf(std::vector<float>{5, 6})},
+                            {"step", KILN_DTYPE_I64, {}, bytesOf(std::vector<int64_t>{4})}});
+  EXPECT_EQ(loadState(shape), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(message(), shape + ": tensor 'fc.weight' has another shape than the model's");
+  EXPECT_EQ(weight(), (std::vector<float>{1, 2}));
+}
+
+TEST_F(TrainerTest, SavedStateLoadsBackWithTheSameNames) {
+  std::string init = weights(
+      "init.safetensors", {{"fc.weight", KILN_DTYPE_F32, {2}, bytesOf(std::vector<float>{1, 2})},
+                           {"step", KILN_DTYPE_I64, {}, bytesOf(std::vector<int64_t>{40})}});
+  ASSERT_EQ(loadState(init), 0) << error_;
+  EXPECT_EQ(stepCount(), 40);
+  ASSERT_EQ(step(), 0) << error_;
+  std::string out = path("out.safetensors");
+  ASSERT_EQ(kiln_trainer_save_state(trainer_, out.c_str(), error_), 0) << error_;
+  kiln_safetensors_t *file = nullptr;
+  KILN_ASSERT_OK(kiln_safetensors_open(out.c_str(), &file));
+  float w[2];
+  int64_t steps = 0;
+  KILN_EXPECT_OK(kiln_safetensors_read_f32(file, "fc.weight", 2, w));
+  KILN_EXPECT_OK(kiln_safetensors_read_i64(file, "step", 1, &steps));
+  EXPECT_EQ(w[0], 10);
+  EXPECT_EQ(w[1], 14);
+  EXPECT_EQ(steps, 41);
+  const char *value = nullptr;
+  KILN_EXPECT_OK(kiln_safetensors_metadata_get(file, "generator", &value));
+  EXPECT_STREQ(value, KILN_CHECKPOINT_GENERATOR);
+  KILN_EXPECT_OK(kiln_safetensors_metadata_get(file, "steps", &value));
+  EXPECT_STREQ(value, "1"); // since the load
+  kiln_safetensors_close(file);
+  EXPECT_EQ(kiln_trainer_save_state(trainer_, dir_.c_str(), error_), KILN_TRAINER_ERROR_WRITE);
+}
+
+TEST_F(TrainerTest, EvalPacksTheStateOncePerChange) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  input_ = {1, 2, 3, 4, 5, 6};
+  output_.assign(6, -1);
+  ASSERT_EQ(kiln_trainer_eval(trainer_, input_.data(), 3, output_.data(), error_), 0) << error_;
+  EXPECT_EQ(output_, (std::vector<float>{10, 40, 30, 80, 50, 120})); // x * fc.weight * 10
+  ASSERT_EQ(kiln_trainer_eval(trainer_, input_.data(), 3, output_.data(), error_), 0) << error_;
+  EXPECT_EQ(gLoadCalls, 1);
+  ASSERT_EQ(step(), 0) << error_;
+  ASSERT_EQ(kiln_trainer_eval(trainer_, input_.data(), 3, output_.data(), error_), 0) << error_;
+  EXPECT_EQ(gLoadCalls, 2);
+  EXPECT_EQ(output_[0], 100); // 1 * (1 + 9) * 10
 }
 
 } // namespace
