@@ -4,10 +4,12 @@
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/Transforms/Passes.h"
 #include "kiln/runtime/safetensors.h"
+#include "kiln/runtime/thread_pool.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -26,6 +28,18 @@ Halide::Buffer<> zeros(const codegen::EntryTensor &tensor) {
   Halide::Buffer<> buffer(tensor.type, halideExtents(tensor.shape, 1));
   std::memset(buffer.data(), 0, buffer.size_in_bytes());
   return buffer;
+}
+
+/// The step's parallel loops on Kiln's thread pool (runtime/src/ThreadPool.c,
+/// the one generated programs use), whose workers spin between loops:
+/// with Halide's JIT pool, whose workers sleep at once, a second thread
+/// took mlp_bn's step at batch 256 from 2.38 to only 2.17 ms (Intel Xeon,
+/// 14.3 s of CPU for 14.4 s of wall time: the second thread was mostly
+/// asleep).
+int parallelFor(Halide::JITUserContext *context, int (*task)(Halide::JITUserContext *, int, uint8_t *),
+                int min, int size, uint8_t *closure) {
+  return kiln_thread_pool_run(context, reinterpret_cast<kiln_thread_pool_task_t>(task), min, size,
+                              closure);
 }
 
 std::string message(kiln_status_t status) {
@@ -99,6 +113,11 @@ std::unique_ptr<TrainStep> TrainStep::create(mlir::ModuleOp module,
   step->minBatch = layout.smallestBatch;
   step->loss = Halide::Buffer<float>::make_scalar();
   step->correct = Halide::Buffer<int64_t>::make_scalar();
+  step->allocator->context()->handlers.custom_do_par_for = parallelFor;
+  // HL_NUM_THREADS, as Halide's own pool reads it (kilnc train --threads
+  // sets it); else every core the process may run on.
+  const char *threads = getenv("HL_NUM_THREADS");
+  kiln_thread_pool_set_threads(threads ? std::atoi(threads) : 0);
   try {
     model.compileJit(step->target);
   } catch (const Halide::Error &error) {

@@ -209,10 +209,15 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
 }
 
 /// Static elements of a Func above which its outermost dimension runs in
-/// parallel (the batch counted as 16 rows, the fixtures' batch). Not yet
-/// measured: a first choice of about 16 µs of element-wise work, where the
-/// pool's start-up (about a microsecond) no longer matters.
+/// parallel, the batch counted as kBatchRows rows. A first choice of about
+/// 16 µs of element-wise work, where the pool's start-up (about a
+/// microsecond) no longer matters.
 constexpr int64_t kParallelElements = 16 * 1024;
+/// The batch the parallel thresholds assume: the seed models' training
+/// batch. Counted as 16 (the fixtures' batch), mlp_bn's 256-channel
+/// BatchNorm gradient (0.28 ms of a 2.26 ms step at batch 256) ran serially
+/// on 2 threads.
+constexpr int64_t kBatchRows = 64;
 
 /// A training-step Func (or, in a training step, a forward element-wise
 /// layer), computed whole: every stage vectorized over the innermost pure
@@ -231,8 +236,10 @@ void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
   bool vectorize = inner < 0 || inner >= target.lanes;
   int64_t elements = 1;
   for (int64_t extent : layer.shape)
-    elements *= extent < 0 ? 16 : extent;
+    elements *= extent < 0 ? kBatchRows : extent;
   bool parallel = args.size() >= 2 && elements >= kParallelElements;
+  bool channelBlocks = args.size() == 1 && f.num_update_definitions() > 0 &&
+                       inner >= 4 * target.lanes;
   for (int i = 0; i <= f.num_update_definitions(); ++i) {
     Halide::Stage stage = i == 0 ? Halide::Stage(f) : f.update(i - 1);
     if (parallel)
@@ -243,8 +250,14 @@ void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
     // 4 lanes (a bias of conv_pools' fc). Updates, which must not run twice
     // on one element, and batch-wide dimensions keep the guard.
     TailStrategy tail = i == 0 && inner > 0 ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf;
-    if (vectorize)
+    if (channelBlocks) {
+      // A per-channel reduction (BatchNorm's sums over the batch): blocks
+      // of channel vectors in parallel.
+      Halide::Var co("co"), ci("ci");
+      stage.split(args[0], co, ci, target.lanes, tail).vectorize(ci).parallel(co);
+    } else if (vectorize) {
       stage.vectorize(args[0], target.lanes, tail);
+    }
   }
   // Fused at the outermost dimension where that is not the vectorized one
   // (a bias's only dimension is): the loops fused stay whole vectors.
@@ -306,9 +319,9 @@ void scheduleMatrixProduct(const LayerFuncs &layer, Halide::Expr batch,
         .vectorize(ji, lanes)
         .unroll(ri);
   };
-  // Multiply-adds with the batch counted as 16 rows (the fixtures'), as
-  // for the element-wise Funcs.
-  auto staticExtent = [](int64_t extent) { return extent < 0 ? 16 : extent; };
+  // Multiply-adds with the batch counted as kBatchRows, as for the
+  // element-wise Funcs.
+  auto staticExtent = [](int64_t extent) { return extent < 0 ? kBatchRows : extent; };
   int64_t macs = width * staticExtent(height) * staticExtent(layer.reductionSize);
   bool parallel = macs >= kParallelMacs;
   if (height < 0 && block.rows > 1) {
