@@ -102,15 +102,14 @@ int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error)
   return result;
 }
 
-/* A batched tensor's buffer: dense C order, the batch outermost (Halide's
- * last dimension). */
-static void describe_batched(halide_buffer_t *buffer, halide_dimension_t *dims, const float *host,
-                             const kiln_model_tensor_t *tensor, int64_t batch) {
+void kiln_model_describe_tensor(halide_buffer_t *buffer, halide_dimension_t *dims,
+                                const void *host, bool integer, size_t rank,
+                                const int64_t *shape, bool batched, int64_t batch) {
   int32_t stride = 1;
-  int rank = (int)tensor->rank;
   memset(buffer, 0, sizeof *buffer);
-  for (int d = 0; d < rank; ++d) {
-    int64_t extent = d == rank - 1 ? batch : tensor->shape[rank - 1 - d];
+  for (size_t d = 0; d < rank; ++d) {
+    size_t axis = rank - 1 - d;
+    int64_t extent = batched && axis == 0 ? batch : shape[axis];
     dims[d].min = 0;
     dims[d].extent = (int32_t)extent;
     dims[d].stride = stride;
@@ -118,11 +117,11 @@ static void describe_batched(halide_buffer_t *buffer, halide_dimension_t *dims, 
     stride *= (int32_t)extent;
   }
   buffer->host = (uint8_t *)(uintptr_t)host;
-  buffer->type.code = halide_type_float;
-  buffer->type.bits = 32;
+  buffer->type.code = integer ? halide_type_int : halide_type_float;
+  buffer->type.bits = integer ? 64 : 32;
   buffer->type.lanes = 1;
-  buffer->dimensions = rank;
-  buffer->dim = dims;
+  buffer->dimensions = (int32_t)rank;
+  buffer->dim = rank ? dims : NULL;
 }
 
 /* The tensors between stages: two buffers of the largest, which the stages
@@ -173,8 +172,10 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
     halide_buffer_t in, out, weights[packed + 1];
     void *args[packed + 3];
     args[0] = &user_context;
-    describe_batched(&in, in_dims, in_host, in_tensor, batch);
-    describe_batched(&out, out_dims, out_host, out_tensor, batch);
+    kiln_model_describe_tensor(&in, in_dims, in_host, false, in_tensor->rank, in_tensor->shape,
+                               true, batch);
+    kiln_model_describe_tensor(&out, out_dims, out_host, false, out_tensor->rank,
+                               out_tensor->shape, true, batch);
     args[1] = &in;
     for (size_t i = 0; i < packed; ++i) {
       size_t w = stage->packed_first + i;

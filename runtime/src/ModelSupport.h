@@ -19,6 +19,13 @@ int kiln_model_no_variant(const kiln_model_t *model, char *out_error);
 /* Describes `host` as a dense float32 array of `layout` (dims: rank entries). */
 void kiln_model_describe(halide_buffer_t *buffer, halide_dimension_t *dims, float *host,
                          const kiln_model_layout_t *layout);
+/* Describes `host` as a dense C-order tensor of `shape` (`rank` extents,
+ * tensor order; Halide's dimensions are the reverse, dims has rank
+ * entries), float32 or, with `integer`, int64; with `batched`, `batch` is
+ * its first extent. */
+void kiln_model_describe_tensor(halide_buffer_t *buffer, halide_dimension_t *dims,
+                                const void *host, bool integer, size_t rank,
+                                const int64_t *shape, bool batched, int64_t batch);
 /* Runs `pipeline` on args[1...] with a new kiln_call_t (args[0] is set to
  * it); a failure's message goes to `out_error`. Returns the pipeline's code. */
 int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error);

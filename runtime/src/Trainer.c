@@ -244,30 +244,6 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
   return status ? fail_status(out_error, KILN_TRAINER_ERROR_WRITE, status) : 0;
 }
 
-/* A dense buffer of `tensor`'s shape (C order; Halide's dimensions are the
- * reverse), `batch` for its first extent when `batched`. */
-static void describe(halide_buffer_t *buffer, halide_dimension_t *dims, const void *host,
-                     bool integer, size_t rank, const int64_t *shape, bool batched,
-                     int64_t batch) {
-  int32_t stride = 1;
-  memset(buffer, 0, sizeof *buffer);
-  for (size_t d = 0; d < rank; ++d) {
-    size_t axis = rank - 1 - d;
-    int64_t extent = batched && axis == 0 ? batch : shape[axis];
-    dims[d].min = 0;
-    dims[d].extent = (int32_t)extent;
-    dims[d].stride = stride;
-    dims[d].flags = 0;
-    stride *= (int32_t)extent;
-  }
-  buffer->host = (uint8_t *)(uintptr_t)host;
-  buffer->type.code = integer ? halide_type_int : halide_type_float;
-  buffer->type.bits = integer ? 64 : 32;
-  buffer->type.lanes = 1;
-  buffer->dimensions = (int32_t)rank;
-  buffer->dim = rank ? dims : NULL;
-}
-
 /* The buffer of step argument `kind`: a state tensor from `state`, or the
  * batch's arrays and metrics. */
 static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
@@ -277,20 +253,22 @@ static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
   int64_t label_shape[1] = {-1};
   switch (kind) {
   case KILN_TRAINER_ARG_INPUT:
-    describe(buffer, dims, inputs, false, input->rank, input->shape, true, batch);
+    kiln_model_describe_tensor(buffer, dims, inputs, false, input->rank, input->shape, true,
+                               batch);
     return;
   case KILN_TRAINER_ARG_LABELS:
-    describe(buffer, dims, labels, true, 1, label_shape, true, batch);
+    kiln_model_describe_tensor(buffer, dims, labels, true, 1, label_shape, true, batch);
     return;
   case KILN_TRAINER_ARG_LOSS:
-    describe(buffer, dims, loss, false, 0, NULL, false, 0);
+    kiln_model_describe_tensor(buffer, dims, loss, false, 0, NULL, false, 0);
     return;
   case KILN_TRAINER_ARG_CORRECT:
-    describe(buffer, dims, correct, true, 0, NULL, false, 0);
+    kiln_model_describe_tensor(buffer, dims, correct, true, 0, NULL, false, 0);
     return;
   default: {
     const kiln_trainer_tensor_t *tensor = &trainer->model->state[kind];
-    describe(buffer, dims, state[kind], tensor->integer, tensor->rank, tensor->shape, false, 0);
+    kiln_model_describe_tensor(buffer, dims, state[kind], tensor->integer, tensor->rank,
+                               tensor->shape, false, 0);
   }
   }
 }
