@@ -114,6 +114,13 @@ private:
                                                                            : Expr(vars[d]);
     return r;
   }
+  /// invstd[c] = 1/sqrt(var[c] + eps) in f32 (PyTorch's CPU kernels),
+  /// once per channel.
+  Func inverseStd(Value var, FloatAttr eps, int64_t channels, Var ch) {
+    Func invstd = root("invstd", {channels});
+    invstd(ch) = 1.0f / Halide::sqrt(in(var)(ch) + static_cast<float>(eps.getValueAsDouble()));
+    return invstd;
+  }
   /// Values per channel (dimension 1) of `shape`: N (·L, ·H·W).
   Expr perChannel(const std::vector<int64_t> &shape) {
     Expr n = extent(shape[0]);
@@ -302,9 +309,7 @@ FailureOr<std::vector<Func>> TrainBuilder::batchNormNormalize(nn::BatchNormNorma
   size_t rank = shape.size();
   std::vector<Var> vars = makeVars(rank);
   Var ch = vars[rank - 2];
-  float eps = static_cast<float>(op.epsAttr().getValueAsDouble());
-  Func invstd = root("invstd", {shape[1]});
-  invstd(ch) = 1.0f / Halide::sqrt(in(op.var())(ch) + eps);
+  Func invstd = inverseStd(op.var(), op.epsAttr(), shape[1], ch);
   Expr y = (in(op.input())(vars) - in(op.mean())(ch)) * invstd(ch);
   if (op.weight())
     y = y * in(op.weight())(ch) + in(op.bias())(ch);
@@ -323,10 +328,8 @@ FailureOr<std::vector<Func>> TrainBuilder::batchNormGrad(nn::BatchNormGradOp op)
   size_t rank = shape.size();
   std::vector<Var> vars = makeVars(rank);
   Var ch = vars[rank - 2];
-  float eps = static_cast<float>(op.epsAttr().getValueAsDouble());
   Func x = in(op.input()), dy = in(op.output_grad()), mean = in(op.mean());
-  Func invstd = root("invstd", {shape[1]});
-  invstd(ch) = 1.0f / Halide::sqrt(in(op.var())(ch) + eps);
+  Func invstd = inverseStd(op.var(), op.epsAttr(), shape[1], ch);
   std::vector<Expr> at;
   Halide::RDom r = over(shape, {static_cast<int>(rank - 2)}, vars, at, "r");
   auto xhat = [&](const std::vector<Expr> &p) { return (x(p) - mean(ch)) * invstd(ch); };
