@@ -7,6 +7,7 @@
 #include "kiln/runtime/output.h"
 
 #include "CSupport.h"
+#include "Support.h"
 
 #include <sys/resource.h>
 
@@ -290,12 +291,7 @@ bool parse(int argc, char **argv, Options &options, bool &help) {
       options.variant = true;
       continue;
     }
-    const char *value = nullptr;
-    size_t equals = arg.find('=');
-    if (arg.rfind("--", 0) == 0 && equals != std::string::npos) {
-      value = argv[i] + equals + 1;
-      arg.resize(equals);
-    }
+    const char *value = kiln::runtime::splitInlineValue(arg, argv[i]);
     if (!takesValue(arg)) {
       bool option = arg.size() > 1 && arg[0] == '-';
       std::fprintf(stderr, "error: %s '%s' (see --help)\n",

@@ -123,6 +123,17 @@ kiln_status_t writeFileAtomically(const std::string &path,
 // strerror, thread-safe.
 std::string errnoText(int err);
 
+/// A command line's "--name=value" (the runners'): cuts `arg`, a copy of
+/// `argument`, to "--name" and returns the value, in `argument`; null where
+/// `arg` is not a "--" option with an "=".
+inline const char *splitInlineValue(std::string &arg, const char *argument) {
+  size_t equals = arg.find('=');
+  if (arg.rfind("--", 0) != 0 || equals == std::string::npos)
+    return nullptr;
+  arg.resize(equals);
+  return argument + equals + 1;
+}
+
 } // namespace kiln::runtime
 
 // The storage behind kiln_array_t, shared by NPY, IDX and the array API.

@@ -5,6 +5,7 @@
 #include "kiln/runtime/train_data.h"
 
 #include "CSupport.h"
+#include "Support.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -99,12 +100,7 @@ bool parse(int argc, char **argv, const kiln_train_program_t *program, Options &
       *flag = true;
       continue;
     }
-    const char *value = nullptr;
-    size_t equals = arg.find('=');
-    if (arg.rfind("--", 0) == 0 && equals != std::string::npos) {
-      value = argv[i] + equals + 1;
-      arg.resize(equals);
-    }
+    const char *value = kiln::runtime::splitInlineValue(arg, argv[i]);
     if (isHyperParameter(arg)) {
       fail(arg + ": the hyper-parameters are compiled in (" + program->hyper_parameters +
            "); give " + arg + " to kilnc build --mode=train instead");

@@ -217,7 +217,7 @@ cl::opt<bool> trainNoShuffle("no-shuffle",
                              cl::desc("Take the rows in order (required: shuffling is not "
                                       "implemented yet)"),
                              cl::sub(trainCommand), cl::cat(kilncCategory));
-cl::opt<int> trainThreads("threads", cl::desc("Threads (default: Halide's, one per core)"),
+cl::opt<int> trainThreads("threads", cl::desc("Threads (default: one per core)"),
                           cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
 cl::opt<long long> trainPrintEvery("print-every",
                                    cl::desc("Print the loss every N steps, and after the "
