@@ -6,6 +6,9 @@
   torch_worker.py train MODEL BATCH THREADS [--seconds S] [--warmup N]
       times eager training steps from the training fixtures' initial state
       with the model's train-section optimizer; prints one JSON line
+  torch_worker.py epoch MODEL THREADS --spec JSON [--epochs E] [--seed S]
+      trains whole epochs on Fashion-MNIST held in memory, as bench/epoch.py
+      describes (the spec: the model's train section); prints one JSON line
   torch_worker.py info
       prints one JSON line about torch, its BLAS and its threads
 
@@ -173,6 +176,139 @@ def train(name, batch, threads, seconds, warmup):
     return out
 
 
+def read_idx(path):
+    """An IDX file (gzip-compressed or not) as a numpy uint8 array."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError("%s: not an IDX file of unsigned bytes" % path)
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion_mnist(data_dir, split, transform):
+    """(images as float32 [N,1,28,28] after the transform, labels as int64)."""
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(os.path.join(data_dir, prefix + "-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(data_dir, prefix + "-labels-idx1-ubyte.gz"))
+    x = torch.from_numpy(images.copy()).to(torch.float32).unsqueeze(1)
+    for op in transform:
+        if op["op"] == "scale":
+            x.mul_(op["factor"])
+        elif op["op"] == "normalize":
+            x.sub_(op["mean"]).div_(op["std"])
+        else:
+            raise ValueError("unknown transform %r" % op)
+    return x.contiguous(), torch.from_numpy(labels.astype("int64"))
+
+
+def make_optimizer(spec, params):
+    """torch.optim's optimizer for the train section's `optimizer = NAME(k=v, ...)`."""
+    name, kw = spec["name"], dict(spec["args"])
+    if name == "sgd":
+        allowed = {"lr", "momentum", "weight_decay", "dampening", "nesterov"}
+        cls = torch.optim.SGD
+    elif name in ("adam", "adamw"):
+        allowed = {"lr", "weight_decay", "eps", "beta1", "beta2"}
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        if "beta1" in kw or "beta2" in kw:
+            kw["betas"] = (kw.pop("beta1", 0.9), kw.pop("beta2", 0.999))
+            allowed.add("betas")
+    else:
+        raise ValueError("optimizer %s: not known to the epoch worker" % name)
+    unknown = set(kw) - allowed
+    if unknown:
+        raise ValueError("optimizer %s: arguments %s not known to the epoch worker"
+                         % (name, ", ".join(sorted(unknown))))
+    if "nesterov" in kw:
+        kw["nesterov"] = bool(kw["nesterov"])
+    return cls(params, **kw)
+
+
+def evaluate(model, x, y, batch=1000):
+    """(mean cross-entropy, accuracy in [0,1], seconds) in eval mode."""
+    t0 = time.perf_counter()
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(x[i:i + batch])
+            loss += float(torch.nn.functional.cross_entropy(logits, y[i:i + batch], reduction="sum"))
+            correct += int((logits.argmax(1) == y[i:i + batch]).sum())
+    return loss / len(x), correct / len(x), time.perf_counter() - t0
+
+
+def epochs(name, threads, spec, n_epochs, seed, data_dir, max_batches):
+    """Whole training epochs, timed (bench/epoch.py, bench/README.md)."""
+    import kiln_models
+
+    torch.set_num_threads(threads)  # before any work
+    t_load = time.perf_counter()
+    x_all, y_all = load_fashion_mnist(data_dir, "train", spec["transform"])
+    x_test, y_test = load_fashion_mnist(data_dir, "test", spec["transform"])
+    load_seconds = time.perf_counter() - t_load
+
+    torch.manual_seed(seed)
+    model = kiln_models.build(name)
+    optimizer = make_optimizer(spec["optimizer"], model.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    n_val = int(round(spec["validation"] * len(x_all)))
+    perm = torch.randperm(len(x_all), generator=generator)
+    x_val, y_val = x_all[perm[:n_val]], y_all[perm[:n_val]]
+    x_train, y_train = x_all[perm[n_val:]].contiguous(), y_all[perm[n_val:]].contiguous()
+    del x_all, y_all
+    if max_batches:  # smoke tests: a fraction of an epoch, and of the test set
+        x_train, y_train = x_train[:max_batches * spec["batch"]], y_train[:max_batches * spec["batch"]]
+        x_val, y_val = x_val[:max_batches * spec["batch"]], y_val[:max_batches * spec["batch"]]
+        x_test, y_test = x_test[:max_batches * spec["batch"]], y_test[:max_batches * spec["batch"]]
+    batch, n = spec["batch"], len(x_train)
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    records = []
+    for epoch in range(1, n_epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=generator)
+        loss_sum, correct, batches = 0.0, 0, 0
+        for i in range(0, n, batch):  # the last partial batch is kept
+            idx = order[i:i + batch]
+            xb, yb = x_train[idx], y_train[idx]
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = cross_entropy(logits, yb)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            batches += 1
+        seconds = time.perf_counter() - t0
+        rec = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+               "seconds": seconds, "batches": batches, "samples": n}
+        if n_val:
+            rec["val_loss"], rec["val_accuracy"], rec["eval_seconds"] = evaluate(model, x_val, y_val)
+        records.append(rec)
+        print("torch %s %dT epoch %d: %.2f s, train loss %.4f%s" % (
+            name, threads, epoch, seconds, rec["train_loss"],
+            ", val accuracy %.2f%%" % (100 * rec["val_accuracy"]) if n_val else ""),
+            file=sys.stderr, flush=True)
+    test_loss, test_accuracy, test_seconds = evaluate(model, x_test, y_test)
+    ob = openblas_info(blas_libraries())
+    return {"model": name, "threads": threads, "torch_threads": torch.get_num_threads(),
+            "seed": seed, "spec": spec, "epochs": records, "test_loss": test_loss,
+            "test_accuracy": test_accuracy, "test_images": len(x_test), "test_seconds": test_seconds,
+            "train_samples": n, "val_samples": len(x_val), "load_seconds": load_seconds,
+            "max_batches": max_batches, "openblas_core": ob.get("corename") if ob else None,
+            "blas": [os.path.realpath(p) for p in blas_libraries()],
+            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -188,10 +324,21 @@ def main():
     m.add_argument("threads", type=int)
     m.add_argument("--seconds", type=float, default=1.0)
     m.add_argument("--warmup", type=int, default=50)
+    e = sub.add_parser("epoch")
+    e.add_argument("model")
+    e.add_argument("threads", type=int)
+    e.add_argument("--spec", required=True, help="the train section as JSON (bench/epoch.py)")
+    e.add_argument("--epochs", type=int, default=1)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    e.add_argument("--max-batches", type=int, default=0)
     sub.add_parser("info")
     args = parser.parse_args()
     if args.cmd == "info":
         print(json.dumps(info()))
+    elif args.cmd == "epoch":
+        print(json.dumps(epochs(args.model, args.threads, json.loads(args.spec), args.epochs,
+                                args.seed, args.data_dir, args.max_batches)))
     elif args.cmd == "train":
         print(json.dumps(train(args.model, args.batch, args.threads, args.seconds, args.warmup)))
     else:
