@@ -211,7 +211,7 @@ def kiln_probe(kilnc):
     return None
 
 
-def kiln_epochs(kilnc, model, threads, n_epochs, seed, timeout):
+def kiln_epochs(kilnc, model, threads, n_epochs, seed, timeout, data_dir):
     """One `kilnc train` process -> {"epochs": [...metrics rows...], "test_accuracy", ...}."""
     if not os.access(kilnc, os.X_OK):
         raise RunError("no %s (build Kiln first, or pass --build-dir)" % kilnc)
@@ -220,6 +220,8 @@ def kiln_epochs(kilnc, model, threads, n_epochs, seed, timeout):
         cmd = [kilnc, "train", os.path.join("models", model + ".kiln"), "-o", os.path.join(tmp, "ckpt.safetensors"),
                "--epochs", str(n_epochs), "--threads", str(threads), "--seed", str(seed),
                "--no-progress", "--metrics", metrics]
+        if os.path.realpath(data_dir) != os.path.realpath(DATA_DIR):
+            cmd += ["--data", data_dir]  # else the train section's data set, as kilnc finds it
         t0 = time.perf_counter()
         try:
             proc = run(cmd, timeout=timeout)
@@ -235,7 +237,8 @@ def kiln_epochs(kilnc, model, threads, n_epochs, seed, timeout):
                                % (kilnc, " ".join(flags), tail(err, 4)))
             raise RunError("`%s` failed (exit %d):\n%s" % (" ".join(cmd), proc.returncode, tail(err)))
         if not os.path.exists(metrics):
-            raise RunError("`%s` wrote no metrics file" % " ".join(cmd))
+            raise RunError("`%s` wrote no metrics file (exit 0); it printed:\n%s"
+                           % (" ".join(cmd), tail(proc.stdout + proc.stderr, 4)))
         with open(metrics, newline="") as f:
             rows = list(csv.reader(f))
     if not rows or rows[0] != METRICS_HEADER:
@@ -461,7 +464,8 @@ def main():
                  "optimizer": "%s, batch %d%s" % (spec["optimizer_text"], spec["batch"],
                                                   ", val %g" % spec["validation"] if spec["validation"] else "")}
             jobs = [] if kiln_unusable else [
-                ("kiln", lambda: kiln_epochs(kilnc, model, threads, args.epochs, args.seed, args.timeout))]
+                ("kiln", lambda: kiln_epochs(kilnc, model, threads, args.epochs, args.seed, args.timeout,
+                                      args.data_dir))]
             for key, clean in (("torch", False), ("torch_clean", True)) if clean_env else (("torch", False),):
                 jobs.append((key, lambda clean=clean: torch_epochs(
                     model, spec, threads, args.epochs, args.seed, clean, args.data_dir, args.max_batches,
