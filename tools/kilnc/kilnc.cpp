@@ -25,7 +25,9 @@
 #include "mlir/Support/ToolUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -40,8 +42,11 @@ cl::SubCommand buildCommand("build",
                             "Compile a model with its weights to an executable, "
                             "object or library");
 cl::SubCommand trainCommand("train",
-                            "Train a model for a number of steps from a checkpoint and "
-                            "write the new checkpoint");
+                            "Train a model: epochs over its data with validation, early "
+                            "stopping and checkpoints, then the test set");
+cl::SubCommand evalCommand("eval",
+                           "Evaluate a checkpoint on the test set: loss, accuracy and the "
+                           "confusion matrix");
 
 cl::OptionCategory kilncCategory("kilnc options");
 
@@ -129,6 +134,7 @@ cl::opt<std::string> ccPath("cc",
                                      "the output (default: cc, or the target's Debian "
                                      "cross compiler, e.g. aarch64-linux-gnu-gcc)"),
                             cl::value_desc("path"), cl::sub(buildCommand),
+                            cl::sub(trainCommand), cl::sub(evalCommand),
                             cl::cat(kilncCategory));
 cl::opt<bool> noFold("no-fold",
                      cl::desc("Keep BatchNorm and activations as separate layers"),
@@ -179,9 +185,11 @@ cl::opt<long long> trainSeed("seed",
                              cl::sub(buildCommand),
                              cl::cat(kilncCategory));
 
-// train
+// train and eval
 cl::opt<std::string> trainInput(cl::Positional, cl::Required, cl::desc("<model.kiln>"),
                                 cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<std::string> evalInput(cl::Positional, cl::Required, cl::desc("<model.kiln>"),
+                               cl::sub(evalCommand), cl::cat(kilncCategory));
 cl::opt<std::string> trainInit("init",
                                cl::desc("The initial state (safetensors): every parameter "
                                         "and buffer under its state_dict key; optimizer "
@@ -191,44 +199,103 @@ cl::opt<std::string> trainInit("init",
                                         "layer, drawn from --seed)"),
                                cl::value_desc("file"), cl::sub(trainCommand),
                                cl::cat(kilncCategory));
-cl::opt<std::string> trainInputs("inputs",
-                                 cl::desc("Samples (NPY float32, C order): the model's "
-                                          "input shape after one or more leading "
-                                          "dimensions, which are flattened into rows "
-                                          "([rows, C, H, W] or [batches, batch, C, H, W])"),
+cl::opt<std::string> evalWeights("weights",
+                                 cl::desc("The state to evaluate (safetensors: a checkpoint "
+                                          "of kilnc train, or a PyTorch state_dict)"),
+                                 cl::value_desc("file"), cl::Required, cl::sub(evalCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<std::string> trainResume("resume",
+                                 cl::desc("Continue the run that wrote this checkpoint, where "
+                                          "it stopped (epoch, batch, optimizer state, early "
+                                          "stopping): the result is an uninterrupted run's"),
                                  cl::value_desc("file"), cl::sub(trainCommand),
                                  cl::cat(kilncCategory));
+cl::opt<std::string> trainData("data",
+                               cl::desc("A directory of MNIST-style IDX files (train-images-"
+                                        "idx3-ubyte, train-labels-idx1-ubyte, t10k-images-"
+                                        "idx3-ubyte, t10k-labels-idx1-ubyte, plain or .gz); "
+                                        "default: the train section's data set "
+                                        "(fashion_mnist: /usr/share/datasets/fashion-mnist)"),
+                               cl::value_desc("dir"), cl::sub(trainCommand),
+                               cl::sub(evalCommand), cl::cat(kilncCategory));
+cl::opt<std::string> trainInputs("inputs",
+                                 cl::desc("Training samples instead of --data (NPY float32, "
+                                          "transformed, C order): the model's input shape "
+                                          "after one or more leading dimensions, which are "
+                                          "flattened into rows"),
+                                 cl::value_desc("file"), cl::sub(trainCommand),
+                                 cl::sub(evalCommand), cl::cat(kilncCategory));
 cl::opt<std::string> trainLabels("labels",
                                  cl::desc("Class indices (NPY int64), one per row of "
                                           "--inputs, each in [0, classes)"),
                                  cl::value_desc("file"), cl::sub(trainCommand),
-                                 cl::cat(kilncCategory));
+                                 cl::sub(evalCommand), cl::cat(kilncCategory));
+cl::opt<std::string> trainTestInputs("test-inputs",
+                                     cl::desc("Test samples (NPY), evaluated at the end"),
+                                     cl::value_desc("file"), cl::sub(trainCommand),
+                                     cl::cat(kilncCategory));
+cl::opt<std::string> trainTestLabels("test-labels",
+                                     cl::desc("Their class indices (NPY int64)"),
+                                     cl::value_desc("file"), cl::sub(trainCommand),
+                                     cl::cat(kilncCategory));
+cl::opt<long long> trainEpochs("epochs", cl::desc("Epochs, >= 1 (default: the train section's)"),
+                               cl::init(-1), cl::sub(trainCommand), cl::cat(kilncCategory));
 cl::opt<long long> trainSteps("steps",
-                              cl::desc("Training steps to run, exactly (>= 1): one batch "
-                                       "each, the rows in order, passing over the data "
-                                       "again from row 0 when it ends"),
+                              cl::desc("Run exactly this many steps (>= 1) instead of epochs, "
+                                       "passing over the data again when it ends"),
                               cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
 cl::opt<long long> trainBatch("batch",
-                              cl::desc("Rows per step, from 1 to the number of rows; the "
-                                       "last batch of a pass holds the rows left (rows mod "
-                                       "batch, if not 0) and runs as a smaller batch"),
-                              cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
-cl::opt<bool> trainNoShuffle("no-shuffle",
-                             cl::desc("Take the rows in order (required: shuffling is not "
-                                      "implemented yet)"),
+                              cl::desc("Samples per step (default: the train section's); the "
+                                       "last batch of an epoch holds the samples left"),
+                              cl::init(-1), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<double> trainValSplit("val-split",
+                              cl::desc("Share of the training data held out for validation, "
+                                       "in [0, 1) (default: the train section's validation)"),
+                              cl::init(-1), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<long long> trainPatience("patience",
+                                 cl::desc("Early stopping: epochs without a better validation "
+                                          "loss before the run stops and restores the best "
+                                          "state (0: none; default: the train section's)"),
+                                 cl::init(-1), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<double> trainDelta("delta",
+                           cl::desc("Early stopping: the least fall of the validation loss "
+                                    "that counts as better (default: the train section's)"),
+                           cl::init(-1), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<bool> trainNoShuffle("no-shuffle", cl::desc("Take the training rows in order"),
                              cl::sub(trainCommand), cl::cat(kilncCategory));
-cl::opt<int> trainThreads("threads", cl::desc("Threads (default: one per core)"),
-                          cl::init(0), cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<bool> trainDropLast("drop-last",
+                            cl::desc("Leave out each epoch's last, partial batch"),
+                            cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<int> trainThreads("threads",
+                          cl::desc("Threads of Kiln's pool (default: one per core)"),
+                          cl::init(0), cl::sub(trainCommand), cl::sub(evalCommand),
+                          cl::cat(kilncCategory));
 cl::opt<long long> trainPrintEvery("print-every",
-                                   cl::desc("Print the loss every N steps, and after the "
-                                            "last (0: only the summary)"),
-                                   cl::init(1), cl::value_desc("N"), cl::sub(trainCommand),
+                                   cl::desc("With --steps: print the loss every N steps, and "
+                                            "after the last (0: only the summary)"),
+                                   cl::init(-1), cl::value_desc("N"), cl::sub(trainCommand),
                                    cl::cat(kilncCategory));
+cl::opt<long long> trainCheckpointEvery("checkpoint-every",
+                                        cl::desc("Also write the checkpoint every N steps"),
+                                        cl::init(0), cl::value_desc("N"),
+                                        cl::sub(trainCommand), cl::cat(kilncCategory));
+cl::opt<std::string> trainMetrics("metrics",
+                                  cl::desc("Write the metrics of every epoch as CSV"),
+                                  cl::value_desc("file"), cl::sub(trainCommand),
+                                  cl::cat(kilncCategory));
+cl::opt<std::string> trainPlot("plot", cl::desc("Write the loss and accuracy curves as SVG"),
+                               cl::value_desc("file"), cl::sub(trainCommand),
+                               cl::cat(kilncCategory));
+cl::opt<bool> trainNoProgress("no-progress",
+                              cl::desc("Plain lines, no progress bar, even on a terminal"),
+                              cl::sub(trainCommand), cl::cat(kilncCategory));
 cl::opt<std::string> trainOutput("o", cl::Required,
                                  cl::desc("The checkpoint (safetensors): parameters, "
-                                          "buffers, optimizer state and step, written "
-                                          "once the last step is done (a file replaced "
-                                          "whole, or a stream); never an input"),
+                                          "buffers, optimizer state and where the run "
+                                          "stands, written after every epoch (replaced "
+                                          "whole) and at the end; the best one by "
+                                          "validation loss goes beside it as "
+                                          "STEM.best.safetensors"),
                                  cl::value_desc("file"), cl::sub(trainCommand),
                                  cl::cat(kilncCategory));
 cl::opt<bool> debugInfo("debug-info",
@@ -421,6 +488,30 @@ bool autodiffOptions(kiln::nn::AutodiffOptions &options) {
   return true;
 }
 
+/// A path flag's value, or null when the flag was not given.
+const char *given(const cl::opt<std::string> &flag) {
+  return flag.getNumOccurrences() ? flag.getValue().c_str() : nullptr;
+}
+
+/// A C identifier from the model file's stem ("lenet_bn"; "model" for
+/// stdin): the name the trainer gives the model.
+std::string apiNameOf(const std::string &input) {
+  std::string stem = input == "-" ? "model" : llvm::sys::path::stem(input).str();
+  for (char &c : stem)
+    if (!std::isalnum(static_cast<unsigned char>(c)))
+      c = '_';
+  if (stem.empty() || std::isdigit(static_cast<unsigned char>(stem[0])))
+    stem = "model_" + stem;
+  return stem;
+}
+
+/// The model file as the trainer's outputs may not be.
+const std::string &modelFile(const std::string &input) {
+  static std::string path;
+  path = input == "-" ? "/dev/stdin" : input;
+  return path;
+}
+
 int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   kiln::nn::AutodiffOptions autodiff;
   if (!autodiffOptions(autodiff))
@@ -429,46 +520,86 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
       trainOptimizer != "adamw")
     return fail("unknown optimizer '" + trainOptimizer +
                 "' (--optimizer): expected sgd, adam or adamw");
-  if (!trainNoShuffle)
-    return fail("shuffling is not implemented yet; pass --no-shuffle");
-  if (trainSteps < 1)
+  for (const cl::opt<std::string> *flag : {&trainInit, &trainResume, &trainData, &trainInputs,
+                                           &trainLabels, &trainMetrics, &trainPlot})
+    if (flag->getNumOccurrences() && flag->empty())
+      return fail("--" + flag->ArgStr.str() + " needs a file" +
+                  (flag == &trainInit ? " (leave it out for PyTorch's default initialisation)"
+                                      : ""));
+  if (trainEpochs.getNumOccurrences() && trainEpochs < 1)
+    return fail("--epochs must be at least 1, not " + std::to_string(trainEpochs));
+  if (trainSteps.getNumOccurrences() && trainSteps < 1)
     return fail("--steps must be at least 1, not " + std::to_string(trainSteps));
-  if (trainBatch < 1)
+  if (trainBatch.getNumOccurrences() && trainBatch < 1)
     return fail("--batch must be at least 1, not " + std::to_string(trainBatch));
   if (trainThreads < 0)
     return fail("--threads must be >= 0, not " + std::to_string(trainThreads));
-  if (trainPrintEvery < 0)
+  if (trainPrintEvery.getNumOccurrences() && trainPrintEvery < 0)
     return fail("--print-every must be >= 0, not " + std::to_string(trainPrintEvery));
-  for (auto [flag, value] : {std::pair{"--inputs", &trainInputs}, {"--labels", &trainLabels}})
-    if (value->empty())
-      return fail(std::string(flag) + " is required");
-  if (trainInit.getNumOccurrences() && trainInit.empty())
-    return fail("--init needs a file (leave it out for PyTorch's default initialisation)");
   kiln::TrainRunOptions options;
-  options.initPath = trainInit;
+  kiln_train_options_t &loop = options.loop;
+  loop.output = trainOutput.c_str();
+  loop.init = given(trainInit);
+  loop.resume = given(trainResume);
+  loop.data_dir = given(trainData);
+  loop.inputs = given(trainInputs);
+  loop.labels = given(trainLabels);
+  loop.test_inputs = given(trainTestInputs);
+  loop.test_labels = given(trainTestLabels);
+  loop.metrics = given(trainMetrics);
+  loop.plot = given(trainPlot);
+  loop.epochs = trainEpochs;
+  loop.steps = trainSteps;
+  loop.batch = trainBatch;
+  loop.val_split = trainValSplit.getNumOccurrences() ? trainValSplit : -1;
+  loop.patience = trainPatience;
+  loop.delta = trainDelta.getNumOccurrences() ? trainDelta : -1;
+  loop.shuffle = trainNoShuffle ? 0 : 1;
+  loop.drop_last = trainDropLast ? 1 : 0;
+  loop.progress = trainNoProgress ? 0 : -1;
+  loop.print_every = trainPrintEvery.getNumOccurrences() ? trainPrintEvery : 1;
+  loop.checkpoint_every = trainCheckpointEvery;
+  loop.threads = trainThreads;
+  loop.error_prefix = "kilnc: error: ";
+  const char *model[] = {modelFile(trainInput).c_str()};
+  loop.input_files = model;
+  loop.input_file_count = 1;
   options.seed = trainSeed;
-  options.inputsPath = trainInputs;
-  options.labelsPath = trainLabels;
-  options.outputPath = trainOutput;
-  options.steps = trainSteps;
-  options.batch = trainBatch;
-  options.printEvery = trainPrintEvery;
-  options.threads = trainThreads;
-  options.inputFiles = {trainInput == "-" ? "/dev/stdin" : trainInput.getValue(), trainInputs,
-                        trainLabels};
-  if (!trainInit.empty())
-    options.inputFiles.push_back(trainInit);
-  // A bad -o fails before the model is compiled.
-  std::string error;
-  if (!kiln::OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false,
-                                 error))
-    return fail(error);
+  options.cc = ccPath;
+  options.apiName = apiNameOf(trainInput);
   mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
-  if (!module || failed(kiln::prepareForTraining(*module, autodiff)))
+  if (!module)
     return 1;
-  if (failed(kiln::runTraining(*module, options, llvm::outs(), error)))
-    return error.empty() ? 1 : fail(error);
-  return 0;
+  // The data order's seed is the run's: --seed, else the train section's.
+  loop.seed = kiln::nn::trainingSeed(*module, trainSeed);
+  return kiln::runTraining(*module, autodiff, options);
+}
+
+/// `kilnc eval`: the test set (or NPY rows) through the eval forward of
+/// the state in --weights.
+int runEval(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  kiln::nn::AutodiffOptions autodiff;
+  if (trainThreads < 0)
+    return fail("--threads must be >= 0, not " + std::to_string(trainThreads));
+  kiln::TrainRunOptions options;
+  kiln_train_options_t &loop = options.loop;
+  loop.evaluate_only = 1;
+  loop.confusion = 1;
+  loop.init = evalWeights.c_str();
+  loop.data_dir = given(trainData);
+  loop.inputs = given(trainInputs);
+  loop.labels = given(trainLabels);
+  loop.threads = trainThreads;
+  loop.error_prefix = "kilnc: error: ";
+  const char *model[] = {modelFile(evalInput).c_str()};
+  loop.input_files = model;
+  loop.input_file_count = 1;
+  options.cc = ccPath;
+  options.apiName = apiNameOf(evalInput);
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module)
+    return 1;
+  return kiln::runTraining(*module, autodiff, options);
 }
 
 /// `kilnc emit --emit=halide-stmt --mode=train`: the statement of each
@@ -500,6 +631,8 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
     return runBuild(sourceMgr, context);
   if (trainCommand)
     return runTrain(sourceMgr, context);
+  if (evalCommand)
+    return runEval(sourceMgr, context);
   if (checkCommand) {
     mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
     if (!module)
@@ -579,21 +712,27 @@ int main(int argc, char **argv) {
       "  kilnc build MODEL.kiln --weights W.safetensors -o OUT [--emit=exe|obj|lib|shared]\n"
       "  kilnc build MODEL.kiln --weights=external -o OUT ...  weights loaded at run time\n"
       "  kilnc build MODEL.kiln --mode=train -o OUT [--emit=exe|obj|lib|shared]\n"
-      "      the training step and eval forward ahead of time: OUT --init W.safetensors\n"
-      "      --inputs x.npy --labels y.npy --steps K --batch B --no-shuffle -o C.safetensors\n"
-      "  kilnc train MODEL.kiln --init W.safetensors --inputs x.npy --labels y.npy\n"
-      "              --steps K --batch B --no-shuffle -o OUT.safetensors\n"
-      "      exactly K steps, batches of B rows in order, wrapping around to row 0 when\n"
-      "      the data ends; the last batch of each pass holds the rows left (rows mod B)\n"
-      "      and runs as a smaller batch\n");
-  if (!checkCommand && !emitCommand && !buildCommand && !trainCommand) {
-    llvm::errs() << "kilnc: error: expected a command: check, emit, build or train "
+      "      the training step, eval forward and trainer ahead of time: OUT runs as\n"
+      "      kilnc train does (OUT --help)\n"
+      "  kilnc train MODEL.kiln -o CKPT.safetensors [--data DIR] [--epochs N] [--batch B]\n"
+      "              [--optimizer sgd|adam|adamw] [--lr X] [--momentum X] [--weight-decay X]\n"
+      "              [--val-split X] [--patience N] [--seed S] [--threads T]\n"
+      "              [--resume CKPT] [--metrics M.csv] [--plot P.svg] [--no-progress]\n"
+      "      epochs over the data (default: the train section's), validation, early\n"
+      "      stopping, a checkpoint per epoch, then the test set; --init W.safetensors\n"
+      "      starts from a state, --inputs x.npy --labels y.npy trains on arrays and\n"
+      "      --steps K runs exactly K steps\n"
+      "  kilnc eval MODEL.kiln --weights CKPT.safetensors [--data DIR]\n"
+      "      test-set loss, accuracy and confusion matrix\n");
+  if (!checkCommand && !emitCommand && !buildCommand && !trainCommand && !evalCommand) {
+    llvm::errs() << "kilnc: error: expected a command: check, emit, build, train or eval "
                     "(see kilnc --help)\n";
     return 1;
   }
   const std::string &inputPath = checkCommand  ? checkInput
                                  : emitCommand ? emitInput
                                  : trainCommand ? trainInput
+                                 : evalCommand  ? evalInput
                                                : buildInput;
 
   mlir::MLIRContext context;

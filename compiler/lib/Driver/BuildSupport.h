@@ -75,6 +75,10 @@ std::string modelDataText(const std::string &api, const std::vector<codegen::Low
                           mlir::ModuleOp module, bool allowExtraKeys, bool allowNonfinite);
 
 /// API_NAME for api_name (header guards and macros).
+/// How IDX pixels become input: the model's train transform (scale, then
+/// normalize), else 1/255.
+void pixelTransform(mlir::ModuleOp module, float &scale, float &mean, float &stddev);
+
 std::string macroPrefix(const std::string &api);
 /// {-1, 3, 28, 28}: a shape with its batch as -1.
 std::string shapeList(const std::vector<int64_t> &shape);

@@ -1,24 +1,31 @@
-//===- Train.cpp - kilnc train: K steps over arrays, a checkpoint ---------===//
+//===- Train.cpp - kilnc train and kilnc eval: the trainer on a built step -===//
 #include "kiln/Driver/Train.h"
 
-#include "kiln/Dialect/NN/IR/NNOps.h"
-#include "kiln/Dialect/NN/Transforms/Passes.h"
+#include "kiln/Driver/Build.h"
+#include "kiln/Driver/Compile.h"
 #include "kiln/Driver/InitialState.h"
-#include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/TrainStep.h"
+#include "kiln/Driver/WorkDirectory.h"
 #include "kiln/runtime/safetensors.h"
-#include "kiln/runtime/train_data.h"
 #include "kiln/runtime/trainer.h"
 
-#include "mlir/IR/BuiltinOps.h"
-#include "llvm/Support/Format.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
-#include <cstdlib>
+#include <dlfcn.h>
+
 #include <memory>
+#include <vector>
 
 namespace kiln {
 
 namespace {
+
+int fail(const std::string &message) {
+  llvm::errs() << "kilnc: error: " << message << "\n";
+  return 1;
+}
 
 std::string takeMessage(kiln_status_t status) {
   std::string text = kiln_status_message(status);
@@ -26,139 +33,153 @@ std::string takeMessage(kiln_status_t status) {
   return text;
 }
 
-using DataPtr = std::unique_ptr<kiln_train_data_t, void (*)(kiln_train_data_t *)>;
-
-/// The inputs and labels of `options`, checked against the model
-/// (train_data.h: the checks and messages the AOT trainer has too).
-mlir::LogicalResult readData(mlir::ModuleOp module, const TrainRunOptions &options, DataPtr &data,
-                             std::string &error) {
-  auto forward = module.lookupSymbol<mlir::FuncOp>("forward");
-  auto input = forward.getType().getInput(0).cast<mlir::RankedTensorType>();
-  auto logits = forward.getType().getResult(0).cast<mlir::RankedTensorType>();
-  kiln_train_data_t *raw = nullptr;
-  kiln_status_t status = kiln_train_data_read(
-      options.inputsPath.c_str(), options.labelsPath.c_str(), input.getShape().size(),
-      input.getShape().data(), logits.getShape().back(), &raw);
-  if (!status) {
-    data.reset(raw);
-    status = kiln_train_check_batch(kiln_train_data_rows(raw), options.batch, options.steps,
-                                    /*smallest_batch=*/1, options.inputsPath.c_str());
+/// A loaded training library; unloaded when destroyed.
+struct LoadedLibrary {
+  void *handle = nullptr;
+  ~LoadedLibrary() {
+    if (handle)
+      ::dlclose(handle);
   }
-  if (status) {
-    error = takeMessage(status);
-    return mlir::failure();
-  }
-  return mlir::success();
-}
+};
 
-mlir::LogicalResult writeCheckpoint(TrainStep &step, const TrainRunOptions &options,
-                                    std::string &error) {
+/// Writes PyTorch's default initialisation of every parameter and buffer
+/// of `program` (optimizer state is left out: zero on load) to `path`.
+bool writeInitialState(const std::vector<InitialTensor> &tensors, uint64_t seed,
+                       const kiln_train_program_t &program, const std::string &path,
+                       std::string &error) {
+  llvm::StringMap<const InitialTensor *> byKey;
+  for (const InitialTensor &tensor : tensors)
+    byKey[tensor.key] = &tensor;
   kiln_safetensors_writer_t *raw = nullptr;
   if (kiln_status_t status = kiln_safetensors_writer_create(&raw)) {
     error = takeMessage(status);
-    return mlir::failure();
+    return false;
   }
   std::unique_ptr<kiln_safetensors_writer_t, void (*)(kiln_safetensors_writer_t *)> writer(
       raw, kiln_safetensors_writer_free);
-  for (const std::string &key : step.stateKeys()) {
-    Halide::Buffer<> *buffer = step.state(key);
-    // Halide's dimensions are the tensor's reversed (TrainStep.cpp).
-    std::vector<int64_t> shape;
-    for (int d = buffer->dimensions() - 1; d >= 0; --d)
-      shape.push_back(buffer->dim(d).extent());
-    kiln_dtype_t dtype = buffer->type() == Halide::Float(32) ? KILN_DTYPE_F32 : KILN_DTYPE_I64;
-    if (kiln_status_t status = kiln_safetensors_writer_add(writer.get(), key.c_str(), dtype,
-                                                           shape.size(), shape.data(),
-                                                           buffer->data())) {
-      error = takeMessage(status);
-      return mlir::failure();
+  for (size_t i = 0; i < program.state_count; ++i) {
+    const char *name = nullptr;
+    int integer = 0;
+    size_t rank = 0;
+    const int64_t *shape = nullptr;
+    if (program.state_info(i, &name, &integer, &rank, &shape) != 0) {
+      error = program.last_error();
+      return false;
     }
+    auto rule = byKey.find(name);
+    if (rule == byKey.end())
+      continue; // optimizer state and the step count: a fresh optimizer's zeros
+    int64_t count = 1;
+    for (size_t d = 0; d < rank; ++d)
+      count *= shape[d];
+    std::vector<float> floats;
+    std::vector<int64_t> integers;
+    const void *data;
+    if (integer) {
+      if (rule->second->kind == InitialTensor::Kind::Uniform) {
+        error = std::string("state '") + name + "' is int64, which a uniform initialisation "
+                "cannot fill";
+        return false;
+      }
+      integers.resize(static_cast<size_t>(count));
+      fillInitial(*rule->second, integers.data(), count);
+      data = integers.data();
+    } else {
+      floats.resize(static_cast<size_t>(count));
+      fillInitial(*rule->second, seed, floats.data(), count);
+      data = floats.data();
+    }
+    if (kiln_status_t status = kiln_safetensors_writer_add(
+            raw, name, integer ? KILN_DTYPE_I64 : KILN_DTYPE_F32, rank, shape, data)) {
+      error = takeMessage(status);
+      return false;
+    }
+    byKey.erase(name);
   }
-  for (auto [key, value] : {std::pair<const char *, std::string>{"format", "pt"},
-                            {"generator", KILN_CHECKPOINT_GENERATOR},
-                            {"steps", std::to_string(options.steps)}})
-    if (kiln_status_t status =
-            kiln_safetensors_writer_set_metadata(writer.get(), key, value.c_str())) {
-      error = takeMessage(status);
-      return mlir::failure();
-    }
-  // Resolved again: training takes a while, and the path may have changed.
-  if (!OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false, error))
-    return mlir::failure();
-  if (kiln_status_t status =
-          kiln_safetensors_writer_write(writer.get(), options.outputPath.c_str())) {
+  if (!byKey.empty()) {
+    error = "the training step has no state '" + byKey.begin()->getKey().str() + "'";
+    return false;
+  }
+  if (kiln_status_t status = kiln_safetensors_writer_write(raw, path.c_str())) {
     error = takeMessage(status);
-    return mlir::failure();
+    return false;
   }
-  return mlir::success();
+  return true;
 }
 
 } // namespace
 
-mlir::LogicalResult runTraining(mlir::ModuleOp module, const TrainRunOptions &options,
-                                llvm::raw_ostream &log, std::string &error) {
-  if (!OutputPath::resolve(options.outputPath, options.inputFiles, /*filesOnly=*/false, error))
-    return mlir::failure();
-  DataPtr data(nullptr, kiln_train_data_free);
-  if (failed(readData(module, options, data, error)))
-    return mlir::failure();
-  // Without a checkpoint: every parameter and buffer must have a default,
-  // checked before the step is compiled.
+int runTraining(mlir::ModuleOp module, const nn::AutodiffOptions &autodiff,
+                TrainRunOptions options) {
+  bool needsInit = !options.loop.init && !options.loop.resume && !options.loop.evaluate_only;
+  mlir::FailureOr<TrainCompilation> compiled = compileTraining(module, CompileOptions(), autodiff);
+  if (failed(compiled))
+    return 1;
+  // The options, outputs and data checked before seconds of compiling,
+  // against the model's description.
+  const codegen::LoweredModel &step = compiled->variants.front().step;
+  const codegen::LoweredModel &eval = compiled->variants.front().eval;
+  TrainStepLayout layout = trainStepLayout(module, step);
+  TrainSection section = trainSection(module);
+  kiln_train_section_t sectionDesc = {section.epochs,   section.batch,  section.validation,
+                                      section.patience, section.delta,  section.seed,
+                                      section.data.c_str(), section.scale, section.mean,
+                                      section.stddev};
+  std::vector<int64_t> inputShape = eval.input().shape;
+  kiln_train_program_t description{};
+  description.name = options.apiName.c_str();
+  description.input_rank = inputShape.size();
+  description.input_shape = inputShape.data();
+  description.classes = layout.classes;
+  description.smallest_batch = layout.smallestBatch;
+  description.train = &sectionDesc;
+  if (int code = kiln_train_check(&description, &options.loop))
+    return code;
+  // Checked before the library is built: a model whose state has no
+  // default fails at its op.
   mlir::FailureOr<std::vector<InitialTensor>> initial = std::vector<InitialTensor>{};
-  if (options.initPath.empty())
+  if (needsInit)
     initial = defaultInitialisation(module);
   if (failed(initial))
-    return mlir::failure();
-  int64_t seed = nn::trainingSeed(module, options.seed);
-  // Halide's JIT runtime reads HL_NUM_THREADS when its thread pool starts,
-  // at the first parallel loop of the first step.
-  if (options.threads > 0)
-    ::setenv("HL_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
-  std::unique_ptr<TrainStep> step = TrainStep::create(module);
-  if (!step)
-    return mlir::failure();
-  if (options.initPath.empty()) {
-    if (!initialiseState(*initial, static_cast<uint64_t>(seed), *step, error))
-      return mlir::failure();
-    log << "initial state: PyTorch's default initialisation from seed " << seed << "\n";
-  } else if (!step->loadState(options.initPath, error)) {
-    return mlir::failure();
-  }
-  int64_t rows = kiln_train_data_rows(data.get());
-  int64_t sampleSize = kiln_train_data_sample_size(data.get());
-  if (kiln_status_t status = kiln_train_check_batch(rows, options.batch, options.steps,
-                                                    step->smallestBatch(),
-                                                    options.inputsPath.c_str())) {
-    error = takeMessage(status);
-    return mlir::failure();
-  }
+    return 1;
 
-  const float *inputs = kiln_train_data_inputs(data.get());
-  const int64_t *labels = kiln_train_data_labels(data.get());
-  StepMetrics metrics;
-  for (int64_t i = 0; i < options.steps; ++i) {
-    int64_t first, size;
-    kiln_train_batch(i, rows, options.batch, &first, &size);
-    if (!step->step(inputs + first * sampleSize, labels + first, size, metrics, error)) {
-      error = "step " + std::to_string(i + 1) + " (samples " + std::to_string(first) + " to " +
-              std::to_string(first + size - 1) + "): " + error;
-      return mlir::failure();
-    }
-    if (options.printEvery > 0 &&
-        ((i + 1) % options.printEvery == 0 || i + 1 == options.steps))
-      log << "step " << (i + 1) << "/" << options.steps << ": loss "
-          << llvm::format("%.6f", metrics.loss) << ", correct " << metrics.correct << "/"
-          << size << "\n";
+  llvm::SmallString<128> temp;
+  llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, temp);
+  std::string error;
+  std::unique_ptr<WorkDirectory> work = WorkDirectory::create(temp, error);
+  if (!work)
+    return fail(error);
+  BuildOptions build;
+  build.kind = OutputKind::SharedLibrary;
+  build.outputPath = work->file("lib" + options.apiName + ".so");
+  build.cc = options.cc;
+  if (failed(buildTrainOutputs(module, *compiled, build)))
+    return 1;
+
+  LoadedLibrary library;
+  // RTLD_LOCAL|RTLD_DEEPBIND: the library's own runtime (its Halide runtime,
+  // Kiln's trainer) binds to itself, never to kilnc's copies.
+  library.handle = ::dlopen(build.outputPath.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  if (!library.handle)
+    return fail(std::string("cannot load the training library: ") + ::dlerror());
+  using ProgramFn = const kiln_train_program_t *(*)();
+  std::string symbol = options.apiName + "_train_program";
+  auto entry = reinterpret_cast<ProgramFn>(::dlsym(library.handle, symbol.c_str()));
+  if (!entry)
+    return fail("the training library has no " + symbol);
+  const kiln_train_program_t &program = *entry();
+
+  std::string initPath;
+  if (needsInit) {
+    int64_t seed = nn::trainingSeed(module, options.seed);
+    initPath = work->file("initial.safetensors");
+    if (!writeInitialState(*initial, static_cast<uint64_t>(seed), program, initPath, error))
+      return fail(error);
+    options.loop.init = initPath.c_str();
+    llvm::outs() << "initial state: PyTorch's default initialisation from seed " << seed << "\n";
+    llvm::outs().flush();
   }
-  if (failed(writeCheckpoint(*step, options, error)))
-    return mlir::failure();
-  int64_t perPass = (rows + options.batch - 1) / options.batch;
-  int64_t passes = (options.steps + perPass - 1) / perPass;
-  log << "trained " << options.steps << " steps of batch " << options.batch << " over "
-      << rows << " samples (" << passes << (passes == 1 ? " pass" : " passes")
-      << "); last loss " << llvm::format("%.6f", metrics.loss) << "; wrote "
-      << step->stateKeys().size() << " tensors to " << options.outputPath << "\n";
-  return mlir::success();
+  return kiln_train_run(&program, &options.loop);
 }
 
 } // namespace kiln

@@ -52,6 +52,20 @@ mlir::LogicalResult buildOutputs(mlir::ModuleOp module,
                                  std::vector<TargetVariant> &variants,
                                  const BuildOptions &options);
 
+/// The model's train section as the trainer's defaults
+/// (kiln/runtime/train_runner.h's kiln_train_section_t): what training
+/// builds compile in and `kilnc train` checks its run against.
+struct TrainSection {
+  int64_t epochs = 1, batch = 64;
+  double validation = 0;
+  int64_t patience = 0; // early_stopping; 0: none
+  double delta = 0;
+  int64_t seed = 0;
+  std::string data;     // "fashion_mnist", or empty
+  float scale = 1.0f / 255.0f, mean = 0, stddev = 1;
+};
+TrainSection trainSection(mlir::ModuleOp module);
+
 /// `kilnc build --mode=train`: compiles each variant's training step and
 /// eval forward (compileTraining; `module` is the one prepared for
 /// training) ahead of time, with the generated C of the trainer runtime

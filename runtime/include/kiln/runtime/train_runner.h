@@ -31,6 +31,17 @@ extern "C" {
 
 struct kiln_trainer_s;
 
+/* The model's train section, as the trainer's defaults (train_loop.h). */
+typedef struct kiln_train_section_t {
+  int64_t epochs, batch;
+  double validation;      /* the share of training rows held out */
+  int64_t patience;       /* early_stopping(patience, delta); 0: none */
+  double delta;
+  int64_t seed;
+  const char *data;       /* "fashion_mnist", or "" */
+  double scale, mean, std; /* the transform of IDX pixels */
+} kiln_train_section_t;
+
 /* What the runner needs to know of a compiled training step: the API of
  * OUT.h. */
 typedef struct kiln_train_program_t {
@@ -52,6 +63,10 @@ typedef struct kiln_train_program_t {
   void (*set_num_threads)(int threads);
   const char *(*variant)(void);
   int64_t smallest_batch;
+  int (*state_info)(size_t index, const char **out_name, int *out_int64, size_t *out_rank,
+                    const int64_t **out_shape);
+  void *(*state_data)(struct kiln_trainer_s *trainer, size_t index);
+  const kiln_train_section_t *train;
 } kiln_train_program_t;
 
 int kiln_train_runner_main(int argc, char **argv, const kiln_train_program_t *program);
