@@ -79,3 +79,14 @@ try:
         config.available_features.add("torch")
 except (OSError, subprocess.TimeoutExpired):
     pass
+
+# chromium: Debian's browser, headless, lays out the SVG that `kilnc plot`
+# writes (test/Tools/kilnc-plot-chromium.test). %chromium-dom loads a page
+# and prints its DOM once its scripts are done (virtual time runs until the
+# page is idle, at most 5 s of it); file:// pages may read files beside them.
+if have_programs("chromium"):
+    config.available_features.add("chromium")
+config.substitutions.append(
+    ("%chromium-dom",
+     "timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+     "--allow-file-access-from-files --virtual-time-budget=5000 --dump-dom"))

@@ -10,12 +10,16 @@
 //   kilnc build MODEL.kiln --mode=train -o OUT [--emit=...]  (the training step, AOT)
 //   kilnc train MODEL.kiln [--init W.safetensors | --seed S] --inputs x.npy --labels y.npy
 //               --steps K --batch B --no-shuffle -o OUT.safetensors [--optimizer ...]
+//   kilnc show CKPT.safetensors                (tensors with min/mean/max, metadata)
+//   kilnc plot A.csv [B.csv ...] [--label NAME]... -o OUT.svg [--title T]
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
 #include "kiln/Driver/Build.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/OutputPath.h"
+#include "kiln/Driver/Plot.h"
+#include "kiln/Driver/Show.h"
 #include "kiln/Driver/Summary.h"
 #include "kiln/Driver/TerminalSafeStream.h"
 #include "kiln/Driver/Train.h"
@@ -48,7 +52,33 @@ cl::SubCommand evalCommand("eval",
                            "Evaluate a checkpoint on the test set: loss, accuracy and the "
                            "confusion matrix");
 
+cl::SubCommand showCommand("show",
+                           "List a checkpoint's tensors (shape, dtype, min/mean/max) and "
+                           "metadata");
+cl::SubCommand plotCommand("plot",
+                           "Plot training metrics (CSV, one row per epoch) as an SVG of loss "
+                           "and accuracy curves");
+
 cl::OptionCategory kilncCategory("kilnc options");
+
+cl::opt<std::string> showInput(cl::Positional, cl::Required, cl::desc("<checkpoint.safetensors>"),
+                               cl::sub(showCommand), cl::cat(kilncCategory));
+
+cl::list<std::string> plotInputs(cl::Positional, cl::OneOrMore, cl::desc("<metrics.csv>..."),
+                                 cl::sub(plotCommand), cl::cat(kilncCategory));
+cl::list<std::string> plotLabels("label",
+                                 cl::desc("The legend's name of each CSV's run, in order "
+                                          "(default: the file's stem)"),
+                                 cl::value_desc("name"), cl::sub(plotCommand),
+                                 cl::cat(kilncCategory));
+cl::opt<std::string> plotOutput("o", cl::Required,
+                                cl::desc("The SVG (a file replaced whole, or a stream); "
+                                         "never an input"),
+                                cl::value_desc("file"), cl::sub(plotCommand),
+                                cl::cat(kilncCategory));
+cl::opt<std::string> plotTitle("title", cl::desc("The plot's title (default: Training)"),
+                               cl::value_desc("text"), cl::sub(plotCommand),
+                               cl::cat(kilncCategory));
 
 cl::opt<std::string> checkInput(cl::Positional, cl::Required,
                                 cl::desc("<model.kiln>"), cl::sub(checkCommand),
@@ -698,6 +728,31 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   });
 }
 
+/// kilnc show: the listing, or one line saying why not.
+int runShow() {
+  std::string error;
+  if (failed(kiln::showCheckpoint(showInput, llvm::outs(), error))) {
+    llvm::errs() << "kilnc: error: " << error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+/// kilnc plot: the SVG, or one line saying why not.
+int runPlot() {
+  kiln::PlotOptions options;
+  options.inputs.assign(plotInputs.begin(), plotInputs.end());
+  options.labels.assign(plotLabels.begin(), plotLabels.end());
+  options.output = plotOutput;
+  options.title = plotTitle;
+  std::string error;
+  if (failed(kiln::plotMetrics(options, error))) {
+    llvm::errs() << "kilnc: error: " << error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -723,12 +778,23 @@ int main(int argc, char **argv) {
       "      starts from a state, --inputs x.npy --labels y.npy trains on arrays and\n"
       "      --steps K runs exactly K steps\n"
       "  kilnc eval MODEL.kiln --weights CKPT.safetensors [--data DIR]\n"
-      "      test-set loss, accuracy and confusion matrix\n");
-  if (!checkCommand && !emitCommand && !buildCommand && !trainCommand && !evalCommand) {
-    llvm::errs() << "kilnc: error: expected a command: check, emit, build, train or eval "
+      "      test-set loss, accuracy and confusion matrix\n"
+      "  kilnc show CKPT.safetensors         a checkpoint's tensors (shape, dtype,\n"
+      "      min/mean/max, NaN and Inf counted) and metadata\n"
+      "  kilnc plot A.csv [B.csv ...] [--label NAME]... -o OUT.svg [--title T]\n"
+      "      training metrics (docs/metrics.md) as loss and accuracy curves, a run each\n");
+  if (!checkCommand && !emitCommand && !buildCommand && !trainCommand && !evalCommand &&
+      !showCommand && !plotCommand) {
+    llvm::errs() << "kilnc: error: expected a command: check, emit, build, train, eval, show "
+                    "or plot "
                     "(see kilnc --help)\n";
     return 1;
   }
+  // Neither reads a model: they are done before the model source is read.
+  if (showCommand)
+    return runShow();
+  if (plotCommand)
+    return runPlot();
   const std::string &inputPath = checkCommand  ? checkInput
                                  : emitCommand ? emitInput
                                  : trainCommand ? trainInput
