@@ -53,10 +53,11 @@ typedef struct kiln_metrics_row_t {
   double train_accuracy;     /* fraction in [0, 1] */
   double val_loss;           /* on the validation set */
   double val_accuracy;       /* fraction in [0, 1] */
-  double seconds;            /* the whole epoch, wall clock */
-  double step_seconds;       /* of which in training steps */
-  double eval_seconds;       /* of which in validation */
-  double samples_per_second; /* training samples over step_seconds */
+  double seconds;            /* the epoch's training part, wall clock: shuffle,
+                                batches, steps; not the validation */
+  double step_seconds;       /* of which inside the compiled training step */
+  double eval_seconds;       /* the validation pass after it */
+  double samples_per_second; /* training samples over seconds */
 } kiln_metrics_row_t;
 
 /* A row with epoch 0 and every value absent (NaN). */
