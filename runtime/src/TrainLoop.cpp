@@ -14,28 +14,8 @@
 
 #include "kiln/runtime/idx.h"
 #include "kiln/runtime/output.h"
-#if __has_include("kiln/runtime/metrics.h")
 #include "kiln/runtime/metrics.h"
 #include "kiln/runtime/plot.h"
-#else // TEMPORARY until metrics.h lands
-typedef struct kiln_metrics_row_t {
-  int64_t epoch;
-  double train_loss, train_accuracy, val_loss, val_accuracy, seconds, step_seconds, eval_seconds,
-      samples_per_second;
-} kiln_metrics_row_t;
-typedef struct kiln_plot_run_t {
-  const char *label;
-  const kiln_metrics_row_t *rows;
-  size_t row_count;
-} kiln_plot_run_t;
-static kiln_status_t kiln_metrics_write_csv(const char *, const kiln_metrics_row_t *, size_t) {
-  return nullptr;
-}
-static kiln_status_t kiln_plot_write_svg(const char *, const char *, const kiln_plot_run_t *,
-                                         size_t) {
-  return nullptr;
-}
-#endif
 #include "kiln/runtime/safetensors.h"
 #include "kiln/runtime/train_data.h"
 #include "kiln/runtime/trainer.h"
@@ -481,6 +461,7 @@ private:
   int loadData();
   int createTrainer();
   int resumeFrom(const char *path);
+  void recoverTimes();
   int train();
   bool trainEpoch(bool &stop, int &code);
   bool evaluate(const DataSet &data, const std::vector<int64_t> &rows, Evaluation &out,
@@ -767,10 +748,35 @@ int Run::resumeFrom(const char *path) {
   if (program.load_state(trainer.get(), path) != 0)
     return fail(program.last_error());
   at.stopped.clear();
+  recoverTimes();
   std::printf("resumed %s: epoch %lld, batch %lld (%lld steps)\n", safe(path).c_str(),
               static_cast<long long>(at.epoch + 1), static_cast<long long>(at.batch),
               static_cast<long long>(at.steps));
   return 0;
+}
+
+/// The times of the epochs before a resume are the metrics file's (the
+/// checkpoint keeps losses and accuracies only): taken from it where it
+/// holds the same epochs with the same numbers, else left absent.
+void Run::recoverTimes() {
+  if (!options.metrics)
+    return;
+  kiln_metrics_row_t *rows = nullptr;
+  size_t count = 0;
+  if (kiln_status_t status = kiln_metrics_read_csv(options.metrics, &rows, &count)) {
+    kiln_status_free(status);
+    return;
+  }
+  for (kiln_metrics_row_t &row : at.history)
+    for (size_t i = 0; i < count; ++i)
+      if (rows[i].epoch == row.epoch && number(rows[i].train_loss, "%.6g") ==
+                                            number(row.train_loss, "%.6g")) {
+        row.seconds = rows[i].seconds;
+        row.step_seconds = rows[i].step_seconds;
+        row.eval_seconds = rows[i].eval_seconds;
+        row.samples_per_second = rows[i].samples_per_second;
+      }
+  kiln_metrics_free(rows);
 }
 
 std::string Run::writeCheckpoint(const char *path, bool finished) {

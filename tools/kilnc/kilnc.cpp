@@ -581,13 +581,13 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   loop.epochs = trainEpochs;
   loop.steps = trainSteps;
   loop.batch = trainBatch;
-  loop.val_split = trainValSplit.getNumOccurrences() ? trainValSplit : -1;
+  loop.val_split = trainValSplit.getNumOccurrences() ? trainValSplit.getValue() : -1.0;
   loop.patience = trainPatience;
-  loop.delta = trainDelta.getNumOccurrences() ? trainDelta : -1;
+  loop.delta = trainDelta.getNumOccurrences() ? trainDelta.getValue() : -1.0;
   loop.shuffle = trainNoShuffle ? 0 : 1;
   loop.drop_last = trainDropLast ? 1 : 0;
   loop.progress = trainNoProgress ? 0 : -1;
-  loop.print_every = trainPrintEvery.getNumOccurrences() ? trainPrintEvery : 1;
+  loop.print_every = trainPrintEvery.getNumOccurrences() ? trainPrintEvery.getValue() : 1LL;
   loop.checkpoint_every = trainCheckpointEvery;
   loop.threads = trainThreads;
   loop.error_prefix = "kilnc: error: ";

@@ -133,7 +133,12 @@ int runTraining(mlir::ModuleOp module, const nn::AutodiffOptions &autodiff,
   description.classes = layout.classes;
   description.smallest_batch = layout.smallestBatch;
   description.train = &sectionDesc;
-  if (int code = kiln_train_check(&description, &options.loop))
+  // The default initialisation is written only once the library is built:
+  // the check stands a placeholder (the model, an input anyway) in for it.
+  kiln_train_options_t check = options.loop;
+  if (needsInit)
+    check.init = check.input_file_count ? check.input_files[0] : "";
+  if (int code = kiln_train_check(&description, &check))
     return code;
   // Checked before the library is built: a model whose state has no
   // default fails at its op.
