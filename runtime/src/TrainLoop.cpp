@@ -527,7 +527,7 @@ int Run::configure() {
                     std::to_string(options.checkpoint_every), 2);
   if (!options.evaluate_only && !options.output)
     return fail("-o is required: the checkpoint written after every epoch and at the end", 2);
-  if (!options.init && !options.resume)
+  if (!options.init && !options.resume && (options.evaluate_only || !program.initialise))
     return fail(options.evaluate_only ? "--weights is required" : "--init is required", 2);
   if (options.init && options.resume)
     return fail("--init and --resume exclude each other: a resumed run has its state", 2);
@@ -674,6 +674,12 @@ int Run::createTrainer() {
   trainer = {raw, program.destroy};
   if (options.init && program.load_state(raw, options.init) != 0)
     return fail(program.last_error());
+  if (!options.init && !options.resume) {
+    if (program.initialise(raw, static_cast<uint64_t>(settings.seed)) != 0)
+      return fail(program.last_error());
+    std::printf("initial state: PyTorch's default initialisation from seed %lld\n",
+                static_cast<long long>(settings.seed));
+  }
   return 0;
 }
 

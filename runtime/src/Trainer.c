@@ -211,6 +211,41 @@ int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out
   return 0;
 }
 
+int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_error) {
+  if (!trainer)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer is NULL");
+  const kiln_trainer_model_t *model = trainer->model;
+  for (size_t i = 0; i < model->state_count; ++i)
+    if (model->state[i].initial == KILN_INITIAL_NONE)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                             "'%s' has no default initialisation (PyTorch's, for Linear, Conv2d "
+                             "and BatchNorm layers): give the initial state with --init",
+                             model->state[i].name);
+  for (size_t i = 0; i < model->state_count; ++i) {
+    const kiln_trainer_tensor_t *tensor = &model->state[i];
+    size_t count = element_count(tensor);
+    void *data = trainer->current[i];
+    if (tensor->initial == KILN_INITIAL_ZERO) {
+      memset(data, 0, byte_size(tensor));
+    } else if (tensor->integer) {
+      for (size_t k = 0; k < count; ++k)
+        ((int64_t *)data)[k] = (int64_t)tensor->initial_value;
+    } else if (tensor->initial == KILN_INITIAL_FILL) {
+      for (size_t k = 0; k < count; ++k)
+        ((float *)data)[k] = (float)tensor->initial_value;
+    } else {
+      uint64_t stream = kiln_initial_stream(tensor->name);
+      for (size_t k = 0; k < count; ++k)
+        ((float *)data)[k] = kiln_initial_uniform(seed, stream, k, tensor->initial_bound);
+    }
+  }
+  trainer->loaded = true;
+  trainer->eval_stale = true;
+  trainer->steps = 0;
+  return 0;
+}
+
 static kiln_status_t add_state(const kiln_trainer_t *trainer, kiln_safetensors_writer_t *writer) {
   const kiln_trainer_model_t *model = trainer->model;
   for (size_t i = 0; i < model->state_count; ++i) {

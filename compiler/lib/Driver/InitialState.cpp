@@ -1,8 +1,9 @@
 //===- InitialState.cpp - PyTorch's default initialisation, from a seed ---===//
 #include "kiln/Driver/InitialState.h"
 
+#include "kiln/runtime/initial_state.h"
+
 #include "kiln/Dialect/NN/IR/NNOps.h"
-#include "kiln/Driver/Philox.h"
 #include "kiln/Driver/TrainStep.h"
 
 #include "llvm/ADT/StringMap.h"
@@ -102,21 +103,10 @@ mlir::FailureOr<std::vector<InitialTensor>> defaultInitialisation(mlir::ModuleOp
   return tensors;
 }
 
-uint64_t initialStream(llvm::StringRef key) {
-  uint64_t h = 0xcbf29ce484222325ull; // FNV-1a 64: offset basis, prime
-  for (unsigned char byte : key) {
-    h ^= byte;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+uint64_t initialStream(llvm::StringRef key) { return kiln_initial_stream(key.str().c_str()); }
 
 float initialUniform(uint64_t seed, uint64_t stream, uint64_t k, double bound) {
-  uint32_t word = philox4x32_10({static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32),
-                                 static_cast<uint32_t>(stream) | 0x80000000u,
-                                 static_cast<uint32_t>(stream >> 32)},
-                                {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)})[0];
-  return static_cast<float>(bound * (2.0 * unitInterval(word) - 1.0));
+  return kiln_initial_uniform(seed, stream, k, bound);
 }
 
 void fillInitial(const InitialTensor &tensor, uint64_t seed, float *data, int64_t count) {

@@ -19,12 +19,15 @@
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
 #include "kiln/Dialect/NN/Transforms/Passes.h"
+#include "kiln/Driver/InitialState.h"
 #include "kiln/Driver/TrainStep.h"
 #include "kiln/Import/Import.h"
 #include "kiln/runtime/trainer.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
 
 #include <cstdio>
 #include <sstream>
@@ -88,18 +91,45 @@ struct StateTensorText {
   bool integer = false;
   std::vector<int64_t> shape;
   bool optimizer = false;
+  kiln_initial_kind_t initial = KILN_INITIAL_NONE;
+  double bound = 0, value = 0;
 };
 
-std::vector<StateTensorText> stateTensors(const codegen::LoweredModel &step,
+/// Each parameter's and buffer's default initialisation (InitialState.h),
+/// by key; empty where the model has state without one (the program then
+/// needs --init: the diagnostic is kilnc train's to give, not the build's).
+llvm::StringMap<InitialTensor> initialRules(ModuleOp module) {
+  ScopedDiagnosticHandler quiet(module.getContext(), [](Diagnostic &) { return success(); });
+  FailureOr<std::vector<InitialTensor>> tensors = defaultInitialisation(module);
+  llvm::StringMap<InitialTensor> rules;
+  if (succeeded(tensors))
+    for (const InitialTensor &tensor : *tensors)
+      rules[tensor.key] = tensor;
+  return rules;
+}
+
+std::vector<StateTensorText> stateTensors(ModuleOp module, const codegen::LoweredModel &step,
                                           const TrainStepLayout &layout) {
   std::vector<std::string> keys;
   for (const TrainStepLayout::Slot &slot : layout.slots)
     keys.push_back(slot.key);
+  llvm::StringMap<InitialTensor> rules = initialRules(module);
   std::vector<StateTensorText> tensors;
   for (const TrainStepLayout::Slot &slot : layout.slots) {
     const codegen::EntryTensor &in = step.inputs[slot.input];
-    tensors.push_back(
-        {slot.key, in.type != Halide::Float(32), in.shape, isOptimizerState(slot.key, keys)});
+    StateTensorText tensor{slot.key, in.type != Halide::Float(32), in.shape,
+                           isOptimizerState(slot.key, keys)};
+    auto rule = rules.find(slot.key);
+    if (tensor.optimizer) {
+      tensor.initial = KILN_INITIAL_ZERO;
+    } else if (rule != rules.end() && rule->second.kind == InitialTensor::Kind::Fill) {
+      tensor.initial = KILN_INITIAL_FILL;
+      tensor.value = rule->second.value;
+    } else if (rule != rules.end() && !tensor.integer) {
+      tensor.initial = KILN_INITIAL_UNIFORM;
+      tensor.bound = rule->second.bound;
+    }
+    tensors.push_back(tensor);
   }
   return tensors;
 }
@@ -132,6 +162,10 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " *   where absent, a fresh optimizer as torch.optim's): <key>.momentum_buffer,\n"
     << " *   <key>.exp_avg, <key>.exp_avg_sq, and step (int64). A failed load changes\n"
     << " *   nothing.\n"
+    << " * int " << api << "_initialise(" << t << " *trainer, uint64_t seed)\n"
+    << " *   Sets the state to PyTorch's default initialisation drawn from `seed` (what\n"
+    << " *   kilnc train starts from without --init; the same bits), optimizer state 0;\n"
+    << " *   " << m << "_ERROR_STATE if the model has state without a default.\n"
     << " * int " << api << "_save_state(" << t << " *trainer, const char *path)\n"
     << " *   Writes every state tensor under those names (what kilnc train writes, byte\n"
     << " *   for byte after the same steps): a file is written to a temporary file\n"
@@ -206,6 +240,7 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << "int " << api << "_create(" << t << " **out_trainer);\n"
     << "void " << api << "_destroy(" << t << " *trainer);\n"
     << "int " << api << "_load_state(" << t << " *trainer, const char *path);\n"
+    << "int " << api << "_initialise(" << t << " *trainer, uint64_t seed);\n"
     << "int " << api << "_save_state(" << t << " *trainer, const char *path);\n"
     << "int " << api << "_train_step(" << t
     << " *trainer, const float *inputs, const int64_t *labels,\n"
@@ -229,7 +264,7 @@ std::string headerText(const std::string &api, const std::string &modelName,
 std::vector<std::string> apiSymbols(const std::string &api) {
   std::vector<std::string> symbols;
   for (const char *suffix :
-       {"_create", "_destroy", "_load_state", "_save_state", "_train_step", "_eval",
+       {"_create", "_destroy", "_load_state", "_initialise", "_save_state", "_train_step", "_eval",
         "_state_info", "_state_data", "_last_error", "_set_num_threads", "_release_scratch",
         "_variant", "_train_program"})
     symbols.push_back(api + suffix);
@@ -302,12 +337,15 @@ std::string trainerText(const std::string &api, const std::string &modelName,
   c << "\nstatic const kiln_model_pipeline_t " << api << "_steps[] = {";
   for (size_t i = 0; i < evals.size(); ++i)
     c << (i ? ", " : "") << stepName(api, i) << "_argv";
-  c << "};\n\n/* The state: name, int64, rank, shape, optimizer state. */\n"
+  c << "};\n\n/* The state: name, int64, rank, shape, optimizer state, and the default\n"
+    << " * initialisation (kiln_initial_kind_t, bound, value). */\n"
     << "static const kiln_trainer_tensor_t " << api << "_state_tensors[] = {\n";
+  c.precision(17);
   for (const StateTensorText &tensor : state)
     c << "  {" << cString(tensor.key) << ", " << (tensor.integer ? 1 : 0) << ", "
       << tensor.shape.size() << ", " << arrayOf("int64_t", tensor.shape) << ", "
-      << (tensor.optimizer ? 1 : 0) << "},\n";
+      << (tensor.optimizer ? 1 : 0) << ", " << static_cast<int>(tensor.initial) << ", "
+      << tensor.bound << ", " << tensor.value << "},\n";
   c << "};\n\n/* The step's arguments: a state index, or -1 input, -2 labels, -3 loss,\n"
     << " * -4 correct. */\n"
     << "static const int " << api << "_step_inputs[] = " << braced(inputs) << ";\n"
@@ -324,6 +362,8 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     << "void " << api << "_destroy(" << t << " *trainer) { kiln_trainer_destroy(trainer); }\n\n"
     << "int " << api << "_load_state(" << t << " *trainer, const char *path) {\n"
     << "  return kiln_trainer_load_state(trainer, path, " << api << "_error);\n}\n\n"
+    << "int " << api << "_initialise(" << t << " *trainer, uint64_t seed) {\n"
+    << "  return kiln_trainer_initialise(trainer, seed, " << api << "_error);\n}\n\n"
     << "int " << api << "_save_state(" << t << " *trainer, const char *path) {\n"
     << "  return kiln_trainer_save_state(trainer, path, " << api << "_error);\n}\n\n"
     << "int " << api << "_train_step(" << t
@@ -369,7 +409,7 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     << "_set_num_threads,\n"
     << "  " << api << "_variant, " << m << "_SMALLEST_BATCH, " << api << "_state_info, " << api
     << "_state_data,\n"
-    << "  &" << api << "_train_section};\n\n"
+    << "  &" << api << "_train_section, " << api << "_initialise};\n\n"
     << "const struct kiln_train_program_t *" << api << "_train_program(void) {\n"
     << "  return &" << api << "_program;\n}\n";
   return c.str();
@@ -434,7 +474,7 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
       error.empty() ? stepArguments(step, layout, /*outputs=*/true, error) : std::vector<int>();
   if (!error.empty())
     return emitError(loc) << error;
-  std::vector<StateTensorText> state = stateTensors(step, layout);
+  std::vector<StateTensorText> state = stateTensors(module, step, layout);
   std::string hyper = hyperParameters(module);
 
   Product product;

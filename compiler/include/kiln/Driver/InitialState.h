@@ -13,7 +13,9 @@
 // step count start at 0, a fresh torch.optim's.
 //
 // The uniform values come from Kiln's own counter-based stream, so a seed
-// gives the same bits on every machine, thread count and run. Element k
+// gives the same bits on every machine, thread count and run; the runtime
+// implements it (kiln/runtime/initial_state.h), for training programs too,
+// and the functions below call it. Element k
 // (row-major) of the tensor under state_dict key K is
 //   h = FNV-1a-64(the bytes of K)
 //   w = philox4x32_10(counter = (k mod 2^32, k >> 32, (h mod 2^32) | 2^31, h >> 32),

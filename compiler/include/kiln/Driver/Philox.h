@@ -7,13 +7,16 @@
 // rounds. Each output is a function of (counter, key) alone, so a stream
 // drawn from it is the same whatever order, thread or vector lane computes
 // its elements. nn.dropout_mask uses the same function (built in Halide in
-// TrainLowering.cpp); this one is plain C++, for the initial state
-// (InitialState.h) and the tests' references. Random123's known answers
+// TrainLowering.cpp); this one is the runtime's (kiln/runtime/
+// initial_state.h, which training programs draw their initial state from),
+// for the compiler and the tests' references. Random123's known answers
 // are checked in test/unit/codegen/DropoutTest.cpp.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_DRIVER_PHILOX_H
 #define KILN_DRIVER_PHILOX_H
+
+#include "kiln/runtime/initial_state.h"
 
 #include <array>
 #include <cstdint>
@@ -22,18 +25,9 @@ namespace kiln {
 
 inline std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter,
                                              std::array<uint32_t, 2> key) {
-  constexpr uint32_t m0 = 0xD2511F53u, m1 = 0xCD9E8D57u, w0 = 0x9E3779B9u, w1 = 0xBB67AE85u;
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) {
-      key[0] += w0;
-      key[1] += w1;
-    }
-    uint64_t p0 = static_cast<uint64_t>(m0) * counter[0];
-    uint64_t p1 = static_cast<uint64_t>(m1) * counter[2];
-    counter = {static_cast<uint32_t>(p1 >> 32) ^ counter[1] ^ key[0], static_cast<uint32_t>(p1),
-               static_cast<uint32_t>(p0 >> 32) ^ counter[3] ^ key[1], static_cast<uint32_t>(p0)};
-  }
-  return counter;
+  std::array<uint32_t, 4> out;
+  kiln_philox4x32_10(counter.data(), key.data(), out.data());
+  return out;
 }
 
 /// A 32-bit word's top 24 bits as a float in [0, 1): u = (w >> 8) · 2^-24,

@@ -9,8 +9,8 @@
 // trainer on the same code, and give the same checkpoints, bit for bit.
 //
 // Without --init or --resume the state starts from PyTorch's default
-// initialisation from the run's seed (InitialState.h), written to the
-// temporary directory as the trainer's initial checkpoint.
+// initialisation from the run's seed (InitialState.h), which the library
+// draws itself (kiln_trainer_initialise), as a training program does.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_DRIVER_TRAIN_H

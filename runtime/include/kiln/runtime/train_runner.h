@@ -67,6 +67,9 @@ typedef struct kiln_train_program_t {
                     const int64_t **out_shape);
   void *(*state_data)(struct kiln_trainer_s *trainer, size_t index);
   const kiln_train_section_t *train;
+  /* PyTorch's default initialisation from a seed (trainer.h's
+   * kiln_trainer_initialise): what a run starts from without --init. */
+  int (*initialise)(struct kiln_trainer_s *trainer, uint64_t seed);
 } kiln_train_program_t;
 
 int kiln_train_runner_main(int argc, char **argv, const kiln_train_program_t *program);

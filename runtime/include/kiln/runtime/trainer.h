@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/runtime/initial_state.h"
 #include "kiln/runtime/model.h"
 
 #ifdef __cplusplus
@@ -62,6 +63,9 @@ typedef struct kiln_trainer_tensor_t {
   size_t rank;
   const int64_t *shape; /* C order; NULL for rank 0 */
   int optimizer;        /* optimizer state: zero where a checkpoint has none */
+  int initial;          /* its default initialisation: a kiln_initial_kind_t */
+  double initial_bound; /* KILN_INITIAL_UNIFORM: U(-bound, bound) */
+  double initial_value; /* KILN_INITIAL_FILL: every element */
 } kiln_trainer_tensor_t;
 
 /* What a training step's argument is, besides a state tensor (>= 0: its
@@ -108,6 +112,12 @@ void kiln_trainer_destroy(kiln_trainer_t *trainer);
  * tensor is checked (present unless optimizer state, its shape, its
  * dtype) and read before any is replaced: a failed load changes nothing. */
 int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out_error);
+/* Sets the state to PyTorch's default initialisation drawn from `seed`
+ * (kiln/runtime/initial_state.h), as kilnc train starts without --init:
+ * every tensor by its `initial` rule. KILN_MODEL_ERROR_WEIGHTS, changing
+ * nothing, if a tensor has no rule (a state no Linear, Conv2d or BatchNorm
+ * reads). Counts as a load. */
+int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_error);
 /* Writes the state to `path`: every state tensor, with the metadata
  * format "pt", generator KILN_CHECKPOINT_GENERATOR and "steps", the steps
  * run since the last load. */
