@@ -191,14 +191,14 @@ int runIdx(const Options &options, const kiln_model_desc_t *model) {
     return 1;
   float *in = static_cast<float *>(kiln_array_data(input.get()));
   float *out = static_cast<float *>(kiln_array_data(output.get()));
+  kiln::runtime::PixelTransform transform(model->pixel_scale, model->normalize_mean,
+                                          model->normalize_std);
   int64_t correct = 0;
   double seconds = 0;
   for (int64_t start = 0; start < count; start += batch) {
     int64_t n = std::min(batch, count - start);
-    for (int64_t i = 0; i < n * inSize; ++i) {
-      float x = pixelData[start * inSize + i] * model->pixel_scale;
-      in[i] = (x - model->normalize_mean) / model->normalize_std;
-    }
+    for (int64_t i = 0; i < n * inSize; ++i)
+      in[i] = transform(pixelData[start * inSize + i]);
     auto begin = std::chrono::steady_clock::now();
     if (model->infer(in, n, out) != 0) {
       std::fprintf(stderr, "error: inference failed: %s\n", safe(model->last_error()).c_str());

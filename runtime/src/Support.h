@@ -13,6 +13,7 @@
 #include "kiln/runtime/array.h"
 #include "kiln/runtime/status.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -57,6 +58,29 @@ inline bool checkedAdd(uint64_t a, uint64_t b, uint64_t *out) {
 bool shapeCount(const std::vector<int64_t> &shape, uint64_t *out);
 // "[128, 784]"
 std::string formatShape(const std::vector<int64_t> &shape);
+
+// ToTensor then Normalize, in float32 as torchvision computes them: a scale
+// of 1/k for a whole k (scale(1/255)) is ToTensor's division by k, which
+// differs from a multiplication by the rounded 1/255 in the last bit of some
+// pixels. The trainer and the inference runner's --images share it, so a
+// built program classifies the test set as the trainer's evaluation does.
+// The scale may come rounded to float (the runner's kiln_model_desc_t):
+// k is taken when 1/scale is within float's rounding of a whole number.
+struct PixelTransform {
+  float scale = 1, divisor = 0, mean = 0, std = 1;
+  PixelTransform(double scale, double mean, double std)
+      : scale(static_cast<float>(scale)), mean(static_cast<float>(mean)),
+        std(static_cast<float>(std)) {
+    double reciprocal = 1.0 / scale;
+    if (scale > 0 && std::fabs(reciprocal - std::round(reciprocal)) < 1e-6 * reciprocal)
+      divisor = static_cast<float>(std::round(reciprocal));
+  }
+  float operator()(uint8_t pixel) const {
+    float x = divisor != 0 ? static_cast<float>(pixel) / divisor
+                           : static_cast<float>(pixel) * scale;
+    return (x - mean) / std;
+  }
+};
 
 // Memory aligned to 64 bytes, the widest vector Halide's AVX-512 code stores.
 struct FreeDeleter {

@@ -97,23 +97,6 @@ struct DataSet {
                                                                        kiln_train_data_free};
 };
 
-/// ToTensor then Normalize, in float32 as torchvision computes them.
-struct Transform {
-  float scale = 1, divisor = 0, mean = 0, std = 1;
-  explicit Transform(const kiln_train_section_t &train)
-      : scale(static_cast<float>(train.scale)), mean(static_cast<float>(train.mean)),
-        std(static_cast<float>(train.std)) {
-    // scale(1/255) is ToTensor's division by 255, which differs from a
-    // multiplication by the rounded 1/255 in the last bit of some pixels.
-    double reciprocal = 1.0 / train.scale;
-    if (train.scale > 0 && std::fabs(reciprocal - std::round(reciprocal)) < 1e-9)
-      divisor = static_cast<float>(std::round(reciprocal));
-  }
-  float operator()(uint8_t pixel) const {
-    float x = divisor != 0 ? static_cast<float>(pixel) / divisor : static_cast<float>(pixel) * scale;
-    return (x - mean) / std;
-  }
-};
 
 /// The sample shape the program's input has, after the batch.
 int64_t sampleSizeOf(const kiln_train_program_t &program) {
@@ -253,8 +236,8 @@ struct Batch {
 };
 
 /// Gathers rows `rows[first, first + count)` of `data` into `batch`.
-void gather(const DataSet &data, const Transform &transform, const std::vector<int64_t> &rows,
-            size_t first, int64_t count, Batch &batch) {
+void gather(const DataSet &data, const kiln::runtime::PixelTransform &transform,
+            const std::vector<int64_t> &rows, size_t first, int64_t count, Batch &batch) {
   batch.size = count;
   batch.inputs.resize(static_cast<size_t>(count * data.sampleSize));
   batch.labels.resize(static_cast<size_t>(count));
@@ -444,7 +427,8 @@ struct Settings {
 class Run {
 public:
   Run(const kiln_train_program_t &program, const kiln_train_options_t &options)
-      : program(program), options(options), transform(*program.train) {}
+      : program(program), options(options),
+        transform(program.train->scale, program.train->mean, program.train->std) {}
   int main();
   /// The options, outputs and data checked; nothing run.
   int prepare() {
@@ -475,7 +459,7 @@ private:
   const kiln_train_program_t &program;
   const kiln_train_options_t &options;
   Settings settings{};
-  Transform transform;
+  kiln::runtime::PixelTransform transform;
   DataSet trainData, testData;
   bool haveTest = false;
   std::vector<int64_t> trainRows, valRows;

@@ -39,7 +39,8 @@ typedef struct kiln_model_desc_t {
   size_t output_rank;
   const int64_t *output_shape;
   /* How IDX pixels (0..255) become model input, from the model's train
-   * section: x = pixel * pixel_scale, then (x - mean) / std. */
+   * section: x = pixel * pixel_scale (pixel / k where pixel_scale is 1/k,
+   * as ToTensor divides by 255), then (x - mean) / std. */
   float pixel_scale;
   float normalize_mean;
   float normalize_std;
