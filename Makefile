@@ -19,20 +19,13 @@ configure: $(BUILD)/build.ninja
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: check every model in models/ (a summary each), then compile
-# the BatchNorm MLP with its PyTorch-exported weights to a native program,
-# compare its outputs with PyTorch's and time it.
+# The main job (scripts/demo.sh): train LeNet with and without BatchNorm on
+# Fashion-MNIST, compare the runs (a table, one SVG), then build lenet_bn's
+# BatchNorm-folded inference program from its checkpoint, check its test
+# accuracy against the trainer's and time it. Files in $(BUILD)/demo/;
+# DEMO_EPOCHS=N (default 5) sets the epochs of both runs.
 demo: build
-	@for m in models/*.kiln; do echo "== $$m"; $(BUILD)/bin/kilnc check $$m || exit 1; echo; done
-	@mkdir -p $(BUILD)/demo
-	@echo "== kilnc build models/mlp_bn.kiln --weights test/fixtures/mlp_bn/weights.safetensors --report"
-	@$(BUILD)/bin/kilnc build models/mlp_bn.kiln --weights test/fixtures/mlp_bn/weights.safetensors \
-	  --report -o $(BUILD)/demo/mlp_bn
-	@$(BUILD)/demo/mlp_bn --input test/fixtures/mlp_bn/input_b64.npy --output $(BUILD)/demo/logits.npy
-	@echo "== outputs against PyTorch 1.13 (eval mode, batch 64)"
-	@$(BUILD)/bin/npy-compare $(BUILD)/demo/logits.npy test/fixtures/mlp_bn/output_b64.npy
-	@echo "== speed"
-	@for b in 1 64; do $(BUILD)/demo/mlp_bn --bench --batch $$b; done
+	@scripts/demo.sh $(BUILD)
 
 # All tests (lit + GoogleTest) through ctest; ctest's summary line is printed last.
 test: build
