@@ -44,6 +44,27 @@ static bool known_key(const kiln_model_t *model, const char *name) {
   return false;
 }
 
+/* Optimizer state a training checkpoint holds beside the state_dict (kilnc
+ * train's and torch.optim's names: <key>.momentum_buffer, <key>.exp_avg,
+ * <key>.exp_avg_sq of a parameter, and "step"): not the model's, and no
+ * mistake, so a checkpoint builds and loads as it is. */
+static bool optimizer_state(const kiln_model_t *model, const char *name) {
+  if (strcmp(name, "step") == 0)
+    return true;
+  static const char *const suffixes[] = {".momentum_buffer", ".exp_avg", ".exp_avg_sq"};
+  size_t length = strlen(name);
+  for (size_t s = 0; s < sizeof suffixes / sizeof suffixes[0]; ++s) {
+    size_t tail = strlen(suffixes[s]);
+    if (length <= tail || strcmp(name + length - tail, suffixes[s]) != 0)
+      continue;
+    for (size_t k = 0; k < model->state_key_count; ++k)
+      if (strlen(model->state_keys[k].name) == length - tail &&
+          strncmp(name, model->state_keys[k].name, length - tail) == 0)
+        return true;
+  }
+  return false;
+}
+
 kiln_status_t kiln_model_check_weights(const kiln_model_t *model, const kiln_safetensors_t *file,
                                        const char *path) {
   for (size_t i = 0; i < model->state_key_count; ++i) {
@@ -70,7 +91,7 @@ kiln_status_t kiln_model_check_weights(const kiln_model_t *model, const kiln_saf
   for (size_t i = 0, count = kiln_safetensors_count(file); i < count; ++i) {
     kiln_tensor_info_t info;
     KILN_RETURN_IF_ERROR(kiln_safetensors_info(file, i, &info));
-    if (!known_key(model, info.name))
+    if (!known_key(model, info.name) && !optimizer_state(model, info.name))
       return kiln_status_make(KILN_INVALID_ARGUMENT,
                               "%s: tensor '%s' is not a parameter of this model", path,
                               info.name);

@@ -124,6 +124,20 @@ FailureOr<DenseElementsAttr> readTensor(Operation *op, StringRef key,
   return DenseElementsAttr::get(type, llvm::makeArrayRef(values));
 }
 
+/// Optimizer state a training checkpoint holds beside the state_dict
+/// (kilnc train's and torch.optim's names): not the model's, and no
+/// mistake, so a checkpoint builds as it is. The runtime's weight loader
+/// (WeightLoader.c) takes the same names.
+bool isOptimizerStateOf(StringRef name, const llvm::StringSet<> &keys) {
+  if (name == "step")
+    return true;
+  for (StringRef suffix : {".momentum_buffer", ".exp_avg", ".exp_avg_sq"})
+    if (name.size() > suffix.size() && name.endswith(suffix) &&
+        keys.count(name.drop_back(suffix.size())))
+      return true;
+  return false;
+}
+
 } // namespace
 
 LogicalResult bindWeights(ModuleOp module, StringRef path, bool allowExtraKeys,
@@ -151,7 +165,8 @@ LogicalResult bindWeights(ModuleOp module, StringRef path, bool allowExtraKeys,
   });
   for (size_t i = 0, e = kiln_safetensors_count(file.get()); i < e; ++i) {
     kiln_tensor_info_t info;
-    if (kiln_safetensors_info(file.get(), i, &info) != nullptr || keys.count(info.name))
+    if (kiln_safetensors_info(file.get(), i, &info) != nullptr || keys.count(info.name) ||
+        isOptimizerStateOf(info.name, keys))
       continue;
     if (allowExtraKeys) {
       emitWarning(module.getLoc()) << path << ": tensor '" << info.name
