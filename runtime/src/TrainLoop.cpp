@@ -1030,6 +1030,13 @@ int Run::train() {
   action.sa_handler = onInterrupt;
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, &previous);
+  // A file size limit makes a checkpoint's write fail with EFBIG, as a full
+  // disk does with ENOSPC: an error, the previous checkpoint untouched,
+  // rather than SIGXFSZ ending the run with the temporary file left behind.
+  struct sigaction ignore {}, previousXfsz{};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGXFSZ, &ignore, &previousXfsz);
   interrupted = 0;
   int code = 0;
   while (!stop && (options.steps > 0 || at.epoch < settings.epochs)) {
@@ -1056,6 +1063,7 @@ int Run::train() {
       stop = true;
   }
   sigaction(SIGINT, &previous, nullptr);
+  sigaction(SIGXFSZ, &previousXfsz, nullptr);
   if (code)
     return code;
   if (interrupted) {
