@@ -13,6 +13,11 @@ config.test_exec_root = os.path.join(config.kiln_obj_root, "test")
 # -14 suffixed names are on Debian's PATH).
 config.environment["PATH"] = os.pathsep.join(
     [config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
+# kilnc train keeps the training libraries it builds in a cache (keyed by
+# the compiled module and the kilnc binary, docs/training.md): the tests'
+# is in the build tree, never the user's home, and shared by the tests, so
+# a model compiled by one test is loaded by the next.
+config.environment["KILN_CACHE_DIR"] = os.path.join(config.kiln_obj_root, "test", "kiln-cache")
 config.substitutions.append(("%models", os.path.join(config.kiln_src_root, "models")))
 config.substitutions.append(("%fixtures", os.path.join(config.kiln_src_root, "test", "fixtures")))
 config.substitutions.append(("%python", "/usr/bin/python3"))

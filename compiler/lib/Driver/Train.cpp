@@ -8,10 +8,20 @@
 #include "kiln/Driver/WorkDirectory.h"
 #include "kiln/runtime/trainer.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/xxhash.h"
+
+#include <Halide.h>
 #include "llvm/Support/raw_ostream.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 
 #include <memory>
 #include <vector>
@@ -26,6 +36,58 @@ int fail(const std::string &message) {
 }
 
 
+
+/// Where built training libraries are kept between runs: KILN_CACHE_DIR,
+/// else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln; empty (no cache) when
+/// KILN_CACHE_DIR is set to "" or there is no home.
+std::string cacheDirectory() {
+  if (const char *dir = std::getenv("KILN_CACHE_DIR"))
+    return dir;
+  if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/kiln";
+  if (const char *home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/kiln";
+  return {};
+}
+
+/// What the library's code depends on: the module as compiled (the model,
+/// its training step with every hyper-parameter), the API name, the host
+/// target and its cores (schedules follow both), the C compiler, and this
+/// kilnc (its file's identity, so a rebuilt compiler never reuses another's
+/// code). A hit loads the library a previous run built from the same input.
+std::string cacheKey(mlir::ModuleOp module, const TrainRunOptions &options) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  os << "\napi " << options.apiName << "\ncc " << options.cc << "\nhost "
+     << Halide::get_host_target().to_string() << "\ncores "
+     << std::thread::hardware_concurrency();
+  struct stat self;
+  if (::stat("/proc/self/exe", &self) == 0)
+    os << "\nkilnc " << self.st_dev << ":" << self.st_ino << ":" << self.st_size << ":"
+       << self.st_mtim.tv_sec << "." << self.st_mtim.tv_nsec;
+  os.flush();
+  char key[40];
+  std::snprintf(key, sizeof key, "%016llx-%zu",
+                static_cast<unsigned long long>(llvm::xxHash64(text)), text.size());
+  return key;
+}
+
+/// Copies the built library into the cache under `key`, atomically (a
+/// temporary file renamed), so that concurrent runs see it whole or not at
+/// all. A cache that cannot be written is no error: the run goes on.
+void storeInCache(const std::string &library, const std::string &dir, const std::string &key) {
+  if (llvm::sys::fs::create_directories(dir))
+    return;
+  std::string target = dir + "/" + key + ".so";
+  llvm::SmallString<128> temp;
+  int fd = -1;
+  if (llvm::sys::fs::createUniqueFile(dir + "/.tmp-%%%%%%%%.so", fd, temp))
+    return;
+  ::close(fd);
+  if (llvm::sys::fs::copy_file(library, temp) || llvm::sys::fs::rename(temp, target))
+    llvm::sys::fs::remove(temp);
+}
 
 } // namespace
 
@@ -65,26 +127,36 @@ int runTraining(mlir::ModuleOp module, const nn::AutodiffOptions &autodiff,
   if (failed(initial))
     return 1;
 
-  llvm::SmallString<128> temp;
-  llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, temp);
-  std::string error;
-  std::unique_ptr<WorkDirectory> work = WorkDirectory::create(temp, error);
-  if (!work)
-    return fail(error);
-  BuildOptions build;
-  build.kind = OutputKind::SharedLibrary;
-  build.outputPath = work->file("lib" + options.apiName + ".so");
-  build.cc = options.cc;
-  if (failed(buildTrainOutputs(module, *compiled, build)))
-    return 1;
+  // A library built before from the same module is loaded as it is.
+  std::string cache = cacheDirectory(), key = cacheKey(module, options);
+  std::string libraryPath = cache.empty() ? "" : cache + "/" + key + ".so";
+  std::unique_ptr<WorkDirectory> work;
+  if (libraryPath.empty() || !llvm::sys::fs::exists(libraryPath)) {
+    llvm::SmallString<128> temp;
+    llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, temp);
+    std::string error;
+    work = WorkDirectory::create(temp, error);
+    if (!work)
+      return fail(error);
+    BuildOptions build;
+    build.kind = OutputKind::SharedLibrary;
+    build.outputPath = work->file("lib" + options.apiName + ".so");
+    build.cc = options.cc;
+    if (failed(buildTrainOutputs(module, *compiled, build)))
+      return 1;
+    if (!cache.empty())
+      storeInCache(build.outputPath, cache, key);
+    libraryPath = build.outputPath;
+  }
 
   // RTLD_LOCAL|RTLD_DEEPBIND: the library's own runtime (its Halide runtime,
   // Kiln's trainer) binds to itself, never to kilnc's copies. It is never
   // unloaded: its thread pool's workers run in its code until the process
   // ends, and a dlclose would unmap it under them.
-  void *library = ::dlopen(build.outputPath.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  void *library = ::dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
   if (!library)
-    return fail(std::string("cannot load the training library: ") + ::dlerror());
+    return fail("cannot load the training library " + libraryPath + ": " + ::dlerror() +
+                (work ? "" : " (a damaged cache entry: remove it)"));
   using ProgramFn = const kiln_train_program_t *(*)();
   std::string symbol = options.apiName + "_train_program";
   auto entry = reinterpret_cast<ProgramFn>(::dlsym(library, symbol.c_str()));
