@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors fuzz-npy fuzz-idx clean
+.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors fuzz-npy fuzz-idx fuzz-metrics clean
 
 all: build
 
@@ -116,6 +116,28 @@ fuzz-idx: fuzz-configure
 	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
 	@found=$$(ls fuzz-corpus-idx/artifacts); if [ -n "$$found" ]; then \
 	  echo "fuzz: findings in fuzz-corpus-idx/artifacts/:"; echo "$$found"; exit 1; fi
+
+# libFuzzer on the runtime's training metrics CSV reader (kilnc plot, a
+# resumed run) and the writer's round trip; seeds: a few valid files.
+METRICS_HEADER = epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,step_seconds,eval_seconds,samples_per_second
+fuzz-metrics: fuzz-configure
+	cmake --build $(BUILD)-fuzz --target kiln-metrics-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus-metrics/artifacts
+	printf '%s\n' '$(METRICS_HEADER)' > fuzz-corpus-metrics/header-only.csv
+	printf '%s\n' '$(METRICS_HEADER)' '1,0.512345679,0.8125,0.45,0.84,12.5,11.25,1.25,4800' \
+	  '2,0.4,0.85,0.41,0.86,12.25,11,1.25,4897.95918' > fuzz-corpus-metrics/two-epochs.csv
+	printf '%s\n' '$(METRICS_HEADER)' '0,2.30258509,0.1,,,3.5,3,,17142.8571' \
+	  '7,inf,1,-inf,0,1e-300,0,0,1.79769313e+308' > fuzz-corpus-metrics/absent-and-limits.csv
+	printf '%s\r\n' '$(METRICS_HEADER)' '3,0.25,0,0.3,1,1,1,1,1' > fuzz-corpus-metrics/crlf.csv
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-metrics-fuzzer fuzz-corpus-metrics \
+	  -dict=test/fuzz/metrics.dict \
+	  -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus-metrics/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus-metrics/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus-metrics/artifacts/:"; echo "$$found"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz
