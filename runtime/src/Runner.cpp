@@ -61,13 +61,8 @@ void usage(const kiln_model_desc_t *model, FILE *out) {
   std::fprintf(out, "] float32.\n");
 }
 
-/// `text` with its control characters escaped (kiln_escape_controls): what
-/// the runner prints of a path, an argument or a message goes to a terminal.
-std::string safe(const char *text) {
-  std::string out(kiln_escape_controls(text, nullptr, 0), '\0');
-  kiln_escape_controls(text, out.data(), out.size() + 1);
-  return out;
-}
+/// What the runner prints of a path, an argument or a message, escaped.
+std::string safe(const std::string &text) { return kiln::runtime::escaped(text); }
 
 /// Prints a runtime status as an error and frees it; true if it failed.
 bool failed(kiln_status_t status) {

@@ -150,6 +150,16 @@ std::string errnoText(int err);
 /// A command line's "--name=value" (the runners'): cuts `arg`, a copy of
 /// `argument`, to "--name" and returns the value, in `argument`; null where
 /// `arg` is not a "--" option with an "=".
+// `text` with its control characters escaped (kiln_escape_controls): what
+// the runners and the trainer print of paths and messages goes to a
+// terminal.
+inline std::string escaped(const char *text) {
+  std::string out(kiln_escape_controls(text, nullptr, 0), '\0');
+  kiln_escape_controls(text, out.data(), out.size() + 1);
+  return out;
+}
+inline std::string escaped(const std::string &text) { return escaped(text.c_str()); }
+
 inline const char *splitInlineValue(std::string &arg, const char *argument) {
   size_t equals = arg.find('=');
   if (arg.rfind("--", 0) != 0 || equals == std::string::npos)

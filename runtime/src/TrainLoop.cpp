@@ -51,13 +51,7 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// `text` with its control characters escaped: paths and messages go to a
-/// terminal.
-std::string safe(const std::string &text) {
-  std::string out(kiln_escape_controls(text.c_str(), nullptr, 0), '\0');
-  kiln_escape_controls(text.c_str(), out.data(), out.size() + 1);
-  return out;
-}
+std::string safe(const std::string &text) { return kiln::runtime::escaped(text); }
 
 const char *errorPrefix = "error: ";
 

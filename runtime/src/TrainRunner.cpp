@@ -51,13 +51,7 @@ void usage(const kiln_train_program_t *program, FILE *out) {
                static_cast<long long>(program->classes));
 }
 
-/// `text` with its control characters escaped: paths and messages go to a
-/// terminal.
-std::string safe(const char *text) {
-  std::string out(kiln_escape_controls(text, nullptr, 0), '\0');
-  kiln_escape_controls(text, out.data(), out.size() + 1);
-  return out;
-}
+std::string safe(const std::string &text) { return kiln::runtime::escaped(text); }
 
 int fail(const std::string &message, int code = 1) {
   std::fprintf(stderr, "error: %s\n", safe(message.c_str()).c_str());
