@@ -1,22 +1,27 @@
 /* Kiln runtime: the command-line trainer of `kilnc build --mode=train`.
  *
  * A generated training executable is the model's object, its C wrapper and a
- * main() that hands a kiln_train_program_t to kiln_train_runner_main, which
- * runs as `kilnc train` does (train_data.h: the same files, checks, batches
- * and messages; the same checkpoint, bit for bit):
+ * main() that hands its kiln_train_program_t (OUT_train_program(), which the
+ * shared library exports too) to kiln_train_runner_main. That parses the
+ * command line into kiln_train_options_t and runs the trainer `kilnc train`
+ * runs (train_loop.h: the same data, checks, batches, checkpoints and
+ * messages, bit for bit):
  *
- *   OUT --init W.safetensors --inputs x.npy --labels y.npy --steps K --batch B
- *       --no-shuffle -o OUT.safetensors [--print-every N] [--threads N] [--eval]
- *   OUT --init W.safetensors --inputs x.npy --labels y.npy --batch B --eval
+ *   OUT -o CKPT.safetensors [--init W.safetensors | --resume CKPT] [--data DIR]
+ *       [--epochs N] [--batch B] [--val-split X] [--patience N] [--delta X]
+ *       [--threads N] [--metrics M.csv] [--plot P.svg] [--no-progress]
+ *       [--no-shuffle] [--drop-last] [--checkpoint-every N]
+ *   OUT --inputs x.npy --labels y.npy --steps K --batch B -o CKPT.safetensors
+ *   OUT --eval --init W.safetensors [--data DIR | --inputs x.npy --labels y.npy]
  *   OUT --variant
  *
- * The hyper-parameters (optimizer, lr, momentum, weight decay, dropout's
- * seed) are compiled in; --help prints them. -o follows output.h, checked
- * before anything is read and written only after the last step.
+ * The hyper-parameters (optimizer, lr, momentum, weight decay) and the seed
+ * (dropout's, the initial state's, the data order's) are compiled in;
+ * --help prints them with the train section's defaults.
  *
  * The runner is a program, so it prints (stdout for progress and results,
  * stderr for errors) and returns the process's exit code: 0, 1 for a bad
- * file or a failed step, 2 for a bad command line.
+ * file or a failed step, 2 for a bad command line, 130 after SIGINT.
  * Thread safety: call it once, from main.
  */
 #ifndef KILN_RUNTIME_TRAIN_RUNNER_H
