@@ -5,14 +5,15 @@
 
 namespace kiln {
 
-namespace {
-
-/// The message of a failed status, which it frees.
-std::string take(kiln_status_t status) {
+std::string takeStatusMessage(kiln_status_t status) {
   std::string message = kiln_status_message(status);
   kiln_status_free(status);
   return message;
 }
+
+namespace {
+
+std::string take(kiln_status_t status) { return takeStatusMessage(status); }
 
 } // namespace
 

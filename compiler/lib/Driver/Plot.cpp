@@ -18,12 +18,7 @@ namespace kiln {
 
 namespace {
 
-/// The message of a failed status, which it frees.
-std::string take(kiln_status_t status) {
-  std::string message = kiln_status_message(status);
-  kiln_status_free(status);
-  return message;
-}
+std::string take(kiln_status_t status) { return takeStatusMessage(status); }
 
 /// Rows read by kiln_metrics_read_csv, freed with it.
 struct RowsDeleter {

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Show.h"
 
+#include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/TerminalSafeStream.h"
 #include "kiln/runtime/safetensors.h"
 
@@ -23,12 +24,7 @@ namespace kiln {
 
 namespace {
 
-/// The message of a failed status, which it frees.
-std::string take(kiln_status_t status) {
-  std::string message = kiln_status_message(status);
-  kiln_status_free(status);
-  return message;
-}
+std::string take(kiln_status_t status) { return takeStatusMessage(status); }
 
 /// `text` for one cell of a row: control characters escaped as
 /// TerminalSafeStream escapes them, and newline and tab too, which would

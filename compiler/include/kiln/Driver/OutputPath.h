@@ -22,6 +22,10 @@
 
 namespace kiln {
 
+/// The message of a failed runtime status, which it frees (the Driver's
+/// files that call the runtime share it).
+std::string takeStatusMessage(kiln_status_t status);
+
 /// An output path resolved by kiln_output_resolve.
 class OutputPath {
 public:
