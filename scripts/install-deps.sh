@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh bench   plus PyTorch and OpenBLAS, for bench/ and the fixture scripts
 set -euo pipefail
 
-# chromium: headless, it lays out the SVG of `kilnc plot` in
+# libonnx: the ONNX importer (docs/onnx.md) and, with libonnx-testdata, ONNX's
+# backend node tests. chromium: headless, it lays out the SVG of `kilnc plot` in
 # test/Tools/kilnc-plot-chromium.test. The last two lines: cross-compiling
 # to 64-bit ARM and running the result (docs/targets.md): Debian's cross
 # toolchain, the arm64 zlib through multiarch, qemu; strace checks that an
@@ -13,9 +14,10 @@ build_pkgs=(cmake ninja-build g++ ccache
   llvm-14-dev libmlir-14-dev mlir-14-tools llvm-14-tools libhalide14-0-dev
   googletest libgtest-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
   libtsan2 chromium
+  libonnx-dev libprotobuf-dev libonnx-testdata
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
   zlib1g-dev:arm64 qemu-user-static strace)
-bench_pkgs=(python3-torch python3-numpy libopenblas0-pthread)
+bench_pkgs=(python3-torch python3-numpy libopenblas0-pthread python3-onnx)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")

@@ -410,7 +410,8 @@ mlir::OwningOpRef<mlir::ModuleOp> loadWithWeights(llvm::SourceMgr &sourceMgr,
   mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
   if (!module)
     return nullptr;
-  if (weightsPath.empty()) {
+  // An ONNX model's initializers are its weights; --weights overrides them.
+  if (weightsPath.empty() && !kiln::hasAllStateBound(*module)) {
     llvm::errs() << "kilnc: error: --weights is required for this output\n";
     return nullptr;
   }
@@ -815,6 +816,7 @@ int main(int argc, char **argv) {
     // Diagnostics quote the user's files: control characters are escaped.
     kiln::TerminalSafeStream errors(llvm::errs());
     mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errors);
+    kiln::PartOfFileDiagnosticHandler onnxHandler(&context, errors);
     if (failed(kiln::readSource(inputPath, sourceMgr, &context)))
       return 1;
     return runCommand(sourceMgr, context);

@@ -6,6 +6,9 @@
 #include "kiln/Frontend/Parser.h"
 #include "kiln/Frontend/Sema.h"
 #include "kiln/Import/Import.h"
+#include "kiln/Import/ONNXImport.h"
+#include "kiln/Dialect/NN/IR/NNOps.h"
+#include "kiln/Dialect/NN/IR/Utils.h"
 
 #include "mlir/Dialect/Arithmetic/IR/Arithmetic.h"
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
@@ -30,6 +33,57 @@ void registerKilnDialects(mlir::DialectRegistry &registry) {
 }
 
 void registerKilnPasses() { nn::registerNNPasses(); }
+
+namespace {
+
+/// The innermost name of a NameLoc chain and the file position under it.
+bool partOfFile(mlir::Location loc, std::string &name, mlir::FileLineColLoc &file) {
+  while (auto named = loc.dyn_cast<mlir::NameLoc>()) {
+    name = named.getName().str();
+    loc = named.getChildLoc();
+  }
+  file = loc.dyn_cast<mlir::FileLineColLoc>();
+  if (!file || file.getLine() != 0)
+    return false;
+  // The whole of an ONNX model: "model.onnx: error: ...".
+  return !name.empty() || isONNXModelPath(file.getFilename().getValue());
+}
+
+const char *severity(mlir::DiagnosticSeverity kind) {
+  switch (kind) {
+  case mlir::DiagnosticSeverity::Error: return "error";
+  case mlir::DiagnosticSeverity::Warning: return "warning";
+  case mlir::DiagnosticSeverity::Note: return "note";
+  case mlir::DiagnosticSeverity::Remark: return "remark";
+  }
+  return "error";
+}
+
+} // namespace
+
+PartOfFileDiagnosticHandler::PartOfFileDiagnosticHandler(mlir::MLIRContext *context,
+                                                         llvm::raw_ostream &os)
+    : mlir::ScopedDiagnosticHandler(context) {
+  setHandler([&os](mlir::Diagnostic &diag) -> mlir::LogicalResult {
+    std::string name;
+    mlir::FileLineColLoc file;
+    if (!partOfFile(diag.getLocation(), name, file))
+      return mlir::failure();
+    auto print = [&](mlir::Diagnostic &d) {
+      std::string noteName = name;
+      mlir::FileLineColLoc noteFile = file;
+      if (!partOfFile(d.getLocation(), noteName, noteFile))
+        noteName = name;
+      os << noteFile.getFilename().getValue() << ": " << (noteName.empty() ? "" : noteName + ": ")
+         << severity(d.getSeverity()) << ": " << d.str() << "\n";
+    };
+    print(diag);
+    for (mlir::Diagnostic &note : diag.getNotes())
+      print(note);
+    os.flush();
+    return mlir::success();
+  });
+}
 
 namespace {
 
@@ -67,6 +121,17 @@ bool readBounded(int fd, uint64_t limit, std::string &out, std::string &error) {
 }
 
 } // namespace
+
+bool hasAllStateBound(mlir::ModuleOp module) {
+  bool bound = true, any = false;
+  module.walk([&](mlir::Operation *op) {
+    if (mlir::isa<nn::ParamOp, nn::BufferOp>(op)) {
+      any = true;
+      bound &= static_cast<bool>(nn::getBoundValue(op->getResult(0)));
+    }
+  });
+  return any && bound;
+}
 
 mlir::LogicalResult readSource(llvm::StringRef path, llvm::SourceMgr &sourceMgr,
                                mlir::MLIRContext *context) {
@@ -122,13 +187,18 @@ std::unique_ptr<ast::Model> parseAndCheck(llvm::SourceMgr &sourceMgr,
 
 mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
                                             mlir::MLIRContext *context) {
-  std::unique_ptr<ast::Model> model = parseAndCheck(sourceMgr, context);
-  if (!model)
-    return nullptr;
   const llvm::MemoryBuffer *buffer =
       sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
-  FrontendDiagnostics diags(context, buffer->getBufferIdentifier());
-  mlir::OwningOpRef<mlir::ModuleOp> module = importModel(*model, diags);
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (isONNXModelPath(buffer->getBufferIdentifier())) {
+    module = importONNXModel(buffer->getBuffer(), buffer->getBufferIdentifier(), context);
+  } else {
+    std::unique_ptr<ast::Model> model = parseAndCheck(sourceMgr, context);
+    if (!model)
+      return nullptr;
+    FrontendDiagnostics diags(context, buffer->getBufferIdentifier());
+    module = importModel(*model, diags);
+  }
   if (!module)
     return nullptr;
   // The importer checks every shape itself; a verifier failure here is a
@@ -143,7 +213,7 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
 
 mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
                                         const InferenceOptions &options) {
-  if (!options.externalWeights &&
+  if (!options.externalWeights && !(options.weightsPath.empty() && hasAllStateBound(module)) &&
       failed(bindWeights(module, options.weightsPath, options.allowExtraKeys,
                          options.allowNonfinite)))
     return mlir::failure();

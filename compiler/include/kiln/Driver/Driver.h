@@ -6,6 +6,7 @@
 
 #include "kiln/Dialect/NN/Transforms/Passes.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/SourceMgr.h"
@@ -19,6 +20,15 @@ void registerKilnDialects(mlir::DialectRegistry &registry);
 
 /// Registers every nn pass (for kiln-opt).
 void registerKilnPasses();
+
+/// Prints diagnostics at a part of a file that has no lines (an ONNX
+/// node: NameLoc("node 'Gemm_3' (Gemm)", "model.onnx":0:0)) as
+/// `model.onnx: node 'Gemm_3' (Gemm): error: ...`, notes alike; the others
+/// go to the handler registered before it.
+class PartOfFileDiagnosticHandler : public mlir::ScopedDiagnosticHandler {
+public:
+  PartOfFileDiagnosticHandler(mlir::MLIRContext *context, llvm::raw_ostream &os);
+};
 
 /// Source files larger than this are refused before lexing.
 constexpr uint64_t kMaxSourceBytes = 64ull << 20;
@@ -35,6 +45,10 @@ std::unique_ptr<ast::Model> parseAndCheck(llvm::SourceMgr &sourceMgr,
 /// Parse, check and import to the nn dialect, then verify. Null on error.
 mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
                                             mlir::MLIRContext *context);
+
+/// Whether every parameter and buffer has a value already (an ONNX model's
+/// initializers): such a model needs no --weights.
+bool hasAllStateBound(mlir::ModuleOp module);
 
 /// How `kilnc build` prepares a model for inference code generation.
 struct InferenceOptions {
