@@ -123,14 +123,13 @@ bool readBounded(int fd, uint64_t limit, std::string &out, std::string &error) {
 } // namespace
 
 bool hasAllStateBound(mlir::ModuleOp module) {
-  bool bound = true, any = false;
+  bool bound = true;
   module.walk([&](mlir::Operation *op) {
     if (mlir::isa<nn::ParamOp, nn::BufferOp>(op)) {
-      any = true;
       bound &= static_cast<bool>(nn::getBoundValue(op->getResult(0)));
     }
   });
-  return any && bound;
+  return bound;
 }
 
 mlir::LogicalResult readSource(llvm::StringRef path, llvm::SourceMgr &sourceMgr,

@@ -335,6 +335,8 @@ bool ONNXImporter::bindWeightInputs() {
     host.name = name;
     host.dims = value.dims;
     host.floats = value.data;
+    host.isFloat = value.isFloat;
+    host.ints = value.ints;
     constants[name] = std::move(host);
   }
   return true;
@@ -1328,6 +1330,8 @@ OwningOpRef<ModuleOp> ONNXImporter::run() {
   builder.setInsertionPointToStart(entry);
   for (size_t i = 0; i < inputNames.size(); ++i)
     values[inputNames[i]] = entry->getArgument(static_cast<unsigned>(i));
+  if (options.argumentNames)
+    options.argumentNames->assign(inputNames.begin(), inputNames.end());
 
   for (const onnx::NodeProto &node : graph.node()) {
     builder.setInsertionPointToEnd(entry);
@@ -1383,9 +1387,8 @@ FailureOr<ONNXTensorValue> readONNXTensorFile(StringRef path, MLIRContext *conte
   std::string message;
   if (!onnximport::decodeTensor(proto, llvm::sys::path::parent_path(path), host, message))
     return LogicalResult(emitError(loc) << "'" << path << "': the tensor " << message);
-  if (!host.isFloat)
-    return LogicalResult(emitError(loc) << "'" << path << "' holds integers, not FLOAT values");
-  return ONNXTensorValue{host.name, host.dims, std::move(host.floats)};
+  return ONNXTensorValue{host.name, host.dims, std::move(host.floats), host.isFloat,
+                         std::move(host.ints)};
 }
 
 } // namespace kiln

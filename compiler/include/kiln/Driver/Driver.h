@@ -47,7 +47,7 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
                                             mlir::MLIRContext *context);
 
 /// Whether every parameter and buffer has a value already (an ONNX model's
-/// initializers): such a model needs no --weights.
+/// initializers, or a model without any): it needs no --weights.
 bool hasAllStateBound(mlir::ModuleOp module);
 
 /// How `kilnc build` prepares a model for inference code generation.

@@ -19,12 +19,15 @@
 
 namespace kiln {
 
-/// A float32 tensor given for a graph input, or read from a TensorProto
-/// file (ONNX's test data: input_0.pb, output_0.pb).
+/// A tensor given for a graph input, or read from a TensorProto file
+/// (ONNX's test data: input_0.pb, output_0.pb): float32 values, or
+/// integers (a Reshape's shape, Squeeze's axes) in `ints`.
 struct ONNXTensorValue {
   std::string name;
   std::vector<int64_t> dims;
   std::vector<float> data;
+  bool isFloat = true;
+  std::vector<int64_t> ints;
 };
 
 struct ONNXImportOptions {
@@ -34,6 +37,9 @@ struct ONNXImportOptions {
   /// Kiln compiles weights into the model; ONNX's node tests pass them as
   /// inputs, and the conformance driver binds them this way.
   std::map<std::string, ONNXTensorValue> weightInputs;
+  /// When set, filled with the graph inputs that became the entry point's
+  /// arguments, in order.
+  std::vector<std::string> *argumentNames = nullptr;
 };
 
 /// Files named *.onnx are ONNX models; everything else is DSL source.
@@ -47,8 +53,8 @@ mlir::OwningOpRef<mlir::ModuleOp> importONNXModel(llvm::StringRef bytes, llvm::S
                                                   mlir::MLIRContext *context,
                                                   const ONNXImportOptions &options = {});
 
-/// Reads one serialized TensorProto of float32 values (a test's
-/// input_0.pb). Errors name the file; returns failure on error.
+/// Reads one serialized TensorProto of float32 or INT64/INT32 values (a
+/// test's input_0.pb). Errors name the file; returns failure on error.
 mlir::FailureOr<ONNXTensorValue> readONNXTensorFile(llvm::StringRef path,
                                                     mlir::MLIRContext *context);
 
