@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors fuzz-npy fuzz-idx fuzz-metrics clean
+.PHONY: all deps configure build demo test bench fuzz-configure fuzz fuzz-safetensors fuzz-npy fuzz-idx fuzz-metrics fuzz-onnx clean
 
 all: build
 
@@ -120,6 +120,22 @@ fuzz-idx: fuzz-configure
 # libFuzzer on the runtime's training metrics CSV reader (kilnc plot, a
 # resumed run) and the writer's round trip; seeds: a few valid files.
 METRICS_HEADER = epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,step_seconds,eval_seconds,samples_per_second
+# libFuzzer on the ONNX importer: corpus of the bad-model fixtures and the
+# smallest PyTorch export.
+fuzz-onnx: fuzz-configure
+	cmake --build $(BUILD)-fuzz --target kiln-onnx-fuzzer -j $(JOBS)
+	mkdir -p fuzz-corpus-onnx/artifacts
+	cp test/fixtures/onnx-bad/*.onnx test/fixtures/onnx/simple_net.opset13.onnx \
+	  test/fuzz/regressions/onnx/*.onnx fuzz-corpus-onnx/
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(BUILD)-fuzz/bin/kiln-onnx-fuzzer fuzz-corpus-onnx \
+	  -max_total_time=$(or $(FUZZ_SECONDS),600) \
+	  -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
+	  -artifact_prefix=fuzz-corpus-onnx/artifacts/ \
+	  -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	@found=$$(ls fuzz-corpus-onnx/artifacts); if [ -n "$$found" ]; then \
+	  echo "fuzz: findings in fuzz-corpus-onnx/artifacts/:"; echo "$$found"; exit 1; fi
+
 fuzz-metrics: fuzz-configure
 	cmake --build $(BUILD)-fuzz --target kiln-metrics-fuzzer -j $(JOBS)
 	mkdir -p fuzz-corpus-metrics/artifacts

@@ -38,6 +38,7 @@
 #include "llvm/Support/Path.h"
 
 #include <charconv>
+#include <cmath>
 #include <set>
 
 namespace kiln {
@@ -746,7 +747,8 @@ LogicalResult ONNXImporter::importConv(const onnx::NodeProto &node) {
   SmallVector<int64_t, 4> stride = intsAttr(node, "strides", {1, 1});
   SmallVector<int64_t, 4> dilation = intsAttr(node, "dilations", {1, 1});
   if (stride.size() != 2 || dilation.size() != 2 ||
-      llvm::any_of(stride, [](int64_t s) { return s < 1; })) {
+      llvm::any_of(stride, [](int64_t s) { return s < 1; }) ||
+      llvm::any_of(dilation, [](int64_t d) { return d < 1; })) {
     error(node) << "has strides or dilations that are not two positive values";
     return failure();
   }
@@ -826,8 +828,15 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
   }
   // ONNX's momentum weighs the old running value (0.9 by default), PyTorch's
   // the new one (0.1).
-  double momentum = 1.0 - shortestDecimal(floatAttr(node, "momentum", 0.9f));
-  double eps = shortestDecimal(floatAttr(node, "epsilon", 1e-5f));
+  float onnxMomentum = floatAttr(node, "momentum", 0.9f), epsilon = floatAttr(node, "epsilon", 1e-5f);
+  if (!(epsilon > 0.0f) || !std::isfinite(epsilon) || !(onnxMomentum >= 0.0f && onnxMomentum <= 1.0f)) {
+    error(node) << "has epsilon " << nn::formatNumber(shortestDecimal(epsilon)) << " and momentum "
+                << nn::formatNumber(shortestDecimal(onnxMomentum))
+                << "; epsilon must be positive and finite, momentum in [0, 1]";
+    return failure();
+  }
+  double momentum = 1.0 - shortestDecimal(onnxMomentum);
+  double eps = shortestDecimal(epsilon);
   // A training-mode node without the statistics outputs normalizes with the
   // batch's statistics: a BatchNorm that tracks no running statistics.
   define(node, 0,
@@ -855,8 +864,10 @@ LogicalResult ONNXImporter::importPool(const onnx::NodeProto &node) {
   SmallVector<int64_t, 4> kernel = intsAttr(node, "kernel_shape", {});
   SmallVector<int64_t, 4> stride = intsAttr(node, "strides", {1, 1});
   SmallVector<int64_t, 4> dilation = intsAttr(node, "dilations", {1, 1});
-  if (kernel.size() != 2 || stride.size() != 2 || dilation.size() != 2) {
-    error(node) << "has kernel_shape, strides or dilations of other than two values";
+  auto positive = [](ArrayRef<int64_t> v) { return llvm::all_of(v, [](int64_t x) { return x >= 1; }); };
+  if (kernel.size() != 2 || stride.size() != 2 || dilation.size() != 2 || !positive(kernel) ||
+      !positive(stride) || !positive(dilation)) {
+    error(node) << "has kernel_shape, strides or dilations other than two positive values";
     return failure();
   }
   auto pads = windowPads(node, in, kernel, stride, dilation);
