@@ -110,6 +110,7 @@ private:
   bool checkOpsets();
   bool decodeConstants();
   bool checkModel();
+  bool inferShapes();
   bool reportUnsupported();
   bool bindWeightInputs();
 
@@ -298,6 +299,14 @@ bool ONNXImporter::checkModel() {
     reportLibraryError(diag, "fails onnx::checker", e.what());
     return false;
   }
+  return true;
+}
+
+/// ONNX's strict shape inference, after Kiln's own import checked every
+/// node it reaches: libonnx 1.12's Conv and pool inference reads out of
+/// bounds on a weight whose rank is not the input's (found by the fuzzer),
+/// so it only sees graphs whose window ops Kiln has validated.
+bool ONNXImporter::inferShapes() {
   try {
     onnx::ShapeInferenceOptions strict(/*check_type=*/true, /*error_mode=*/1);
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), strict);
@@ -415,7 +424,7 @@ FailureOr<Value> ONNXImporter::dataInput(const onnx::NodeProto &node, int i, Str
   }
   const std::string &name = node.input(i);
   auto it = values.find(name);
-  if (it != values.end())
+  if (it != values.end() && it->second)
     return it->second;
   if (!poisoned.count(name)) {
     if (constants.count(name))
@@ -453,7 +462,8 @@ bool ONNXImporter::onlyOutput(const onnx::NodeProto &node, int keep) {
 }
 
 void ONNXImporter::define(const onnx::NodeProto &node, int output, Value value) {
-  if (output < node.output_size() && !node.output(output).empty())
+  // Null: the op's shape was refused (reported); the output stays undefined.
+  if (value && output < node.output_size() && !node.output(output).empty())
     values[node.output(output)] = value;
 }
 
@@ -1348,7 +1358,7 @@ OwningOpRef<ModuleOp> ONNXImporter::run() {
     builder.setInsertionPointToEnd(entry);
     importNode(node);
   }
-  if (errors)
+  if (errors || !inferShapes())
     return nullptr;
 
   builder.setInsertionPointToEnd(entry);
