@@ -265,6 +265,10 @@ void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p,
 
 TEST(GradientCheck, Conv2DStridePaddingBias) { convCase(2, 2, 5, 6, 3, 3, 2, 2, 1, 2); }
 
+// A stride of 2 on a row of 7 with a 3x2 kernel: the input gradient's code
+// once crashed here (a misaligned vector spill; TrainLowering.cpp).
+TEST(GradientCheck, Conv2DStride2OddWidth) { convCase(2, 3, 8, 7, 2, 3, 2, 2, 0, 18); }
+
 // Stride 1 (dX as a convolution of the zero-padded dY), with and without
 // padding; output rows of 8 (dW in vectors of 8 partial sums, 4 with SSE).
 TEST(GradientCheck, Conv2DStride1) {

@@ -421,14 +421,11 @@ FailureOr<std::vector<Func>> TrainBuilder::sumAllBut(Value dyValue, int keep, Va
 }
 
 // dX[n, i, h, w] = Σ_{o, kh, kw} dY[n, o, oh, ow] · W[o, i, kh, kw] over
-// oh·sh − ph + kh = h, ow·sw − pw + kw = w. With stride 1 that is a
-// convolution of dY, zero-padded (a Func computed whole over the region
-// the taps read), with the transposed kernel: ow = w + pw − kw. With a
-// larger stride each tap reads the output position it came from when the
-// stride divides the offset and it lies inside dY (Halide's division
-// rounds down, so a negative offset gives a negative, rejected, position).
-// Either way the accumulator is a convolution's, scheduled as the
-// forward's (Kind::Conv2D).
+// oh·sh − ph + kh = h, ow·sw − pw + kw = w: a convolution of dY, zero-padded
+// (a Func computed whole over the region the taps read) and, with a
+// stride, with stride − 1 zeros between its elements, by the transposed
+// kernel: position w + pw − kw of the upsampled dY. The accumulator is a
+// convolution's, scheduled as the forward's (Kind::Conv2D).
 FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp op) {
   std::vector<int64_t> wShape = shapeOf(op.weight()), dyShape = shapeOf(op.output_grad());
   int outChannels = static_cast<int>(wShape[0]), kh = static_cast<int>(wShape[2]),
@@ -440,22 +437,25 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp o
   Halide::RDom r(0, kw, 0, kh, 0, outChannels, c.nameFor("r"));
   Expr tx = x + pw - r.x, ty = y + ph - r.y;
   Func dy = in(op.output_grad());
-  Expr tap;
-  if (sh == 1 && sw == 1) {
-    Func padded = root("dy_padded", dyShape);
-    padded(x, y, i, n) = Halide::BoundaryConditions::constant_exterior(
-        dy, 0.0f, {{0, ow}, {0, oh}})(x, y, i, n);
-    tap = padded(tx, ty, r.z, n);
-  } else {
-    Expr px = tx / sw, py = ty / sh;
-    Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
-    if (sw > 1)
-      valid = valid && tx % sw == 0;
-    if (sh > 1)
-      valid = valid && ty % sh == 0;
-    tap = Halide::select(
-        valid, dy(Halide::clamp(px, 0, ow - 1), Halide::clamp(py, 0, oh - 1), r.z, n), 0.0f);
+  Func padded = root("dy_padded", dyShape);
+  padded(x, y, i, n) = Halide::BoundaryConditions::constant_exterior(
+      dy, 0.0f, {{0, ow}, {0, oh}})(x, y, i, n);
+  Func source = padded;
+  if (sh > 1 || sw > 1) {
+    // dY with stride − 1 zeros between its elements, computed whole, so
+    // that the accumulator is the stride-1 one. Selecting the taps the
+    // stride divides inside the accumulator instead (dY read at clamped
+    // positions under the select) made Halide 14 emit an aligned vector
+    // spill to a misaligned stack slot, a crash: stride 2, an 8x7 input, a
+    // 3x2 kernel (GradientCheck.Conv2DStride2OddWidth). The zeros cost
+    // sh·sw times the multiply-adds of the taps that read something; the
+    // sums are the same, in the same order.
+    Func upsampled = root("dy_upsampled", dyShape);
+    Expr divides = x % sw == 0 && y % sh == 0;
+    upsampled(x, y, i, n) = Halide::select(divides, padded(x / sw, y / sh, i, n), 0.0f);
+    source = upsampled;
   }
+  Expr tap = source(tx, ty, r.z, n);
   Func acc(c.nameFor("acc"));
   acc(x, y, i, n) = 0.0f;
   acc(x, y, i, n) += tap * in(op.weight())(r.x, r.y, i, r.z);
