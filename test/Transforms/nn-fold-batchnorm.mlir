@@ -91,6 +91,26 @@ func @fold_bn2d_into_conv(%x: tensor<?x1x4x4xf32>) -> tensor<?x2x4x3xf32> {
 
 // -----
 
+// COM: the folded conv keeps its window: dilation and asymmetric padding.
+// CHECK-LABEL: func @fold_bn2d_into_dilated_conv_keeps_its_window
+// CHECK: nn.conv2d {{.*}} {dilation = [2, 1], padding = [1, 0], padding_end = [0, 1], stride = [1, 1]} : (tensor<?x1x4x4xf32>, tensor<2x1x2x2xf32>, tensor<2xf32>) -> tensor<?x2x3x4xf32>
+// CHECK-NOT: nn.batch_norm
+func @fold_bn2d_into_dilated_conv_keeps_its_window(%x: tensor<?x1x4x4xf32>) -> tensor<?x2x3x4xf32> {
+  %w = nn.param "conv.weight" {value = dense<[[[[1.0, 2.0], [3.0, 4.0]]], [[[5.0, 6.0], [7.0, 8.0]]]]> : tensor<2x1x2x2xf32>} : tensor<2x1x2x2xf32>
+  %b = nn.param "conv.bias" {value = dense<[1.0, -1.0]> : tensor<2xf32>} : tensor<2xf32>
+  %g = nn.param "bn.weight" {value = dense<[2.0, 3.0]> : tensor<2xf32>} : tensor<2xf32>
+  %be = nn.param "bn.bias" {value = dense<[0.5, -1.0]> : tensor<2xf32>} : tensor<2xf32>
+  %m = nn.buffer "bn.running_mean" {value = dense<[1.0, 2.0]> : tensor<2xf32>} : tensor<2xf32>
+  %v = nn.buffer "bn.running_var" {value = dense<[3.0, 0.0]> : tensor<2xf32>} : tensor<2xf32>
+  %n = nn.buffer "bn.num_batches_tracked" {value = dense<7> : tensor<i64>} : tensor<i64>
+  %h = nn.conv2d %x, %w, %b {dilation = [2, 1], padding = [1, 0], padding_end = [0, 1], stride = [1, 1]} : (tensor<?x1x4x4xf32>, tensor<2x1x2x2xf32>, tensor<2xf32>) -> tensor<?x2x3x4xf32>
+  // expected-remark@+1 {{folded into conv2d}}
+  %y = nn.batch_norm %h weight %g bias %be running_mean %m running_var %v num_batches_tracked %n {eps = 1.0 : f64, momentum = 0.1 : f64} : (tensor<?x2x3x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<i64>) -> tensor<?x2x3x4xf32>
+  return %y : tensor<?x2x3x4xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @bn_on_model_input_becomes_scale_shift
 // CHECK-DAG: %[[S:.*]] = arith.constant dense<[1.000000e+00, 3.000000e+00]> : tensor<2xf32>
 // CHECK-DAG: %[[T:.*]] = arith.constant dense<[-5.000000e-01, -7.000000e+00]> : tensor<2xf32>

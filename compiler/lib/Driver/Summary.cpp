@@ -4,7 +4,9 @@
 // linear 2·in·out (+out with bias) per row, conv2d 2·Cin·kH·kW per output
 // element (+1 with bias), batch_norm 2 per element (a scale and a shift once
 // its constants are folded), activations and '+' 1 per element, pooling
-// kH·kW per output element, flatten and dropout 0.
+// kH·kW per output element, softmax and log_softmax 5 per element (a
+// comparison for the max, a subtraction, an exp, an addition to the sum, a
+// division or subtraction), flatten and dropout 0.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/Driver/Summary.h"
@@ -85,6 +87,8 @@ Count flopsPerSample(Operation *op) {
       .Case([](nn::BatchNormOp bn) { return Count(2) * perSample(bn.output()); })
       .Case<nn::ReluOp, nn::SigmoidOp, nn::TanhOp, nn::AddOp>(
           [](Operation *op) { return perSample(op->getResult(0)); })
+      .Case<nn::SoftmaxOp, nn::LogSoftmaxOp>(
+          [](Operation *op) { return Count(5) * perSample(op->getResult(0)); })
       .Case<nn::AvgPool2DOp, nn::MaxPool2DOp>([](Operation *op) {
         auto kernel = op->getAttrOfType<ArrayAttr>("kernel_size");
         Count window = Count(kernel[0].cast<IntegerAttr>().getInt()) *

@@ -207,7 +207,8 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         nn::inferConv2DShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias),
                              stride.ints, padding.ints),
         input, s.weight, s.bias, builder.getI64ArrayAttr(stride.ints),
-        builder.getI64ArrayAttr(padding.ints), StringAttr());
+        builder.getI64ArrayAttr(padding.ints), /*padding_end=*/ArrayAttr(),
+        /*dilation=*/ArrayAttr(), StringAttr());
   }
   if (kind == "batchnorm1d" || kind == "batchnorm2d") {
     // PyTorch: BatchNorm1d takes [N, C] or [N, C, L]; BatchNorm2d [N, C, H, W].
@@ -252,9 +253,12 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         kernelSize.ints, stride.ints);
     ArrayAttr kernelAttr = builder.getI64ArrayAttr(kernelSize.ints);
     ArrayAttr strideAttr = builder.getI64ArrayAttr(stride.ints);
+    // The DSL's pools have no padding (yet): the ops' defaults.
     if (kind == "avgpool2d")
-      return build<nn::AvgPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr);
-    return build<nn::MaxPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr);
+      return build<nn::AvgPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr,
+                                    ArrayAttr(), ArrayAttr(), UnitAttr(), UnitAttr());
+    return build<nn::MaxPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr,
+                                  ArrayAttr(), ArrayAttr(), ArrayAttr(), UnitAttr());
   }
   diags.error(layer.kindLoc) << "internal error: no lowering for layer kind '"
                              << kind << "'";

@@ -278,3 +278,118 @@ func @fold_batch_norm_eps(%m: tensor<4xf32>, %v: tensor<4xf32>) {
   %s, %t = nn.fold_batch_norm running_mean %m running_var %v {eps = 0.0 : f64} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
   return
 }
+
+// -----
+
+func @conv_dilation_zero(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d needs dilation > 0, got 0}}
+  %y = nn.conv2d %x, %w {dilation = [0, 1], padding = [0, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @conv_negative_padding_end(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d needs kernel_size and stride > 0 and padding >= 0, got kernel_size 3, stride 1, padding 0, padding_end -1}}
+  %y = nn.conv2d %x, %w {padding = [0, 0], padding_end = [-1, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @conv_dilated_kernel_larger_than_input(%x: tensor<?x1x4x4xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d output would be empty: input height 4 (padded 4) is smaller than the dilated kernel 5 (kernel_size 3, dilation 2)}}
+  %y = nn.conv2d %x, %w {dilation = [2, 2], padding = [0, 0], stride = [1, 1]} : (tensor<?x1x4x4xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x1x1xf32>
+  return
+}
+
+// -----
+
+func @conv_dilation_three_values(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d dilation must have 2 values [h, w], got 3}}
+  %y = nn.conv2d %x, %w {dilation = [1, 1, 1], padding = [0, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @conv_dilation_changes_the_shape(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // COM: dilation 2 spans 5: 8 - 5 + 1 = 4, not the undilated 6.
+  // expected-error@+1 {{result shape [N, 6, 6, 6] does not match the inferred shape [N, 6, 4, 4]}}
+  %y = nn.conv2d %x, %w {dilation = [2, 2], padding = [0, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @conv_huge_padding(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d height window attribute 4294967296 is too large (at most 2^31)}}
+  %y = nn.conv2d %x, %w {padding = [4294967296, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @conv_ceil_mode(%x: tensor<?x1x8x8xf32>, %w: tensor<6x1x3x3xf32>) {
+  // expected-error@+1 {{conv2d has no ceil_mode}}
+  %y = nn.conv2d %x, %w {ceil_mode, padding = [0, 0], stride = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<6x1x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return
+}
+
+// -----
+
+func @pool_negative_padding(%x: tensor<?x6x4x4xf32>) {
+  // expected-error@+1 {{avg_pool2d needs kernel_size and stride > 0 and padding >= 0, got kernel_size 2, stride 2, padding -1}}
+  %y = nn.avg_pool2d %x {kernel_size = [2, 2], padding = [-1, 0], stride = [2, 2]} : (tensor<?x6x4x4xf32>) -> tensor<?x6x2x2xf32>
+  return
+}
+
+// -----
+
+func @pool_dilation_zero(%x: tensor<?x6x4x4xf32>) {
+  // expected-error@+1 {{max_pool2d needs dilation > 0, got 0}}
+  %y = nn.max_pool2d %x {dilation = [1, 0], kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x6x4x4xf32>) -> tensor<?x6x2x2xf32>
+  return
+}
+
+// -----
+
+func @pool_kernel_larger_than_padded_input(%x: tensor<?x6x2x2xf32>) {
+  // expected-error@+1 {{max_pool2d output would be empty: input height 2 (padded 4) is smaller than kernel_size 5}}
+  %y = nn.max_pool2d %x {kernel_size = [5, 5], padding = [1, 1], stride = [1, 1]} : (tensor<?x6x2x2xf32>) -> tensor<?x6x1x1xf32>
+  return
+}
+
+// -----
+
+func @pool_padding_end_three_values(%x: tensor<?x6x4x4xf32>) {
+  // expected-error@+1 {{avg_pool2d padding_end must have 2 values [h, w], got 3}}
+  %y = nn.avg_pool2d %x {kernel_size = [2, 2], padding_end = [1, 1, 1], stride = [2, 2]} : (tensor<?x6x4x4xf32>) -> tensor<?x6x2x2xf32>
+  return
+}
+
+// -----
+
+func @pool_ceil_mode_changes_the_shape(%x: tensor<?x6x5x5xf32>) {
+  // COM: ceil((5 - 2) / 2) + 1 = 3, where floor mode gives 2.
+  // expected-error@+1 {{result shape [N, 6, 2, 2] does not match the inferred shape [N, 6, 3, 3]}}
+  %y = nn.avg_pool2d %x {ceil_mode, kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x6x5x5xf32>) -> tensor<?x6x2x2xf32>
+  return
+}
+
+// -----
+
+func @softmax_axis_out_of_range(%x: tensor<?x10xf32>) {
+  // expected-error@+1 {{softmax axis 2 is out of range for an input of shape [N, 10] (expected in [0, 1])}}
+  %y = nn.softmax %x {axis = 2 : i64} : tensor<?x10xf32>
+  return
+}
+
+// -----
+
+func @log_softmax_negative_axis(%x: tensor<?x10xf32>) {
+  // COM: the op's axis is normalized: the importer counts negative dims.
+  // expected-error@+1 {{log_softmax axis -1 is out of range for an input of shape [N, 10] (expected in [0, 1])}}
+  %y = nn.log_softmax %x {axis = -1 : i64} : tensor<?x10xf32>
+  return
+}

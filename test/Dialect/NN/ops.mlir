@@ -50,6 +50,45 @@ func @conv_stride_padding(%x: tensor<2x3x7x9xf32>) -> tensor<2x8x4x5xf32> {
   return %c : tensor<2x8x4x5xf32>
 }
 
+// CHECK-LABEL: func @conv_dilation_asymmetric_padding
+func @conv_dilation_asymmetric_padding(%x: tensor<2x3x10x9xf32>) -> tensor<2x4x9x4xf32> {
+  %w = nn.param "conv.weight" : tensor<4x3x3x3xf32>
+  // COM: (10 + 1 + 2 - 2*2 - 1) / 1 + 1 = 9, (9 + 0 + 1 - 1*2 - 1) / 2 + 1 = 4
+  // CHECK: nn.conv2d %{{.*}}, %{{.*}} {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<2x3x10x9xf32>, tensor<4x3x3x3xf32>) -> tensor<2x4x9x4xf32>
+  %c = nn.conv2d %x, %w {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<2x3x10x9xf32>, tensor<4x3x3x3xf32>) -> tensor<2x4x9x4xf32>
+  return %c : tensor<2x4x9x4xf32>
+}
+
+// CHECK-LABEL: func @pools_with_padding_and_ceil_mode
+func @pools_with_padding_and_ceil_mode(%x: tensor<?x2x7x7xf32>, %y: tensor<?x1x5x5xf32>) -> (tensor<?x2x4x4xf32>, tensor<?x2x4x4xf32>, tensor<?x2x4x4xf32>, tensor<?x1x2x2xf32>) {
+  // COM: ceil((7 + 2 - 3) / 2) + 1 = 4
+  // CHECK: nn.avg_pool2d %{{.*}} {ceil_mode, count_include_pad, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x7x7xf32>) -> tensor<?x2x4x4xf32>
+  %a = nn.avg_pool2d %x {ceil_mode, count_include_pad, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x7x7xf32>) -> tensor<?x2x4x4xf32>
+  // COM: a 2x2 kernel dilated by 2 spans 3: ceil((7 + 2 - 3) / 2) + 1 = 4
+  // CHECK: nn.max_pool2d %{{.*}} {ceil_mode, dilation = [2, 2], kernel_size = [2, 2], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x7x7xf32>) -> tensor<?x2x4x4xf32>
+  %m = nn.max_pool2d %x {ceil_mode, dilation = [2, 2], kernel_size = [2, 2], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x7x7xf32>) -> tensor<?x2x4x4xf32>
+  // COM: end padding only: (7 + 0 + 1 - 2) / 2 + 1 = 4
+  // CHECK: nn.max_pool2d %{{.*}} {kernel_size = [2, 2], padding = [0, 0], padding_end = [1, 1], stride = [2, 2]}
+  %e = nn.max_pool2d %x {kernel_size = [2, 2], padding = [0, 0], padding_end = [1, 1], stride = [2, 2]} : (tensor<?x2x7x7xf32>) -> tensor<?x2x4x4xf32>
+  // COM: PyTorch's rule: ceil((5 + 2 - 3) / 3) + 1 = 3 windows, but the last
+  // COM: would start at 6 >= 5 + 1, past the input and its begin padding: 2.
+  // CHECK: nn.max_pool2d %{{.*}} {ceil_mode, kernel_size = [3, 3], padding = [1, 1], stride = [3, 3]} : (tensor<?x1x5x5xf32>) -> tensor<?x1x2x2xf32>
+  %c = nn.max_pool2d %y {ceil_mode, kernel_size = [3, 3], padding = [1, 1], stride = [3, 3]} : (tensor<?x1x5x5xf32>) -> tensor<?x1x2x2xf32>
+  return %a, %m, %e, %c : tensor<?x2x4x4xf32>, tensor<?x2x4x4xf32>, tensor<?x2x4x4xf32>, tensor<?x1x2x2xf32>
+}
+
+// CHECK-LABEL: func @softmax_and_log_softmax
+func @softmax_and_log_softmax(%x: tensor<?x10xf32>, %y: tensor<?x3x4x5xf32>) -> (tensor<?x10xf32>, tensor<?x3x4x5xf32>, tensor<?x10xf32>) {
+  // CHECK: nn.softmax %{{.*}} {axis = 1 : i64} : tensor<?x10xf32>
+  %s = nn.softmax %x {axis = 1 : i64} : tensor<?x10xf32>
+  // CHECK: nn.log_softmax %{{.*}} {axis = 1 : i64} : tensor<?x3x4x5xf32>
+  %l = nn.log_softmax %y {axis = 1 : i64} : tensor<?x3x4x5xf32>
+  // COM: over the batch dimension
+  // CHECK: nn.softmax %{{.*}} {axis = 0 : i64} : tensor<?x10xf32>
+  %b = nn.softmax %x {axis = 0 : i64} : tensor<?x10xf32>
+  return %s, %l, %b : tensor<?x10xf32>, tensor<?x3x4x5xf32>, tensor<?x10xf32>
+}
+
 // CHECK-LABEL: func @batch_norm_full_state
 func @batch_norm_full_state(%x: tensor<?x128xf32>) -> tensor<?x128xf32> {
   %g = nn.param "bn.weight" : tensor<128xf32>

@@ -136,3 +136,28 @@ func @adamw_state_type(%p: tensor<10xf32>, %v: tensor<5xf32>, %t: tensor<i64>) {
   %a, %b, %c = nn.adamw_update %p, %p, %p, %v step %t {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-08 : f64, lr = 1.0e-03 : f64, weight_decay = 0.01 : f64} : (tensor<10xf32>, tensor<10xf32>, tensor<10xf32>, tensor<5xf32>, tensor<i64>) -> (tensor<10xf32>, tensor<10xf32>, tensor<10xf32>)
   return
 }
+
+// -----
+
+func @conv2d_grad_input_dilation_shape(%dy: tensor<?x4x6x6xf32>, %w: tensor<4x2x3x3xf32>) {
+  // COM: dilation 2 spans 5: an 8x8 input gives 4x4, not 6x6.
+  // expected-error@+1 {{output_grad must be [N, 4, 4, 4], got [N, 4, 6, 6]}}
+  %dx = nn.conv2d_grad_input %dy, %w {dilation = [2, 2], padding = [0, 0], stride = [1, 1]} : (tensor<?x4x6x6xf32>, tensor<4x2x3x3xf32>) -> tensor<?x2x8x8xf32>
+  return
+}
+
+// -----
+
+func @avg_pool_grad_ceil_mode_shape(%dy: tensor<?x4x2x2xf32>) {
+  // expected-error@+1 {{output_grad must be [N, 4, 3, 3], got [N, 4, 2, 2]}}
+  %dx = nn.avg_pool2d_grad %dy {ceil_mode, kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x4x2x2xf32>) -> tensor<?x4x5x5xf32>
+  return
+}
+
+// -----
+
+func @softmax_grad_axis(%dy: tensor<?x10xf32>, %y: tensor<?x10xf32>) {
+  // expected-error@+1 {{softmax_grad axis 2 is out of range for an input of shape [N, 10] (expected in [0, 1])}}
+  %dx = nn.softmax_grad %dy, %y {axis = 2 : i64} : tensor<?x10xf32>
+  return
+}

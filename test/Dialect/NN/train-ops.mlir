@@ -87,3 +87,25 @@ func @optimizers(%p: tensor<10xf32>, %g: tensor<10xf32>, %b: tensor<10xf32>, %v:
   %p4, %m4, %v4 = nn.adamw_update %p, %g, %b, %v step %t1 {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-08 : f64, lr = 1.0e-03 : f64, weight_decay = 1.0e-02 : f64} : (tensor<10xf32>, tensor<10xf32>, tensor<10xf32>, tensor<10xf32>, tensor<i64>) -> (tensor<10xf32>, tensor<10xf32>, tensor<10xf32>)
   return
 }
+
+// CHECK-LABEL: func @windows_with_padding_dilation_ceil_mode
+func @windows_with_padding_dilation_ceil_mode(%dy: tensor<?x4x9x4xf32>, %w: tensor<4x3x3x3xf32>, %x: tensor<?x3x10x9xf32>, %dp: tensor<?x2x4x4xf32>, %xp: tensor<?x2x7x7xf32>) {
+  // CHECK: nn.conv2d_grad_input %{{.*}}, %{{.*}} {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<?x4x9x4xf32>, tensor<4x3x3x3xf32>) -> tensor<?x3x10x9xf32>
+  %dx = nn.conv2d_grad_input %dy, %w {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<?x4x9x4xf32>, tensor<4x3x3x3xf32>) -> tensor<?x3x10x9xf32>
+  // CHECK: nn.conv2d_grad_weight %{{.*}}, %{{.*}} {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<?x4x9x4xf32>, tensor<?x3x10x9xf32>) -> tensor<4x3x3x3xf32>
+  %dw = nn.conv2d_grad_weight %dy, %x {dilation = [2, 1], padding = [1, 0], padding_end = [2, 1], stride = [1, 2]} : (tensor<?x4x9x4xf32>, tensor<?x3x10x9xf32>) -> tensor<4x3x3x3xf32>
+  // CHECK: nn.avg_pool2d_grad %{{.*}} {ceil_mode, count_include_pad, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x4x4xf32>) -> tensor<?x2x7x7xf32>
+  %da = nn.avg_pool2d_grad %dp {ceil_mode, count_include_pad, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x4x4xf32>) -> tensor<?x2x7x7xf32>
+  // CHECK: nn.max_pool2d_grad %{{.*}}, %{{.*}} {ceil_mode, dilation = [2, 2], kernel_size = [2, 2], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x4x4xf32>, tensor<?x2x7x7xf32>) -> tensor<?x2x7x7xf32>
+  %dm = nn.max_pool2d_grad %dp, %xp {ceil_mode, dilation = [2, 2], kernel_size = [2, 2], padding = [1, 1], stride = [2, 2]} : (tensor<?x2x4x4xf32>, tensor<?x2x7x7xf32>) -> tensor<?x2x7x7xf32>
+  return
+}
+
+// CHECK-LABEL: func @softmax_gradients
+func @softmax_gradients(%dy: tensor<?x10xf32>, %y: tensor<?x10xf32>) -> (tensor<?x10xf32>, tensor<?x10xf32>) {
+  // CHECK: nn.softmax_grad %{{.*}}, %{{.*}} {axis = 1 : i64} : tensor<?x10xf32>
+  %a = nn.softmax_grad %dy, %y {axis = 1 : i64} : tensor<?x10xf32>
+  // CHECK: nn.log_softmax_grad %{{.*}}, %{{.*}} {axis = 0 : i64} : tensor<?x10xf32>
+  %b = nn.log_softmax_grad %dy, %y {axis = 0 : i64} : tensor<?x10xf32>
+  return %a, %b : tensor<?x10xf32>, tensor<?x10xf32>
+}

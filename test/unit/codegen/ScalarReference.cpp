@@ -132,8 +132,10 @@ Tensor conv2d(const Tensor &x, const Tensor &weight, const Tensor *bias,
               const Conv2DParams &p, Activation activation) {
   int64_t n = x.dim(0), cin = x.dim(1), h = x.dim(2), w = x.dim(3);
   int64_t cout = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
-  int64_t oh = (h + 2 * p.padH - kh) / p.strideH + 1;
-  int64_t ow = (w + 2 * p.padW - kw) / p.strideW + 1;
+  int64_t padEndH = p.padEndH < 0 ? p.padH : p.padEndH;
+  int64_t padEndW = p.padEndW < 0 ? p.padW : p.padEndW;
+  int64_t oh = (h + p.padH + padEndH - p.dilationH * (kh - 1) - 1) / p.strideH + 1;
+  int64_t ow = (w + p.padW + padEndW - p.dilationW * (kw - 1) - 1) / p.strideW + 1;
   Tensor y({n, cout, oh, ow});
   int64_t out = 0;
   for (int64_t in = 0; in < n; ++in)
@@ -145,7 +147,8 @@ Tensor conv2d(const Tensor &x, const Tensor &weight, const Tensor *bias,
           for (int64_t c = 0; c < cin; ++c)
             for (int64_t ky = 0; ky < kh; ++ky)
               for (int64_t kx = 0; kx < kw; ++kx) {
-                int64_t iy = i * p.strideH + ky - p.padH, ix = j * p.strideW + kx - p.padW;
+                int64_t iy = i * p.strideH + ky * p.dilationH - p.padH;
+                int64_t ix = j * p.strideW + kx * p.dilationW - p.padW;
                 if (iy < 0 || iy >= h || ix < 0 || ix >= w)
                   continue; // zero padding
                 double wv = weight.value[((o * cin + c) * kh + ky) * kw + kx];
@@ -157,6 +160,113 @@ Tensor conv2d(const Tensor &x, const Tensor &weight, const Tensor *bias,
           y.value[out] = sum;
           y.magnitude[out] = magnitude;
         }
+  return y;
+}
+
+int64_t poolOutputSize(int64_t size, int kernel, int stride, int padBegin, int padEnd,
+                       int dilation, bool ceilMode) {
+  // PyTorch's pooling_output_shape, with div_rtn (rounding down).
+  int64_t numerator = size + padBegin + padEnd - dilation * (kernel - 1) - 1 +
+                      (ceilMode ? stride - 1 : 0);
+  int64_t out = static_cast<int64_t>(std::floor(static_cast<double>(numerator) / stride)) + 1;
+  if (ceilMode && (out - 1) * stride >= size + padBegin)
+    --out;
+  return out;
+}
+
+namespace {
+
+/// One pool over padded windows, PyTorch's CPU kernels written out.
+Tensor paddedPool2d(const Tensor &x, const Pool2DParams &p, bool isMax) {
+  int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  int padEndH = p.padEndH < 0 ? p.padH : p.padEndH, padEndW = p.padEndW < 0 ? p.padW : p.padEndW;
+  int64_t oh = poolOutputSize(h, p.kH, p.strideH, p.padH, padEndH, p.dilationH, p.ceilMode);
+  int64_t ow = poolOutputSize(w, p.kW, p.strideW, p.padW, padEndW, p.dilationW, p.ceilMode);
+  Tensor y({n, c, oh, ow});
+  int64_t out = 0;
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t ic = 0; ic < c; ++ic)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j, ++out) {
+          int64_t hs = i * p.strideH - p.padH, ws = j * p.strideW - p.padW;
+          double value = isMax ? -INFINITY : 0.0, magnitude = 0.0;
+          int64_t count = 0;
+          for (int ky = 0; ky < p.kH; ++ky)
+            for (int kx = 0; kx < p.kW; ++kx) {
+              int64_t iy = hs + ky * p.dilationH, ix = ws + kx * p.dilationW;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                continue; // padding: never a max, 0 in a sum
+              int64_t at = ((in * c + ic) * h + iy) * w + ix;
+              double v = x.value[at];
+              ++count;
+              if (isMax) {
+                if (v > value || std::isnan(v))
+                  value = v;
+                magnitude = std::max(magnitude, x.magnitude[at]);
+              } else {
+                value += v;
+                magnitude += x.magnitude[at];
+              }
+            }
+          if (!isMax) {
+            // The window clipped to the padded extent, before clipping to
+            // the input: (hend − hstart) · (wend − wstart).
+            int64_t he = std::min<int64_t>(hs + p.kH, h + padEndH);
+            int64_t we = std::min<int64_t>(ws + p.kW, w + padEndW);
+            int64_t divisor = p.countIncludePad ? (he - hs) * (we - ws) : count;
+            value = divisor > 0 ? value / divisor : 0.0;
+            magnitude = divisor > 0 ? magnitude / divisor : 0.0;
+          }
+          y.value[out] = value;
+          y.magnitude[out] = magnitude;
+        }
+  return y;
+}
+
+} // namespace
+
+Tensor maxPool2d(const Tensor &x, const Pool2DParams &params) {
+  return paddedPool2d(x, params, /*isMax=*/true);
+}
+
+Tensor avgPool2d(const Tensor &x, const Pool2DParams &params) {
+  return paddedPool2d(x, params, /*isMax=*/false);
+}
+
+Tensor softmax(const Tensor &x, int64_t axis, bool isLog) {
+  int64_t outer = product(x.shape, 0, axis), n = x.dim(axis),
+          inner = product(x.shape, axis + 1, x.shape.size());
+  Tensor y(x.shape);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t k) { return (o * n + k) * inner + i; };
+      double m = x.value[at(0)], mMagnitude = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        double v = x.value[at(k)];
+        if (v > m || std::isnan(v))
+          m = v;
+        mMagnitude = std::max(mMagnitude, x.magnitude[at(k)]);
+      }
+      auto shifted = [&](int64_t k) {
+        return static_cast<double>(static_cast<float>(x.value[at(k)] - m));
+      };
+      double sum = 0;
+      for (int64_t k = 0; k < n; ++k)
+        sum += std::exp(shifted(k));
+      for (int64_t k = 0; k < n; ++k) {
+        double t = shifted(k);
+        // An error δ in x or m moves t by δ: exp(t) relatively by δ, and
+        // log_softmax by δ; both also round relative to their terms.
+        double terms = 1 + x.magnitude[at(k)] + mMagnitude;
+        if (isLog) {
+          y.value[at(k)] = t - std::log(sum);
+          y.magnitude[at(k)] = terms + std::log(sum);
+        } else {
+          y.value[at(k)] = std::exp(t) / sum;
+          y.magnitude[at(k)] = std::exp(t) / sum * terms;
+        }
+      }
+    }
   return y;
 }
 

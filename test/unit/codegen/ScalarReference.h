@@ -56,16 +56,50 @@ Tensor linear(const Tensor &x, const Tensor &weight, const Tensor *bias,
 struct Conv2DParams {
   int strideH = 1, strideW = 1;
   int padH = 0, padW = 0;
+  /// The bottom and right padding; -1: the same as padH, padW.
+  int padEndH = -1, padEndW = -1;
+  int dilationH = 1, dilationW = 1;
 };
 
 /// y[n, o, i, j] = act(b[o] + Σ_{c, ky, kx} w[o, c, ky, kx] ·
-///                   x[n, c, i·sH + ky − pH, j·sW + kx − pW]), zero outside x.
+///                   x[n, c, i·sH + ky·dH − pH, j·sW + kx·dW − pW]), zero
+/// outside x; oh = (h + pH + pEndH − dH·(kH − 1) − 1) / sH + 1 (floor).
 Tensor conv2d(const Tensor &x, const Tensor &weight, const Tensor *bias,
               const Conv2DParams &params, Activation activation = Activation::None);
+
+struct Pool2DParams {
+  int kH = 1, kW = 1;
+  int strideH = 1, strideW = 1;
+  int padH = 0, padW = 0;
+  /// The bottom and right padding; -1: the same as padH, padW.
+  int padEndH = -1, padEndW = -1;
+  int dilationH = 1, dilationW = 1;
+  bool ceilMode = false;
+  bool countIncludePad = false;
+};
+
+/// The output extent of a pool along one dimension, PyTorch's
+/// pooling_output_shape (ceil_mode's last window starts inside the input
+/// or its begin padding).
+int64_t poolOutputSize(int64_t size, int kernel, int stride, int padBegin, int padEnd,
+                       int dilation, bool ceilMode);
+
+/// torch.max_pool2d: the window's in-bounds taps (padding never wins), a
+/// NaN wins; −Inf for a window with none.
+Tensor maxPool2d(const Tensor &x, const Pool2DParams &params);
+/// torch.avg_pool2d (CPU kernel): the in-bounds sum over the divisor, the
+/// window clipped to the padded extent (countIncludePad) or its in-bounds
+/// count; 0 for a window with no element in bounds.
+Tensor avgPool2d(const Tensor &x, const Pool2DParams &params);
 
 /// Windows of kH × kW every (sH, sW), no padding.
 Tensor maxPool2d(const Tensor &x, int kH, int kW, int sH, int sW);
 Tensor avgPool2d(const Tensor &x, int kH, int kW, int sH, int sW);
+
+/// softmax (or log_softmax) along dimension `axis`, as PyTorch: m the max
+/// (a NaN wins), t = x − m rounded to f32 (as the f32 kernels compute it:
+/// FLT_MAX − (−FLT_MAX) is −Inf), y = exp(t) / Σ exp(t) or t − log Σ exp(t).
+Tensor softmax(const Tensor &x, int64_t axis, bool isLog);
 
 Tensor activate(const Tensor &x, Activation activation);
 

@@ -213,11 +213,19 @@ TEST(GradientCheck, LinearRegisterBlocked) {
   linearCase(3, 53, 21, 8);
 }
 
+/// Where a conv2d's kernel falls: stride, begin padding (top, left), end
+/// padding (bottom, right) and dilation, each [h, w].
+struct ConvWindow {
+  int sh, sw, ph, pw, peh, pew, dh = 1, dw = 1;
+};
+
 /// Conv2d's three gradient ops: [n, ci, h, w] → [n, co, oh, ow], kernel
-/// kh × kw, stride s, padding p.
-void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p, uint64_t seed) {
+/// kh × kw placed by `win`.
+void convWindowCase(int n, int ci, int h, int w, int co, int kh, int kw, ConvWindow win,
+                    uint64_t seed) {
   Random rng{seed};
-  const int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1;
+  const int oh = (h + win.ph + win.peh - win.dh * (kh - 1) - 1) / win.sh + 1;
+  const int ow = (w + win.pw + win.pew - win.dw * (kw - 1) - 1) / win.sw + 1;
   GradCase c;
   c.tensors = {{"dy", random({n, co, oh, ow}, rng)}, {"x", random({n, ci, h, w}, rng)},
                {"w", random({co, ci, kh, kw}, rng)}, {"b", random({co}, rng)}};
@@ -229,8 +237,14 @@ void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p,
   };
   std::string dy = dims({-1, co, oh, ow}), x = dims({-1, ci, h, w}), wt = dims({co, ci, kh, kw}),
               b = dims({co});
-  std::string attrs = "{padding = [" + std::to_string(p) + ", " + std::to_string(p) +
-                      "], stride = [" + std::to_string(s) + ", " + std::to_string(s) + "]}";
+  auto pair = [](int a, int b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; };
+  std::string attrs = "{";
+  if (win.dh != 1 || win.dw != 1)
+    attrs += "dilation = " + pair(win.dh, win.dw) + ", ";
+  attrs += "padding = " + pair(win.ph, win.pw) + ", ";
+  if (win.peh != win.ph || win.pew != win.pw)
+    attrs += "padding_end = " + pair(win.peh, win.pew) + ", ";
+  attrs += "stride = " + pair(win.sh, win.sw) + "}";
   c.ir = "func @step(%dy: " + dy + ", %x: " + x + ", %w: " + wt + ") -> (" + x + ", " + wt +
          ", " + b + ") {\n"
          "  %dx = nn.conv2d_grad_input %dy, %w " + attrs + " : (" + dy + ", " + wt + ") -> " + x +
@@ -250,7 +264,8 @@ void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p,
             for (int i = 0; i < ci; ++i)
               for (int ky = 0; ky < kh; ++ky)
                 for (int kx = 0; kx < kw; ++kx) {
-                  int iy = yy * s - p + ky, ix = xx * s - p + kx;
+                  int iy = yy * win.sh - win.ph + ky * win.dh;
+                  int ix = xx * win.sw - win.pw + kx * win.dw;
                   if (iy < 0 || iy >= h || ix < 0 || ix >= w)
                     continue;
                   sum += x.data[((in * ci + i) * h + iy) * w + ix] *
@@ -263,11 +278,30 @@ void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p,
   expectGradients(c);
 }
 
+/// Stride s and padding p on both sides, no dilation.
+void convCase(int n, int ci, int h, int w, int co, int kh, int kw, int s, int p, uint64_t seed) {
+  convWindowCase(n, ci, h, w, co, kh, kw, ConvWindow{s, s, p, p, p, p}, seed);
+}
+
 TEST(GradientCheck, Conv2DStridePaddingBias) { convCase(2, 2, 5, 6, 3, 3, 2, 2, 1, 2); }
 
 // A stride of 2 on a row of 7 with a 3x2 kernel: the input gradient's code
 // once crashed here (a misaligned vector spill; TrainLowering.cpp).
 TEST(GradientCheck, Conv2DStride2OddWidth) { convCase(2, 3, 8, 7, 2, 3, 2, 2, 0, 18); }
+
+// Dilated taps, with stride 1 (dX as a convolution of the padded dY) and
+// with strides; rectangular.
+TEST(GradientCheck, Conv2DDilation) {
+  convWindowCase(2, 2, 7, 8, 3, 3, 3, ConvWindow{1, 1, 1, 1, 1, 1, 2, 2}, 14);
+  convWindowCase(2, 2, 9, 8, 3, 3, 2, ConvWindow{2, 1, 1, 0, 1, 0, 2, 3}, 15);
+}
+
+// ONNX's asymmetric pads: begin and end padding differ (the end padding
+// only adds output rows and columns), with dilation and stride.
+TEST(GradientCheck, Conv2DAsymmetricPadding) {
+  convWindowCase(2, 2, 6, 7, 3, 3, 3, ConvWindow{1, 1, 0, 1, 2, 0}, 16);
+  convWindowCase(2, 3, 8, 7, 2, 3, 2, ConvWindow{2, 2, 1, 0, 0, 2, 1, 2}, 17);
+}
 
 // Stride 1 (dX as a convolution of the zero-padded dY), with and without
 // padding; output rows of 8 (dW in vectors of 8 partial sums, 4 with SSE).
@@ -419,6 +453,207 @@ TEST(GradientCheck, ReluGradientIsZeroAtZero) {
   std::vector<std::vector<double>> r = run(c);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0], (std::vector<double>{0, 0, 0, 3}));
+}
+
+/// A pool's window (NNOps.td): kernel, stride, begin and end padding,
+/// dilation, ceil_mode, count_include_pad.
+struct PoolWindow {
+  int kh, kw, sh, sw, ph = 0, pw = 0, peh = 0, pew = 0, dh = 1, dw = 1;
+  bool ceil = false, includePad = false;
+};
+
+/// PyTorch's pooling_output_shape.
+int64_t pooledSize(int64_t size, int k, int s, int pb, int pe, int d, bool ceil) {
+  int64_t span = size + pb + pe - d * (k - 1) - 1 + (ceil ? s - 1 : 0);
+  int64_t out = static_cast<int64_t>(std::floor(static_cast<double>(span) / s)) + 1;
+  if (ceil && (out - 1) * s >= size + pb)
+    --out;
+  return out;
+}
+
+/// PyTorch's pools in double over padded windows: max over the in-bounds
+/// taps; the average over the divisor of count_include_pad (the window
+/// clipped to the padded extent) or the in-bounds count.
+std::vector<double> paddedPool(const Tensor &x, const PoolWindow &p, bool isMax) {
+  int64_t n = x.shape[0], ch = x.shape[1], h = x.shape[2], w = x.shape[3];
+  int64_t oh = pooledSize(h, p.kh, p.sh, p.ph, p.peh, p.dh, p.ceil);
+  int64_t ow = pooledSize(w, p.kw, p.sw, p.pw, p.pew, p.dw, p.ceil);
+  std::vector<double> y;
+  for (int64_t i = 0; i < n * ch; ++i)
+    for (int64_t yy = 0; yy < oh; ++yy)
+      for (int64_t xx = 0; xx < ow; ++xx) {
+        int64_t hs = yy * p.sh - p.ph, ws = xx * p.sw - p.pw;
+        double acc = isMax ? -INFINITY : 0;
+        int64_t count = 0;
+        for (int ky = 0; ky < p.kh; ++ky)
+          for (int kx = 0; kx < p.kw; ++kx) {
+            int64_t iy = hs + ky * p.dh, ix = ws + kx * p.dw;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+              continue;
+            double v = x.data[(i * h + iy) * w + ix];
+            acc = isMax ? std::max(acc, v) : acc + v;
+            ++count;
+          }
+        if (!isMax) {
+          int64_t he = std::min<int64_t>(hs + p.kh, h + p.peh), we = std::min<int64_t>(ws + p.kw, w + p.pew);
+          acc /= p.includePad ? (he - hs) * (we - ws) : count;
+        }
+        y.push_back(acc);
+      }
+  return y;
+}
+
+/// The pool's gradient op against finite differences of paddedPool, on
+/// inputs `lo` to `hi`, distinct (max pooling's ties are checked apart).
+void poolWindowCase(bool isMax, Shape x, const PoolWindow &p, uint64_t seed, double lo = -3,
+                    double hi = 3) {
+  Random rng{seed};
+  Shape y = {x[0], x[1], pooledSize(x[2], p.kh, p.sh, p.ph, p.peh, p.dh, p.ceil),
+             pooledSize(x[3], p.kw, p.sw, p.pw, p.pew, p.dw, p.ceil)};
+  GradCase c;
+  c.tensors = {{"dy", random(y, rng)}, {"x", random(x, rng, lo, hi)}};
+  auto dims = [](const Shape &shape) {
+    std::string text = "?";
+    for (size_t d = 1; d < shape.size(); ++d)
+      text += "x" + std::to_string(shape[d]);
+    return tensorType(text);
+  };
+  auto pair = [](int a, int b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; };
+  std::string attrs = "{";
+  if (p.ceil)
+    attrs += "ceil_mode, ";
+  if (p.includePad)
+    attrs += "count_include_pad, ";
+  if (p.dh != 1 || p.dw != 1)
+    attrs += "dilation = " + pair(p.dh, p.dw) + ", ";
+  attrs += "kernel_size = " + pair(p.kh, p.kw) + ", padding = " + pair(p.ph, p.pw) +
+           ", padding_end = " + pair(p.peh, p.pew) + ", stride = " + pair(p.sh, p.sw) + "}";
+  std::string dyType = dims(y), xType = dims(x);
+  c.ir = "func @step(%dy: " + dyType + ", %x: " + xType + ") -> " + xType + " {\n" +
+         (isMax ? "  %dx = nn.max_pool2d_grad %dy, %x " + attrs + " : (" + dyType + ", " + xType +
+                      ") -> " + xType + "\n"
+                : "  %dx = nn.avg_pool2d_grad %dy " + attrs + " : (" + dyType + ") -> " + xType +
+                      "\n") +
+         "  return %dx : " + xType + "\n}";
+  c.arguments = {"dy", "x"};
+  c.gradientOf = {"x"};
+  c.loss = [=](const Tensors &t) { return dot(t.at("dy"), paddedPool(t.at("x"), p, isMax)); };
+  expectGradients(c);
+}
+
+// count_include_pad (PyTorch's default) and not; ceil_mode windows that
+// overhang the input; ONNX's asymmetric pads; a rectangular window.
+TEST(GradientCheck, AvgPoolPaddingCeilMode) {
+  PoolWindow p{3, 3, 2, 2, 1, 1, 1, 1};
+  p.includePad = true;
+  poolWindowCase(false, {2, 2, 5, 6}, p, 30);
+  p.includePad = false;
+  poolWindowCase(false, {2, 2, 5, 6}, p, 31);
+  p.ceil = true;
+  poolWindowCase(false, {2, 2, 6, 5}, p, 32);
+  p.includePad = true;
+  poolWindowCase(false, {2, 2, 6, 5}, p, 33);
+  PoolWindow onnx{3, 2, 2, 1, 0, 1, 2, 0};
+  onnx.includePad = true;
+  poolWindowCase(false, {2, 1, 6, 5}, onnx, 34);
+  PoolWindow noPadCeil{2, 2, 2, 2};
+  noPadCeil.ceil = true;
+  poolWindowCase(false, {1, 2, 5, 7}, noPadCeil, 35);
+}
+
+// Padded windows of negative inputs (a padded tap must never take the
+// gradient), dilation, ceil_mode, asymmetric pads.
+TEST(GradientCheck, MaxPoolPaddingDilationCeilMode) {
+  poolWindowCase(true, {2, 2, 6, 6}, PoolWindow{3, 3, 2, 2, 1, 1, 1, 1}, 40, -3, -1);
+  PoolWindow dilated{2, 2, 1, 1, 1, 1, 1, 1, 2, 2};
+  dilated.ceil = true;
+  poolWindowCase(true, {2, 2, 5, 6}, dilated, 41);
+  PoolWindow ceil{3, 3, 2, 2, 1, 1, 1, 1};
+  ceil.ceil = true;
+  poolWindowCase(true, {1, 2, 6, 5}, ceil, 42, -3, -1);
+  poolWindowCase(true, {2, 1, 7, 6}, PoolWindow{3, 2, 2, 2, 0, 1, 2, 0, 1, 2}, 43);
+}
+
+// A padded window whose in-bounds taps are all −Inf sends its gradient to
+// its first in-bounds tap (max_pool2d_with_indices starts its index there),
+// not to a padded position; NaNs win as without padding.
+TEST(GradientCheck, MaxPoolPaddedTiesGoToTheFirstInBoundsTap) {
+  GradCase c;
+  const double inf = INFINITY;
+  c.tensors = {{"dy", {{2, 1, 2, 2}, {1, 2, 3, 4, 1, 2, 3, 4}}},
+               {"x", {{2, 1, 3, 3}, {-inf, -inf, -inf, -inf, -inf, -inf, -inf, -inf, -inf,
+                                     -inf, NAN, 1, 2, NAN, -inf, 0, 0, 0}}}};
+  c.ir = R"mlir(
+    func @step(%dy: tensor<?x1x2x2xf32>, %x: tensor<?x1x3x3xf32>) -> tensor<?x1x3x3xf32> {
+      %dx = nn.max_pool2d_grad %dy, %x {ceil_mode, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x1x2x2xf32>, tensor<?x1x3x3xf32>) -> tensor<?x1x3x3xf32>
+      return %dx : tensor<?x1x3x3xf32>
+    })mlir";
+  c.arguments = {"dy", "x"};
+  std::vector<std::vector<double>> r = run(c);
+  ASSERT_EQ(r.size(), 1u);
+  // PyTorch 1.13 (torch.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True)
+  // and backward): [[1, 2, 0], [3, 4, 0], [0, 0, 0]] and all to the NaN at
+  // (1, 1), the last NaN of every window.
+  EXPECT_EQ(r[0], (std::vector<double>{1, 2, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0}));
+}
+
+/// softmax (log_softmax) along `axis` of `shape` in double.
+std::vector<double> softmaxForward(const Tensor &x, int64_t axis, bool isLog) {
+  int64_t outer = 1, inner = 1, n = x.shape[axis];
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= x.shape[d];
+  for (size_t d = axis + 1; d < x.shape.size(); ++d)
+    inner *= x.shape[d];
+  std::vector<double> y(x.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t k) { return (o * n + k) * inner + i; };
+      double m = -INFINITY, sum = 0;
+      for (int64_t k = 0; k < n; ++k)
+        m = std::max(m, x.data[at(k)]);
+      for (int64_t k = 0; k < n; ++k)
+        sum += std::exp(x.data[at(k)] - m);
+      for (int64_t k = 0; k < n; ++k)
+        y[at(k)] = isLog ? x.data[at(k)] - m - std::log(sum) : std::exp(x.data[at(k)] - m) / sum;
+    }
+  return y;
+}
+
+/// softmax_grad / log_softmax_grad from the forward op's output.
+void softmaxGradCase(bool isLog, Shape shape, int64_t axis, uint64_t seed) {
+  Random rng{seed};
+  GradCase c;
+  c.tensors = {{"dy", random(shape, rng)}, {"x", random(shape, rng, -3, 3)}};
+  std::string type = "?";
+  for (size_t d = 1; d < shape.size(); ++d)
+    type += "x" + std::to_string(shape[d]);
+  type = tensorType(type);
+  std::string op = isLog ? "log_softmax" : "softmax",
+              attr = "{axis = " + std::to_string(axis) + " : i64}";
+  c.ir = "func @step(%dy: " + type + ", %x: " + type + ") -> " + type + " {\n"
+         "  %y = nn." + op + " %x " + attr + " : " + type + "\n"
+         "  %dx = nn." + op + "_grad %dy, %y " + attr + " : " + type + "\n"
+         "  return %dx : " + type + "\n}";
+  c.arguments = {"dy", "x"};
+  c.gradientOf = {"x"};
+  c.loss = [=](const Tensors &t) { return dot(t.at("dy"), softmaxForward(t.at("x"), axis, isLog)); };
+  expectGradients(c);
+}
+
+// Along the classes of logits, the channels of [N, C, H, W], the last
+// dimension of a rank-4 tensor, and the batch.
+TEST(GradientCheck, Softmax) {
+  softmaxGradCase(false, {3, 5}, 1, 50);
+  softmaxGradCase(false, {2, 3, 2, 4}, 1, 51);
+  softmaxGradCase(false, {2, 3, 2, 4}, 3, 52);
+  softmaxGradCase(false, {4, 3}, 0, 53);
+}
+
+TEST(GradientCheck, LogSoftmax) {
+  softmaxGradCase(true, {3, 5}, 1, 54);
+  softmaxGradCase(true, {2, 3, 2, 4}, 1, 55);
+  softmaxGradCase(true, {2, 2, 3, 5}, 2, 56);
+  softmaxGradCase(true, {4, 3}, 0, 57);
 }
 
 /// Pooling forward in double, [N, C, H, W], no padding.

@@ -25,6 +25,7 @@
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -92,6 +93,40 @@ Halide::Expr sigmoid(Halide::Expr x) {
   Halide::Expr y = 1.0f / (1.0f + Halide::exp(t));
   y = Halide::select(-x > kLogFloatMax, 0.0f, y);
   return Halide::select(isNan(x), x, y);
+}
+
+// Halide's float exp is wrong far below its range (the 32-bit argument
+// reduction, as for sigmoid above), so arguments below −104, where float's
+// exp is 0 (its smallest denormal is e^−103.3), give 0 without asking it;
+// −Inf gives 0 and NaN stays NaN, tested on the bits.
+Halide::Expr expNonPositive(Halide::Expr t) {
+  Halide::Expr e = Halide::select(t < -104.0f, 0.0f, Halide::exp(Halide::max(t, -104.0f)));
+  return Halide::select(isNan(t), t, e);
+}
+
+bool readsOutside(const nn::WindowSpec &window, int64_t kh, int64_t kw,
+                  const std::vector<int64_t> &in, const std::vector<int64_t> &out) {
+  int64_t kernel[2] = {kh, kw};
+  for (int d = 0; d < 2; ++d) {
+    int64_t lastTap = (out[2 + d] - 1) * window.stride[d] - window.padBegin(d) +
+                      (kernel[d] - 1) * window.dilationOf(d);
+    if (window.padBegin(d) > 0 || lastTap >= in[2 + d])
+      return true;
+  }
+  return false;
+}
+
+// As PyTorch's CPU kernel: the window clipped to the padded extent
+// (count_include_pad), or its in-bounds part.
+Halide::Expr poolDivisorExtent(Halide::Expr o, const nn::WindowSpec &window, int d,
+                               int64_t kernel, int64_t size, bool countIncludePad) {
+  Halide::Expr start = o * static_cast<int>(window.stride[d]) -
+                       static_cast<int>(window.padBegin(d));
+  Halide::Expr end = Halide::min(start + static_cast<int>(kernel),
+                                 static_cast<int>(size + window.padEnd(d)));
+  if (countIncludePad)
+    return end - start;
+  return Halide::max(Halide::min(end, static_cast<int>(size)) - Halide::max(start, 0), 0);
 }
 
 namespace {
@@ -229,6 +264,7 @@ private:
   FailureOr<Tensor> scaleShift(Operation *op, Value input, Halide::Func scale,
                                Halide::Func shift);
   FailureOr<Tensor> pool(Operation *op, bool isMax);
+  FailureOr<Tensor> softmax(Operation *op, int64_t axis, bool isLog);
   FailureOr<Tensor> flatten(nn::FlattenOp op);
   FailureOr<Tensor> elementwise(Operation *op);
 
@@ -610,6 +646,8 @@ FailureOr<Tensor> Builder::build(Operation *op) {
       .Case([&](nn::AvgPool2DOp) { return pool(op, /*isMax=*/false); })
       .Case([&](nn::MaxPool2DOp) { return pool(op, /*isMax=*/true); })
       .Case([&](nn::FlattenOp flattenOp) { return flatten(flattenOp); })
+      .Case([&](nn::SoftmaxOp sm) { return softmax(op, sm.axisAttr().getInt(), false); })
+      .Case([&](nn::LogSoftmaxOp sm) { return softmax(op, sm.axisAttr().getInt(), true); })
       .Case([&](nn::DropoutOp dropout) -> FailureOr<Tensor> {
         // Eval mode is the identity; train mode draws a mask per call.
         if (dropout.training())
@@ -692,9 +730,10 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
   return result;
 }
 
-// y(x, y, c, n) = act(b(c) + Σ w(c, kx, ky, ci) · in(x·s + kx − p, y·s + ky − p, ci, n))
-// The weights are read with the output channels innermost: a vector of
-// channels per tap.
+// y(x, y, c, n) = act(b(c) + Σ w(c, kx, ky, ci) · in(x·s + kx·d − p, y·s + ky·d − p, ci, n))
+// with p the begin padding (the end padding only decides the output size)
+// and d the dilation. The weights are read with the output channels
+// innermost: a vector of channels per tap.
 FailureOr<Tensor> Builder::conv2d(nn::Conv2DOp op) {
   const Tensor &x = valueOf(op.input());
   std::vector<int64_t> wShape = shapeOf(op.weight());
@@ -712,14 +751,13 @@ FailureOr<Tensor> Builder::conv2d(nn::Conv2DOp op) {
              {static_cast<int>(cout), static_cast<int>(kw), static_cast<int>(kh),
               static_cast<int>(cin)});
   Halide::Func biases = packed(op, "b", bLayout, {static_cast<int>(cout)});
-  auto attrInts = [](ArrayAttr array) {
-    return std::pair<int, int>(array[0].cast<IntegerAttr>().getInt(),
-                               array[1].cast<IntegerAttr>().getInt());
-  };
-  auto [strideH, strideW] = attrInts(op.stride());
-  auto [padH, padW] = attrInts(op.padding());
+  nn::WindowSpec window = op.window();
+  int strideH = static_cast<int>(window.stride[0]), strideW = static_cast<int>(window.stride[1]);
+  int padH = static_cast<int>(window.padBegin(0)), padW = static_cast<int>(window.padBegin(1));
+  int dilationH = static_cast<int>(window.dilationOf(0)),
+      dilationW = static_cast<int>(window.dilationOf(1));
   Halide::Func in = x.func;
-  if (padH || padW)
+  if (readsOutside(window, kh, kw, x.shape, shapeOf(op.output())))
     in = Halide::BoundaryConditions::constant_exterior(
         x.func, 0.0f,
         {{0, static_cast<int>(x.shape[3])}, {0, static_cast<int>(x.shape[2])}});
@@ -728,8 +766,9 @@ FailureOr<Tensor> Builder::conv2d(nn::Conv2DOp op) {
                  static_cast<int>(cin), "r");
   Halide::Func acc(nameFor(op, "acc"));
   acc(xx, yy, c, n) = biases(c);
-  acc(xx, yy, c, n) += weights(c, r.x, r.y, r.z) *
-                       in(xx * strideW + r.x - padW, yy * strideH + r.y - padH, r.z, n);
+  acc(xx, yy, c, n) += weights(c, r.x, r.y, r.z) * in(xx * strideW + r.x * dilationW - padW,
+                                                      yy * strideH + r.y * dilationH - padH,
+                                                      r.z, n);
   Halide::Func y(nameFor(op, ""));
   y(xx, yy, c, n) = applyActivation(acc(xx, yy, c, n), activationOf(op));
   return record(op, LayerFuncs::Kind::Conv2D, y, acc, cin * kh * kw);
@@ -813,16 +852,27 @@ FailureOr<Tensor> Builder::batchNorm(nn::BatchNormOp op) {
   return result;
 }
 
-// Windows of kernel_size, no padding (the DSL's pooling).
+// Windows of kernel_size every stride, taps dilation apart, from the begin
+// padding (NNOps.td). Where a window reads outside the input, the input is
+// extended with −Inf (max: padded taps never win) or 0 (average), and the
+// average divides by nn.avg_pool2d's divisor for its position (0 for a
+// window with nothing in bounds); elsewhere every window is whole and the
+// average is the plain kH·kW mean.
 FailureOr<Tensor> Builder::pool(Operation *op, bool isMax) {
   const Tensor &x = valueOf(op->getOperand(0));
-  auto ints = [&](StringRef name) {
-    auto array = op->getAttrOfType<ArrayAttr>(name);
-    return std::pair<int, int>(array[0].cast<IntegerAttr>().getInt(),
-                               array[1].cast<IntegerAttr>().getInt());
-  };
-  auto [kh, kw] = ints("kernel_size");
-  auto [sh, sw] = ints("stride");
+  auto kernel = op->getAttrOfType<ArrayAttr>("kernel_size");
+  int kh = static_cast<int>(kernel[0].cast<IntegerAttr>().getInt());
+  int kw = static_cast<int>(kernel[1].cast<IntegerAttr>().getInt());
+  nn::WindowSpec window = nn::windowOf(op);
+  int sh = static_cast<int>(window.stride[0]), sw = static_cast<int>(window.stride[1]);
+  int ph = static_cast<int>(window.padBegin(0)), pw = static_cast<int>(window.padBegin(1));
+  int dh = static_cast<int>(window.dilationOf(0)), dw = static_cast<int>(window.dilationOf(1));
+  bool outside = readsOutside(window, kh, kw, x.shape, shapeOf(op->getResult(0)));
+  Halide::Func in = x.func;
+  if (outside)
+    in = Halide::BoundaryConditions::constant_exterior(
+        x.func, isMax ? -INFINITY : 0.0f,
+        {{0, static_cast<int>(x.shape[3])}, {0, static_cast<int>(x.shape[2])}});
   Halide::Var xx("d0"), yy("d1"), c("d2"), n("d3");
   // The window written out tap by tap: pooling kernels are small and known
   // at compile time, and an RDom would make Halide build an inner reduction
@@ -830,12 +880,63 @@ FailureOr<Tensor> Builder::pool(Operation *op, bool isMax) {
   Halide::Expr result;
   for (int ky = 0; ky < kh; ++ky)
     for (int kx = 0; kx < kw; ++kx) {
-      Halide::Expr tap = x.func(xx * sw + kx, yy * sh + ky, c, n);
+      Halide::Expr tap = in(xx * sw + kx * dw - pw, yy * sh + ky * dh - ph, c, n);
       result = !result.defined() ? tap : isMax ? maxPropagatingNan(result, tap) : result + tap;
     }
   Halide::Func y(nameFor(op, ""));
-  y(xx, yy, c, n) = isMax ? result : result * (1.0f / static_cast<float>(kh * kw));
+  if (isMax) {
+    y(xx, yy, c, n) = result;
+  } else if (!outside) {
+    y(xx, yy, c, n) = result * (1.0f / static_cast<float>(kh * kw));
+  } else {
+    bool includePad = op->hasAttr("count_include_pad");
+    Halide::Expr divisor = poolDivisorExtent(yy, window, 0, kh, x.shape[2], includePad) *
+                           poolDivisorExtent(xx, window, 1, kw, x.shape[3], includePad);
+    y(xx, yy, c, n) =
+        Halide::select(divisor > 0, result / Halide::cast<float>(divisor), 0.0f);
+  }
   return record(op, LayerFuncs::Kind::Pool, y);
+}
+
+// softmax / log_softmax along one axis, as PyTorch's CPU kernels (NNOps.td):
+// m = max along the axis (a NaN wins, so a slice with a NaN is NaN
+// throughout), t = x − m (at most 0), s = Σ exp(t); softmax = exp(t) / s,
+// log_softmax = t − log(s). +Inf gives inf − inf = NaN, an all −Inf slice
+// NaN, a −Inf element 0 (−Inf). log of a NaN sum is taken as NaN on the
+// bits rather than trusted to Halide's log.
+FailureOr<Tensor> Builder::softmax(Operation *op, int64_t axis, bool isLog) {
+  const Tensor &x = valueOf(op->getOperand(0));
+  size_t rank = x.shape.size();
+  size_t dim = rank - 1 - static_cast<size_t>(axis); // Halide's order
+  std::vector<Halide::Var> vars = makeVars(rank), rest;
+  for (size_t d = 0; d < rank; ++d)
+    if (d != dim)
+      rest.push_back(vars[d]);
+  int64_t size = x.shape[axis];
+  Halide::Expr extent = size < 0 ? stage().batch() : Halide::Expr(static_cast<int>(size));
+  std::vector<Halide::Expr> at = toExprs(vars);
+  Halide::Func rowMax(nameFor(op, "max")), sumExp(nameFor(op, "sum"));
+  at[dim] = 0;
+  rowMax(rest) = x.func(at);
+  if (size != 1) {
+    Halide::RDom r(1, extent - 1, nameFor(op, "rm"));
+    at[dim] = r;
+    rowMax(rest) = maxPropagatingNan(rowMax(rest), x.func(at));
+  }
+  Halide::RDom r(0, extent, nameFor(op, "rs"));
+  at[dim] = r;
+  sumExp(rest) = 0.0f;
+  sumExp(rest) += expNonPositive(x.func(at) - rowMax(rest));
+  Halide::Expr t = x.func(vars) - rowMax(rest), sum = sumExp(rest);
+  Halide::Func y(nameFor(op, ""));
+  if (isLog)
+    y(vars) = Halide::select(isNan(sum), sum, t - Halide::log(sum));
+  else
+    y(vars) = expNonPositive(t) / sum;
+  record(op, LayerFuncs::Kind::Softmax, y, sumExp, size);
+  stage().layers.back().rowMax = rowMax;
+  stage().layers.back().axis = axis;
+  return Tensor{y, x.shape};
 }
 
 // Merges dimensions start..end: the merged index is split back by div/mod.
@@ -1007,6 +1108,8 @@ void scheduleReference(LoweredStage &stage) {
     layer.output.compute_root();
     if (layer.reduction.defined())
       layer.reduction.compute_root();
+    if (layer.rowMax.defined())
+      layer.rowMax.compute_root();
   }
 }
 

@@ -208,6 +208,50 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   out.specialize(batch >= 2).parallel(args[3]);
 }
 
+/// A vector width for rows of `width` elements (a dynamic one: the
+/// target's): 8 or 4 lanes where the row divides by them or has room for one,
+/// as pools do.
+int rowVector(int64_t width, const TargetInfo &target) {
+  if (width < 0)
+    return target.lanes;
+  return std::min(target.lanes, width % 8 == 0 ? 8 : 4);
+}
+
+/// softmax, log_softmax: computed whole, vectorized along the innermost
+/// dimension and, for more than one sample, parallel over the batch. The
+/// max and Σ exp along the axis are computed per sample (per row where the
+/// axis is the innermost dimension; they are a handful of scalars), or
+/// whole where the axis is the batch itself, and vectorized along their
+/// innermost dimension where it is not the axis. Two passes over a slice
+/// that stays in cache, no parallel loop for one sample.
+void scheduleSoftmax(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
+  Halide::Func out = layer.output, rowMax = layer.rowMax, sum = layer.reduction;
+  std::vector<Halide::Var> args = out.args();
+  size_t rank = args.size();
+  out.compute_root();
+  int64_t inner = layer.shape.back();
+  if (inner < 0 || inner >= 4)
+    out.vectorize(args[0], rowVector(inner, target), TailStrategy::GuardWithIf);
+  bool overBatch = layer.axis == 0;
+  bool innermost = layer.axis == static_cast<int64_t>(rank) - 1;
+  for (Halide::Func f : {rowMax, sum}) {
+    if (overBatch || rank == 1)
+      f.compute_root();
+    else
+      f.compute_at(out, innermost ? args[1] : args.back());
+    std::vector<Halide::Var> fArgs = f.args();
+    int64_t fInner = innermost ? 0 : layer.shape.back();
+    if (!fArgs.empty() && (fInner < 0 || fInner >= 4)) {
+      int vector = rowVector(fInner, target);
+      f.vectorize(fArgs[0], vector, TailStrategy::GuardWithIf);
+      for (int i = 0; i < f.num_update_definitions(); ++i)
+        f.update(i).vectorize(fArgs[0], vector, TailStrategy::GuardWithIf);
+    }
+  }
+  if (rank >= 2)
+    out.specialize(batch >= 2).parallel(args.back());
+}
+
 /// Static elements of a Func above which its outermost dimension runs in
 /// parallel, the batch counted as kBatchRows rows. A first choice of about
 /// 16 µs of element-wise work, where the pool's start-up (about a
@@ -408,6 +452,9 @@ void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
       break;
     case LayerFuncs::Kind::Pool:
       schedulePool(layer, batch, target);
+      break;
+    case LayerFuncs::Kind::Softmax:
+      scheduleSoftmax(layer, batch, target);
       break;
     case LayerFuncs::Kind::Flatten:
       // Materialized so the next linear reads a plain [N, K] matrix rather

@@ -144,6 +144,7 @@ private:
   FailureOr<std::vector<Func>> convGradInput(nn::Conv2DGradInputOp op);
   FailureOr<std::vector<Func>> convGradWeight(nn::Conv2DGradWeightOp op);
   FailureOr<std::vector<Func>> poolGrad(Operation *op, bool isMax);
+  FailureOr<std::vector<Func>> softmaxGrad(Operation *op, bool isLog);
   FailureOr<std::vector<Func>> reshape(nn::ReshapeOp op);
   FailureOr<std::vector<Func>> elementwise(std::function<Expr(std::vector<Expr>)> f);
   FailureOr<std::vector<Func>> dropoutMask(nn::DropoutMaskOp op);
@@ -190,6 +191,8 @@ FailureOr<std::vector<Func>> TrainBuilder::build() {
       })
       .Case([&](nn::AvgPool2DGradOp) { return poolGrad(op, /*isMax=*/false); })
       .Case([&](nn::MaxPool2DGradOp) { return poolGrad(op, /*isMax=*/true); })
+      .Case([&](nn::SoftmaxGradOp) { return softmaxGrad(op, /*isLog=*/false); })
+      .Case([&](nn::LogSoftmaxGradOp) { return softmaxGrad(op, /*isLog=*/true); })
       .Case([&](nn::ReshapeOp o) { return reshape(o); })
       .Case([&](nn::MulOp) {
         return elementwise([](std::vector<Expr> a) { return a[0] * a[1]; });
@@ -421,21 +424,25 @@ FailureOr<std::vector<Func>> TrainBuilder::sumAllBut(Value dyValue, int keep, Va
 }
 
 // dX[n, i, h, w] = Σ_{o, kh, kw} dY[n, o, oh, ow] · W[o, i, kh, kw] over
-// oh·sh − ph + kh = h, ow·sw − pw + kw = w: a convolution of dY, zero-padded
-// (a Func computed whole over the region the taps read) and, with a
-// stride, with stride − 1 zeros between its elements, by the transposed
-// kernel: position w + pw − kw of the upsampled dY. The accumulator is a
-// convolution's, scheduled as the forward's (Kind::Conv2D).
+// oh·sh − ph + kh·dh = h, ow·sw − pw + kw·dw = w (p the begin padding; the
+// end padding only decides OH and OW; d the dilation): a convolution of
+// dY, zero-padded (a Func computed whole over the region the taps read)
+// and, with a stride, with stride − 1 zeros between its elements, by the
+// transposed kernel: position w + pw − kw·dw of the upsampled dY. The
+// accumulator is a convolution's, scheduled as the forward's
+// (Kind::Conv2D).
 FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp op) {
   std::vector<int64_t> wShape = shapeOf(op.weight()), dyShape = shapeOf(op.output_grad());
   int outChannels = static_cast<int>(wShape[0]), kh = static_cast<int>(wShape[2]),
       kw = static_cast<int>(wShape[3]);
   int oh = static_cast<int>(dyShape[2]), ow = static_cast<int>(dyShape[3]);
-  auto [sh, sw] = pairOf(op.stride());
-  auto [ph, pw] = pairOf(op.padding());
+  nn::WindowSpec window = op.window();
+  int sh = static_cast<int>(window.stride[0]), sw = static_cast<int>(window.stride[1]);
+  int ph = static_cast<int>(window.padBegin(0)), pw = static_cast<int>(window.padBegin(1));
+  int dh = static_cast<int>(window.dilationOf(0)), dw = static_cast<int>(window.dilationOf(1));
   Var x("d0"), y("d1"), i("d2"), n("d3");
   Halide::RDom r(0, kw, 0, kh, 0, outChannels, c.nameFor("r"));
-  Expr tx = x + pw - r.x, ty = y + ph - r.y;
+  Expr tx = x + pw - r.x * dw, ty = y + ph - r.y * dh;
   Func dy = in(op.output_grad());
   Func padded = root("dy_padded", dyShape);
   padded(x, y, i, n) = Halide::BoundaryConditions::constant_exterior(
@@ -467,17 +474,21 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp o
   return std::vector<Func>{dx};
 }
 
-// dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh + kh − ph, ow·sw + kw − pw],
+// dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh + kh·dh − ph, ow·sw + kw·dw − pw],
 // summed in V partial sums along ow (V: the widest vector, down to 4
 // lanes, that divides the output's width; else 1), which the schedule
 // keeps in vector registers for all the taps of one (o, i), then added.
 FailureOr<std::vector<Func>> TrainBuilder::convGradWeight(nn::Conv2DGradWeightOp op) {
   std::vector<int64_t> xShape = shapeOf(op.input()), dyShape = shapeOf(op.output_grad());
-  auto [sh, sw] = pairOf(op.stride());
-  auto [ph, pw] = pairOf(op.padding());
+  nn::WindowSpec window = op.window();
+  int sh = static_cast<int>(window.stride[0]), sw = static_cast<int>(window.stride[1]);
+  int ph = static_cast<int>(window.padBegin(0)), pw = static_cast<int>(window.padBegin(1));
+  int dilationH = static_cast<int>(window.dilationOf(0)),
+      dilationW = static_cast<int>(window.dilationOf(1));
+  std::vector<int64_t> wShape = shapeOf(op.weight_grad());
   Func x = in(op.input());
   Var kx("d0"), ky("d1"), i("d2"), o("d3"), v("v");
-  if (ph || pw) {
+  if (readsOutside(window, wShape[2], wShape[3], xShape, dyShape)) {
     Func padded = root("x_padded", xShape);
     padded(kx, ky, i, o) = Halide::BoundaryConditions::constant_exterior(
         x, 0.0f, {{0, static_cast<int>(xShape[3])}, {0, static_cast<int>(xShape[2])}})(kx, ky, i, o);
@@ -493,7 +504,7 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradWeight(nn::Conv2DGradWeightOp
   Func partial(c.nameFor("partial"));
   partial(v, kx, ky, i, o) = 0.0f;
   partial(v, kx, ky, i, o) += in(op.output_grad())(column, r.y, o, r.z) *
-                              x(column * sw + kx - pw, r.y * sh + ky - ph, i, r.z);
+                              x(column * sw + kx * dilationW - pw, r.y * sh + ky * dilationH - ph, i, r.z);
   Halide::RDom rv(0, lanes, c.nameFor("rv"));
   Func dw(c.nameFor(""));
   dw(kx, ky, i, o) = 0.0f;
@@ -504,54 +515,113 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradWeight(nn::Conv2DGradWeightOp
   return std::vector<Func>{dw};
 }
 
-// Average: dX[h, w] = Σ over the windows containing (h, w) of dY / (KH·KW).
-// Max: each window's dY goes to the element max_pool2d_with_indices
-// returns, found by scanning the window in row-major order and taking an
-// element when `v > max || isnan(v)` (the first maximum on ties, the last
-// NaN); the index is computed explicitly per window (not by Halide's
-// propagate_adjoints, which sends a tie to both operands), then each input
-// element sums the windows that chose it.
+// Average: dX[h, w] = Σ over the windows containing (h, w) of dY / divisor
+// (KH·KW for whole windows; nn.avg_pool2d's divisor of the window's
+// position where windows read outside the input). Max: each window's dY
+// goes to the element max_pool2d_with_indices returns, found by scanning
+// the window's in-bounds taps in row-major order from the first one and
+// taking a tap when `v > max || isnan(v)` (the first maximum on ties, the
+// last NaN; a window with no tap in bounds chooses none, -1); the index is
+// computed explicitly per window (not by Halide's propagate_adjoints, which
+// sends a tie to both operands), then each input element sums the windows
+// that chose it. The tap (ty, tx) of the window at (oy, ox) reads
+// (oy·sh + ty·dh − ph, ox·sw + tx·dw − pw).
 FailureOr<std::vector<Func>> TrainBuilder::poolGrad(Operation *op, bool isMax) {
   auto [kh, kw] = pairOf(op->getAttrOfType<ArrayAttr>("kernel_size"));
-  auto [sh, sw] = pairOf(op->getAttrOfType<ArrayAttr>("stride"));
-  std::vector<int64_t> dyShape = shapeOf(op->getOperand(0));
+  nn::WindowSpec window = nn::windowOf(op);
+  int sh = static_cast<int>(window.stride[0]), sw = static_cast<int>(window.stride[1]);
+  int ph = static_cast<int>(window.padBegin(0)), pw = static_cast<int>(window.padBegin(1));
+  int dh = static_cast<int>(window.dilationOf(0)), dw = static_cast<int>(window.dilationOf(1));
+  std::vector<int64_t> dyShape = shapeOf(op->getOperand(0)), xShape = shapeOf(op->getResult(0));
   int oh = static_cast<int>(dyShape[2]), ow = static_cast<int>(dyShape[3]);
+  int height = static_cast<int>(xShape[2]), width = static_cast<int>(xShape[3]);
+  bool outside = readsOutside(window, kh, kw, xShape, dyShape);
   Func dy = in(op->getOperand(0));
   Var x("d0"), y("d1"), ch("d2"), n("d3");
   Func chosen;
   if (isMax) {
     Func input = in(op->getOperand(1));
     chosen = root("argmax", dyShape);
-    Expr best = input(x * sw, y * sh, ch, n), index = 0;
+    Expr best, index;
     for (int ty = 0; ty < kh; ++ty)
       for (int tx = 0; tx < kw; ++tx) {
-        if (ty == 0 && tx == 0)
+        Expr ix = x * sw + tx * dw - pw, iy = y * sh + ty * dh - ph;
+        Expr v = outside ? input(Halide::clamp(ix, 0, width - 1),
+                                 Halide::clamp(iy, 0, height - 1), ch, n)
+                         : input(ix, iy, ch, n);
+        if (!index.defined()) {
+          // The first tap: taken where it is in bounds.
+          Expr inside = outside ? ix >= 0 && ix < width && iy >= 0 && iy < height
+                                : Expr(true);
+          index = Halide::select(inside, 0, -1);
+          best = v;
           continue;
-        Expr v = input(x * sw + tx, y * sh + ty, ch, n);
+        }
         Expr take = v > best || isNan(v);
+        if (outside)
+          take = (index < 0 || take) && ix >= 0 && ix < width && iy >= 0 && iy < height;
         index = Halide::select(take, ty * kw + tx, index);
         best = Halide::select(take, v, best);
       }
     chosen(x, y, ch, n) = index;
   }
+  bool includePad = op->hasAttr("count_include_pad");
   float scale = 1.0f / static_cast<float>(kh * kw);
   Expr sum = 0.0f;
   for (int ty = 0; ty < kh; ++ty)
     for (int tx = 0; tx < kw; ++tx) {
-      Expr px = (x - tx) / sw, py = (y - ty) / sh;
+      Expr offsetX = x + pw - tx * dw, offsetY = y + ph - ty * dh;
+      Expr px = offsetX / sw, py = offsetY / sh;
       Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
       if (sw > 1)
-        valid = valid && (x - tx) % sw == 0;
+        valid = valid && offsetX % sw == 0;
       if (sh > 1)
-        valid = valid && (y - ty) % sh == 0;
+        valid = valid && offsetY % sh == 0;
       Expr cx = Halide::clamp(px, 0, ow - 1), cy = Halide::clamp(py, 0, oh - 1);
       if (isMax)
         valid = valid && chosen(cx, cy, ch, n) == ty * kw + tx;
       Expr tap = dy(cx, cy, ch, n);
-      sum = sum + Halide::select(valid, isMax ? tap : tap * scale, 0.0f);
+      if (!isMax)
+        tap = outside ? tap / Halide::cast<float>(
+                                  poolDivisorExtent(cy, window, 0, kh, height, includePad) *
+                                  poolDivisorExtent(cx, window, 1, kw, width, includePad))
+                      : tap * scale;
+      sum = sum + Halide::select(valid, tap, 0.0f);
     }
   Func dx = rootLike("", op->getResult(0));
   dx(x, y, ch, n) = sum;
+  return std::vector<Func>{dx};
+}
+
+// softmax: dx = y · (dy − Σ_axis dy · y); log_softmax: dx = dy − exp(y) ·
+// Σ_axis dy (PyTorch's _softmax_backward_data / _log_softmax_backward_data),
+// the sums in f32 as PyTorch's CPU kernels.
+FailureOr<std::vector<Func>> TrainBuilder::softmaxGrad(Operation *op, bool isLog) {
+  Value dyValue = op->getOperand(0), yValue = op->getOperand(1);
+  std::vector<int64_t> shape = shapeOf(yValue);
+  size_t rank = shape.size();
+  int64_t axis = op->getAttrOfType<IntegerAttr>("axis").getInt();
+  int dim = static_cast<int>(rank - 1 - axis); // Halide's order
+  std::vector<Var> vars = makeVars(rank), rest;
+  std::vector<int64_t> restShape;
+  for (size_t d = 0; d < rank; ++d)
+    if (static_cast<int>(d) != dim)
+      rest.push_back(vars[d]);
+  for (size_t d = 0; d < rank; ++d)
+    if (static_cast<int64_t>(d) != axis)
+      restShape.push_back(shape[d]);
+  Func dy = in(dyValue), y = in(yValue);
+  std::vector<Expr> at = toExprs(vars);
+  Halide::RDom r(0, extent(shape[axis]), c.nameFor("r"));
+  at[dim] = r;
+  Func sum = root("sum", restShape);
+  sum(rest) = 0.0f;
+  sum(rest) += isLog ? dy(at) : dy(at) * y(at);
+  Func dx = rootLike("", op->getResult(0));
+  if (isLog)
+    dx(vars) = dy(vars) - expNonPositive(y(vars)) * sum(rest);
+  else
+    dx(vars) = y(vars) * (dy(vars) - sum(rest));
   return std::vector<Func>{dx};
 }
 
@@ -720,7 +790,7 @@ bool isTrainOp(Operation *op) {
              nn::LinearGradInputOp, nn::LinearGradWeightOp, nn::LinearGradBiasOp,
              nn::Conv2DGradInputOp, nn::Conv2DGradWeightOp, nn::Conv2DGradBiasOp,
              nn::ReluGradOp, nn::SigmoidGradOp, nn::TanhGradOp, nn::AvgPool2DGradOp,
-             nn::MaxPool2DGradOp, nn::ReshapeOp, nn::MulOp, nn::DropoutMaskOp,
+             nn::MaxPool2DGradOp, nn::SoftmaxGradOp, nn::LogSoftmaxGradOp, nn::ReshapeOp, nn::MulOp, nn::DropoutMaskOp,
              nn::IncrementOp, nn::SGDUpdateOp, nn::AdamUpdateOp, nn::AdamWUpdateOp>(op);
 }
 

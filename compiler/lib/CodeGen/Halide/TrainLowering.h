@@ -8,6 +8,7 @@
 #define KILN_LIB_CODEGEN_HALIDE_TRAINLOWERING_H
 
 #include "kiln/CodeGen/Halide/Lowering.h"
+#include "kiln/Dialect/NN/IR/ShapeInference.h"
 
 #include "mlir/IR/Operation.h"
 
@@ -20,6 +21,20 @@ Halide::Expr isNan(Halide::Expr x);
 /// relu and sigmoid with PyTorch's results at the edges (Lowering.cpp).
 Halide::Expr relu(Halide::Expr x);
 Halide::Expr sigmoid(Halide::Expr x);
+/// exp(t) for t <= 0 or NaN (softmax's exp(x − max)), with PyTorch's
+/// results at the edges (Lowering.cpp).
+Halide::Expr expNonPositive(Halide::Expr t);
+
+/// Whether a window of kernel kh × kw placed for an input of shape `in`
+/// ([N, C, H, W]) giving `out` reads outside the input: begin padding, or a
+/// last tap past the end (end padding, a ceil_mode window that overhangs).
+bool readsOutside(const nn::WindowSpec &window, int64_t kh, int64_t kw,
+                  const std::vector<int64_t> &in, const std::vector<int64_t> &out);
+
+/// nn.avg_pool2d's divisor along dimension `d` (0: h, 1: w) for the window
+/// at output position `o`, of `kernel` over an input extent `size`.
+Halide::Expr poolDivisorExtent(Halide::Expr o, const nn::WindowSpec &window, int d,
+                               int64_t kernel, int64_t size, bool countIncludePad);
 
 /// What a training-step op's builder reads and where its Funcs go.
 struct TrainContext {

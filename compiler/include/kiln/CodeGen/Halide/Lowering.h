@@ -70,10 +70,13 @@ struct LayerFuncs {
   /// operand is contiguous along Halide dimension 0 (register-blocked).
   /// ConvWeightGrad: a convolution's weight gradient, the sum over
   /// Halide dimension 0 of `reduction`, vectors of partial sums per tap.
+  /// Softmax: softmax or log_softmax over tensor dimension `axis`;
+  /// `rowMax` and `reduction` (Σ exp) are Funcs of the other dimensions.
   enum class Kind {
     Linear,
     Conv2D,
     Pool,
+    Softmax,
     Flatten,
     Elementwise,
     BatchStats,
@@ -94,6 +97,9 @@ struct LayerFuncs {
   /// Train: a Func of the same shape whose outermost loop this one's
   /// loops run in (Halide's compute_with), as the optimizer's outputs do.
   Halide::Func fuseWith;
+  /// Softmax: the maximum along the axis, and the axis (tensor order).
+  Halide::Func rowMax;
+  int64_t axis = -1;
 };
 
 /// A tensor an entry point takes (an input buffer) or gives (an output).

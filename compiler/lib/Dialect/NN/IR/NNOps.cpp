@@ -66,12 +66,36 @@ static LogicalResult verifyInferredShape(LinearOp op) {
                            optionalShapeOf(op.bias())));
 }
 
+WindowSpec windowOf(Operation *op) {
+  auto ints = [&](StringRef name) {
+    Shape values;
+    if (auto array = op->getAttrOfType<ArrayAttr>(name))
+      for (Attribute element : array)
+        values.push_back(element.isa<IntegerAttr>() ? element.cast<IntegerAttr>().getInt() : -1);
+    return values;
+  };
+  WindowSpec window;
+  window.stride = ints("stride");
+  window.padding = ints("padding");
+  window.paddingEnd = ints("padding_end");
+  window.dilation = ints("dilation");
+  window.ceilMode = op->hasAttr("ceil_mode");
+  return window;
+}
+
+WindowSpec Conv2DOp::window() { return windowOf(*this); }
+WindowSpec AvgPool2DOp::window() { return windowOf(*this); }
+WindowSpec MaxPool2DOp::window() { return windowOf(*this); }
+WindowSpec Conv2DGradInputOp::window() { return windowOf(*this); }
+WindowSpec Conv2DGradWeightOp::window() { return windowOf(*this); }
+WindowSpec AvgPool2DGradOp::window() { return windowOf(*this); }
+WindowSpec MaxPool2DGradOp::window() { return windowOf(*this); }
+
 static LogicalResult verifyInferredShape(Conv2DOp op) {
   auto emitError = [&] { return op.emitOpError(); };
   return checkResultShape(
       op, inferConv2DShape(emitError, shapeOf(op.input()), shapeOf(op.weight()),
-                           optionalShapeOf(op.bias()), toInts(op.stride()),
-                           toInts(op.padding())));
+                           optionalShapeOf(op.bias()), op.window()));
 }
 
 /// Every state operand of a BatchNorm is one value per channel.
@@ -130,7 +154,7 @@ static LogicalResult verifyPoolShape(PoolOp op) {
   return checkResultShape(
       op, inferPool2DShape(emitError, op->getName().stripDialect(),
                            shapeOf(op.input()), toInts(op.kernel_size()),
-                           toInts(op.stride())));
+                           op.window()));
 }
 static LogicalResult verifyInferredShape(AvgPool2DOp op) {
   return verifyPoolShape(op);
@@ -138,6 +162,16 @@ static LogicalResult verifyInferredShape(AvgPool2DOp op) {
 static LogicalResult verifyInferredShape(MaxPool2DOp op) {
   return verifyPoolShape(op);
 }
+
+template <typename SoftmaxOp>
+static LogicalResult verifySoftmax(SoftmaxOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return failure(failed(normalizeDim(emitError, op->getName().stripDialect(), "axis",
+                                     shapeOf(op.input()), op.axisAttr().getInt(),
+                                     /*allowNegative=*/false)));
+}
+static LogicalResult verifyInferredShape(SoftmaxOp op) { return verifySoftmax(op); }
+static LogicalResult verifyInferredShape(LogSoftmaxOp op) { return verifySoftmax(op); }
 
 static LogicalResult verifyInferredShape(FlattenOp op) {
   auto emitError = [&] { return op.emitOpError(); };

@@ -225,8 +225,7 @@ LogicalResult LinearGradBiasOp::verifyTrain() {
 LogicalResult Conv2DGradInputOp::verifyTrain() {
   auto emitError = [&] { return emitOpError(); };
   ShapeRef x = shapeOf(input_grad());
-  FailureOr<Shape> y = inferConv2DShape(emitError, x, shapeOf(weight()),
-                                        llvm::None, toInts(stride()), toInts(padding()));
+  FailureOr<Shape> y = inferConv2DShape(emitError, x, shapeOf(weight()), llvm::None, window());
   if (failed(y))
     return failure();
   return expectShape(*this, "output_grad", shapeOf(output_grad()), *y);
@@ -234,9 +233,8 @@ LogicalResult Conv2DGradInputOp::verifyTrain() {
 
 LogicalResult Conv2DGradWeightOp::verifyTrain() {
   auto emitError = [&] { return emitOpError(); };
-  FailureOr<Shape> y = inferConv2DShape(emitError, shapeOf(input()),
-                                        shapeOf(weight_grad()), llvm::None,
-                                        toInts(stride()), toInts(padding()));
+  FailureOr<Shape> y = inferConv2DShape(emitError, shapeOf(input()), shapeOf(weight_grad()),
+                                        llvm::None, window());
   if (failed(y))
     return failure();
   return expectShape(*this, "output_grad", shapeOf(output_grad()), *y);
@@ -252,9 +250,8 @@ LogicalResult Conv2DGradBiasOp::verifyTrain() {
 template <typename PoolGradOp>
 static LogicalResult verifyPoolGrad(PoolGradOp op, StringRef forwardName) {
   auto emitError = [&] { return op.emitOpError(); };
-  FailureOr<Shape> y = inferPool2DShape(emitError, forwardName,
-                                        shapeOf(op.input_grad()),
-                                        toInts(op.kernel_size()), toInts(op.stride()));
+  FailureOr<Shape> y = inferPool2DShape(emitError, forwardName, shapeOf(op.input_grad()),
+                                        toInts(op.kernel_size()), op.window());
   if (failed(y))
     return failure();
   return expectShape(op, "output_grad", shapeOf(op.output_grad()), *y);
@@ -269,6 +266,17 @@ LogicalResult MaxPool2DGradOp::verifyTrain() {
     return emitOpError() << "result must have the input's type " << input().getType();
   return verifyPoolGrad(*this, "max_pool2d");
 }
+
+template <typename SoftmaxGradOp>
+static LogicalResult verifySoftmaxGrad(SoftmaxGradOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  return failure(failed(normalizeDim(emitError, op->getName().stripDialect(), "axis",
+                                     shapeOf(op.output()), op.axisAttr().getInt(),
+                                     /*allowNegative=*/false)));
+}
+
+LogicalResult SoftmaxGradOp::verifyTrain() { return verifySoftmaxGrad(*this); }
+LogicalResult LogSoftmaxGradOp::verifyTrain() { return verifySoftmaxGrad(*this); }
 
 LogicalResult ReshapeOp::verifyTrain() {
   ShapeRef in = shapeOf(input()), out = shapeOf(output());

@@ -16,6 +16,7 @@
 #include "kiln/Dialect/NN/IR/Utils.h"
 #include "kiln/Dialect/NN/Transforms/Passes.h"
 
+#include "mlir/Dialect/Arithmetic/IR/Arithmetic.h"
 #include "mlir/Dialect/StandardOps/IR/Ops.h"
 #include "mlir/IR/BlockAndValueMapping.h"
 #include "mlir/IR/Builders.h"
@@ -146,8 +147,18 @@ FailureOr<Optimizer> Autodiff::readTrainConfig(ModuleOp module,
   return opt;
 }
 
+/// The forward ops StepBuilder::backwardOp has a gradient for, and those
+/// that need none (state, constants, the return). Any other op would
+/// silently pass no gradient on, so nn-autodiff refuses it.
+bool isDifferentiable(Operation *op) {
+  return isa<LinearOp, Conv2DOp, BatchNormOp, ReluOp, SigmoidOp, TanhOp, AddOp, DropoutOp,
+             FlattenOp, AvgPool2DOp, MaxPool2DOp, SoftmaxOp, LogSoftmaxOp, ParamOp, BufferOp,
+             arith::ConstantOp, ReturnOp>(op);
+}
+
 /// What the training step cannot be built from: IR after inference passes,
-/// and train-mode BatchNorm with one value per channel.
+/// ops without a gradient, and train-mode BatchNorm with one value per
+/// channel.
 LogicalResult Autodiff::checkForward(FuncOp forward) {
   if (forward.getNumArguments() != 1 || forward.getNumResults() != 1) {
     forward.emitError("nn-autodiff needs @forward with one input and one result");
@@ -171,6 +182,11 @@ LogicalResult Autodiff::checkForward(FuncOp forward) {
                          "inference passes; found "
                       << describeLayer(op)
                       << (fused ? " with a fused activation" : "");
+      return WalkResult::interrupt();
+    }
+    if (op != forward.getOperation() && !isDifferentiable(op)) {
+      op->emitError() << "nn-autodiff has no gradient for " << describeLayer(op)
+                      << " (" << op->getName() << "): the model cannot be trained";
       return WalkResult::interrupt();
     }
     if (auto bn = dyn_cast<BatchNormOp>(op)) {
@@ -298,14 +314,16 @@ void StepBuilder::backwardOp(Operation *op) {
     if (wants(conv.input()))
       accumulate(conv.input(),
                  b.create<Conv2DGradInputOp>(loc, typeOf(conv.input()), dy,
-                                             mapped(conv.weight()), conv.stride(),
-                                             conv.padding()),
+                                             mapped(conv.weight()), conv.strideAttr(),
+                                             conv.paddingAttr(), conv.padding_endAttr(),
+                                             conv.dilationAttr()),
                  loc);
     if (wants(conv.weight()))
       accumulate(conv.weight(),
                  b.create<Conv2DGradWeightOp>(loc, typeOf(conv.weight()), dy,
-                                              mapped(conv.input()), conv.stride(),
-                                              conv.padding()),
+                                              mapped(conv.input()), conv.strideAttr(),
+                                              conv.paddingAttr(), conv.padding_endAttr(),
+                                              conv.dilationAttr()),
                  loc);
     if (wants(conv.bias()))
       accumulate(conv.bias(),
@@ -343,13 +361,27 @@ void StepBuilder::backwardOp(Operation *op) {
   } else if (auto pool = dyn_cast<AvgPool2DOp>(op)) {
     accumulate(pool.input(),
                b.create<AvgPool2DGradOp>(loc, typeOf(pool.input()), dy,
-                                         pool.kernel_size(), pool.stride()),
+                                         pool.kernel_sizeAttr(), pool.strideAttr(),
+                                         pool.paddingAttr(), pool.padding_endAttr(),
+                                         pool.ceil_modeAttr(), pool.count_include_padAttr()),
                loc);
   } else if (auto pool = dyn_cast<MaxPool2DOp>(op)) {
     accumulate(pool.input(),
                b.create<MaxPool2DGradOp>(loc, typeOf(pool.input()), dy,
-                                         mapped(pool.input()), pool.kernel_size(),
-                                         pool.stride()),
+                                         mapped(pool.input()), pool.kernel_sizeAttr(),
+                                         pool.strideAttr(), pool.paddingAttr(),
+                                         pool.padding_endAttr(), pool.dilationAttr(),
+                                         pool.ceil_modeAttr()),
+               loc);
+  } else if (auto softmax = dyn_cast<SoftmaxOp>(op)) {
+    accumulate(softmax.input(),
+               b.create<SoftmaxGradOp>(loc, dy.getType(), dy, mapped(softmax.output()),
+                                       softmax.axisAttr()),
+               loc);
+  } else if (auto logSoftmax = dyn_cast<LogSoftmaxOp>(op)) {
+    accumulate(logSoftmax.input(),
+               b.create<LogSoftmaxGradOp>(loc, dy.getType(), dy, mapped(logSoftmax.output()),
+                                          logSoftmax.axisAttr()),
                loc);
   }
 }

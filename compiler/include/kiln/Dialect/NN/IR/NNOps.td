@@ -80,19 +80,49 @@ def NN_Conv2DOp : NN_LayerOp<"conv2d"> {
   let description = [{
     `weight` is `[out_channels, in_channels, kH, kW]`, `bias` (optional)
     `[out_channels]`; `stride` and `padding` are `[h, w]` (zero padding).
-    `activation` as for nn.linear.
+    `padding` pads the top and left; `padding_end` (optional, `[bottom,
+    right]`) the bottom and right, the same as `padding` when absent (ONNX's
+    asymmetric `pads`). `dilation` (optional, `[h, w]`, 1 when absent)
+    spaces the kernel's taps. Per output dimension
+
+      out = (in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride + 1
+
+    (floor), at least 1:
+
+      y[n, o, i, j] = b[o] + Σ_{c, ky, kx} w[o, c, ky, kx] ·
+                      x[n, c, i·sH + ky·dH − padH, j·sW + kx·dW − padW]
+
+    with x zero outside the input. `activation` as for nn.linear.
 
     ```mlir
     %y = nn.conv2d %x, %w, %b {padding = [0, 0], stride = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>, tensor<6xf32>) -> tensor<?x6x24x24xf32>
+    %z = nn.conv2d %x, %w {dilation = [2, 2], padding = [1, 0], padding_end = [2, 1], stride = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<6x1x5x5xf32>) -> tensor<?x6x23x21xf32>
     ```
   }];
   let arguments = (ins NN_Tensor:$input, NN_Tensor:$weight,
                        Optional<NN_Tensor>:$bias,
                        I64ArrayAttr:$stride, I64ArrayAttr:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       OptionalAttr<I64ArrayAttr>:$dilation,
                        OptionalAttr<NN_ActivationAttr>:$activation);
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = [{
     $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+  // Symmetric padding, no dilation: the op as it was before padding_end
+  // and dilation (the importers that do not set them build it so).
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$output, "::mlir::Value":$input,
+                   "::mlir::Value":$weight, "::mlir::Value":$bias,
+                   "::mlir::ArrayAttr":$stride, "::mlir::ArrayAttr":$padding,
+                   "::mlir::StringAttr":$activation), [{
+      build($_builder, $_state, output, input, weight, bias, stride, padding,
+            ::mlir::ArrayAttr(), ::mlir::ArrayAttr(), activation);
+    }]>
+  ];
+  let extraClassDeclaration = [{
+    /// The window attributes (WindowSpec's accessors apply the defaults).
+    ::kiln::nn::WindowSpec window();
   }];
 }
 
@@ -221,19 +251,127 @@ def NN_DropoutOp : NN_LayerOp<"dropout"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Softmax
+//===----------------------------------------------------------------------===//
+
+// softmax, log_softmax: over one dimension, the result of the input's type.
+class NN_SoftmaxFamilyOp<string mnemonic, string what>
+    : NN_LayerOp<mnemonic, [SameOperandsAndResultType]> {
+  let summary = what # " over dimension `axis`";
+  let arguments = (ins NN_Tensor:$input, I64Attr:$axis);
+  let results = (outs NN_Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def NN_SoftmaxOp : NN_SoftmaxFamilyOp<"softmax", "softmax (torch.nn.Softmax)"> {
+  let description = [{
+    Along dimension `axis` (in [0, rank), non-negative: the importer counts
+    PyTorch's negative dims from the end), as PyTorch's CPU kernel:
+
+      m = max_axis x,   y = exp(x − m) / Σ_axis exp(x − m)
+
+    The max is subtracted, so no finite input overflows. A NaN anywhere
+    along the axis makes that whole slice NaN (the max is NaN); so does
+    +Inf (inf − inf) and a slice that is all −Inf; a −Inf element among
+    finite ones gives 0.
+
+    ```mlir
+    %y = nn.softmax %x {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+  }];
+}
+
+def NN_LogSoftmaxOp : NN_SoftmaxFamilyOp<"log_softmax", "log-softmax (torch.nn.LogSoftmax)"> {
+  let description = [{
+    Along dimension `axis` (as nn.softmax), as PyTorch's CPU kernel:
+
+      m = max_axis x,   y = x − m − log Σ_axis exp(x − m)
+
+    with nn.softmax's rules for NaN and the infinities (a −Inf element among
+    finite ones gives −Inf). x − m is an f32 subtraction: FLT_MAX and
+    −FLT_MAX on one slice give −Inf, as in PyTorch.
+
+    ```mlir
+    %y = nn.log_softmax %x {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Pooling and reshaping
 //===----------------------------------------------------------------------===//
 
 class NN_Pool2DOp<string mnemonic, string what> : NN_LayerOp<mnemonic> {
-  let summary = what # " over kernel_size windows of NCHW input, no padding";
-  let arguments = (ins NN_Tensor:$input, I64ArrayAttr:$kernel_size,
-                       I64ArrayAttr:$stride);
+  let summary = what # " over kernel_size windows of NCHW input";
   let results = (outs NN_Tensor:$output);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  // No padding, no dilation, floor mode: the op without its options.
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$output, "::mlir::Value":$input,
+                   "::mlir::ArrayAttr":$kernel_size, "::mlir::ArrayAttr":$stride), [{
+      $_state.addOperands(input);
+      $_state.addAttribute(kernel_sizeAttrName($_state.name), kernel_size);
+      $_state.addAttribute(strideAttrName($_state.name), stride);
+      $_state.addTypes(output);
+    }]>
+  ];
+  let extraClassDeclaration = [{
+    /// The window attributes (WindowSpec's accessors apply the defaults).
+    ::kiln::nn::WindowSpec window();
+  }];
 }
 
-def NN_AvgPool2DOp : NN_Pool2DOp<"avg_pool2d", "mean (torch.nn.AvgPool2d)">;
-def NN_MaxPool2DOp : NN_Pool2DOp<"max_pool2d", "maximum (torch.nn.MaxPool2d)">;
+def NN_AvgPool2DOp : NN_Pool2DOp<"avg_pool2d", "mean (torch.nn.AvgPool2d)"> {
+  let description = [{
+    Windows of `kernel_size` every `stride` (`[h, w]` each). `padding`
+    (optional, `[top, left]`, 0 when absent) and `padding_end` (optional,
+    `[bottom, right]`, as `padding` when absent) pad with zeros;
+    `ceil_mode` rounds the output size up, PyTorch's rule (the last window
+    must start inside the input or its begin padding; see ShapeInference.h).
+    Per output element, as PyTorch's CPU kernel, with hs = oh·sH − padH,
+    he = min(hs + kH, H + padH_end) (ws, we likewise):
+
+      y = Σ of the window's in-bounds elements / divisor
+      divisor = (he − hs)·(we − ws)           with `count_include_pad`
+                (the window clipped to the padded extent)
+              = the number of in-bounds elements   without
+
+    Without padding both divisors agree (a ceil_mode window that overhangs
+    the input counts its in-bounds elements either way), so an op without
+    these attributes is the plain kH·kW mean. A window with no in-bounds
+    element gives 0. NaN and the infinities propagate through the sum.
+
+    ```mlir
+    %y = nn.avg_pool2d %x {kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x6x24x24xf32>) -> tensor<?x6x12x12xf32>
+    %z = nn.avg_pool2d %x {ceil_mode, count_include_pad, kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x6x24x24xf32>) -> tensor<?x6x13x13xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, I64ArrayAttr:$kernel_size,
+                       I64ArrayAttr:$stride,
+                       OptionalAttr<I64ArrayAttr>:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       UnitAttr:$ceil_mode, UnitAttr:$count_include_pad);
+}
+
+def NN_MaxPool2DOp : NN_Pool2DOp<"max_pool2d", "maximum (torch.nn.MaxPool2d)"> {
+  let description = [{
+    Windows of `kernel_size` every `stride`, their taps `dilation` apart
+    (optional, 1 when absent); `padding`, `padding_end` and `ceil_mode` as
+    for nn.avg_pool2d. Padding is −Inf: padded taps never win. As
+    torch.max_pool2d, a NaN in the window wins (the result is NaN); a window
+    with no in-bounds tap gives −Inf.
+
+    ```mlir
+    %y = nn.max_pool2d %x {kernel_size = [2, 2], stride = [2, 2]} : (tensor<?x6x24x24xf32>) -> tensor<?x6x12x12xf32>
+    %z = nn.max_pool2d %x {ceil_mode, dilation = [2, 2], kernel_size = [3, 3], padding = [1, 1], stride = [2, 2]} : (tensor<?x6x24x24xf32>) -> tensor<?x6x12x12xf32>
+    ```
+  }];
+  let arguments = (ins NN_Tensor:$input, I64ArrayAttr:$kernel_size,
+                       I64ArrayAttr:$stride,
+                       OptionalAttr<I64ArrayAttr>:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       OptionalAttr<I64ArrayAttr>:$dilation, UnitAttr:$ceil_mode);
+}
 
 def NN_FlattenOp : NN_LayerOp<"flatten"> {
   let summary = "merges dimensions start_dim..end_dim into one (torch.nn.Flatten)";

@@ -238,40 +238,56 @@ def NN_LinearGradBiasOp : NN_TrainOp<"linear_grad_bias"> {
   let assemblyFormat = "$output_grad attr-dict `:` functional-type(operands, results)";
 }
 
-def NN_Conv2DGradInputOp : NN_TrainOp<"conv2d_grad_input"> {
+// conv2d's gradients take the forward's window (stride, padding,
+// padding_end, dilation; the last two optional as on nn.conv2d).
+class NN_Conv2DGradOp<string mnemonic> : NN_TrainOp<mnemonic> {
+  let extraClassDeclaration = [{
+    ::mlir::LogicalResult verifyTrain();
+    /// The forward's window (WindowSpec's accessors apply the defaults).
+    ::kiln::nn::WindowSpec window();
+  }];
+}
+
+def NN_Conv2DGradInputOp : NN_Conv2DGradOp<"conv2d_grad_input"> {
   let summary = "the input gradient of nn.conv2d (a transposed convolution)";
   let description = [{
     `output_grad` `[N, O, OH, OW]`, `weight` `[O, I, KH, KW]`, the forward's
-    `stride` and `padding`; the result is the forward input's type
-    `[N, I, H, W]` (it cannot be inferred: with a stride several H give one
-    OH). `dX[n, i, h, w] = Σ_{o, kh, kw} dY[n, o, oh, ow] · W[o, i, kh, kw]`
-    over `oh·sh − ph + kh = h`, `ow·sw − pw + kw = w`; input rows and
-    columns no window reads (the last ones, when (H + 2p − K) is not a
-    multiple of the stride) get 0.
+    `stride`, `padding`, `padding_end` and `dilation`; the result is the
+    forward input's type `[N, I, H, W]` (it cannot be inferred: with a
+    stride several H give one OH). `dX[n, i, h, w] = Σ_{o, kh, kw} dY[n, o,
+    oh, ow] · W[o, i, kh, kw]` over `oh·sh − ph + kh·dh = h`, `ow·sw − pw +
+    kw·dw = w` (ph, pw the begin padding; the end padding only decides OH
+    and OW); input rows and columns no window reads (the last ones, when
+    (H + pads − dilated K) is not a multiple of the stride) get 0.
 
     ```mlir
     %dx = nn.conv2d_grad_input %dy, %w {padding = [1, 1], stride = [2, 2]} : (tensor<?x4x5x5xf32>, tensor<4x2x3x3xf32>) -> tensor<?x2x10x10xf32>
     ```
   }];
   let arguments = (ins NN_Tensor:$output_grad, NN_Tensor:$weight,
-                       I64ArrayAttr:$stride, I64ArrayAttr:$padding);
+                       I64ArrayAttr:$stride, I64ArrayAttr:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       OptionalAttr<I64ArrayAttr>:$dilation);
   let results = (outs NN_Tensor:$input_grad);
   let assemblyFormat = "$output_grad `,` $weight attr-dict `:` functional-type(operands, results)";
 }
 
-def NN_Conv2DGradWeightOp : NN_TrainOp<"conv2d_grad_weight"> {
+def NN_Conv2DGradWeightOp : NN_Conv2DGradOp<"conv2d_grad_weight"> {
   let summary = "the weight gradient of nn.conv2d";
   let description = [{
-    `dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh + kh,
-    ow·sw + kw]` with Xpad the input zero-padded by `padding`. The result
-    is the weight's type `[O, I, KH, KW]`.
+    `dW[o, i, kh, kw] = Σ_{n, oh, ow} dY[n, o, oh, ow] · Xpad[n, i, oh·sh +
+    kh·dh − ph, ow·sw + kw·dw − pw]` with Xpad the input, zero outside it
+    (ph, pw the begin padding). The result is the weight's type `[O, I, KH,
+    KW]`.
 
     ```mlir
     %dw = nn.conv2d_grad_weight %dy, %x {padding = [1, 1], stride = [2, 2]} : (tensor<?x4x5x5xf32>, tensor<?x2x10x10xf32>) -> tensor<4x2x3x3xf32>
     ```
   }];
   let arguments = (ins NN_Tensor:$output_grad, NN_Tensor:$input,
-                       I64ArrayAttr:$stride, I64ArrayAttr:$padding);
+                       I64ArrayAttr:$stride, I64ArrayAttr:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       OptionalAttr<I64ArrayAttr>:$dilation);
   let results = (outs NN_Tensor:$weight_grad);
   let assemblyFormat = "$output_grad `,` $input attr-dict `:` functional-type(operands, results)";
 }
@@ -326,17 +342,26 @@ def NN_TanhGradOp : NN_ActivationGradOp<"tanh_grad", "dy · (1 − y²)"> {
   }];
 }
 
+// The pools' gradients take the forward's window attributes, as the
+// forward op spells them.
 class NN_Pool2DGradOp<string mnemonic> : NN_TrainOp<mnemonic> {
   let results = (outs NN_Tensor:$input_grad);
   let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
+  let extraClassDeclaration = [{
+    ::mlir::LogicalResult verifyTrain();
+    /// The forward's window (WindowSpec's accessors apply the defaults).
+    ::kiln::nn::WindowSpec window();
+  }];
 }
 
 def NN_AvgPool2DGradOp : NN_Pool2DGradOp<"avg_pool2d_grad"> {
   let summary = "input gradient of nn.avg_pool2d";
   let description = [{
     `dX[n, c, h, w] = Σ over the windows (oh, ow) that contain (h, w) of
-    dY[n, c, oh, ow] / (KH · KW)` with the forward's `kernel_size` and
-    `stride`; rows and columns no window covers get 0. The result is the
+    dY[n, c, oh, ow] / divisor(oh, ow)` with the forward's `kernel_size`,
+    `stride`, `padding`, `padding_end`, `ceil_mode` and
+    `count_include_pad`, and nn.avg_pool2d's divisor (KH · KW without
+    padding); rows and columns no window covers get 0. The result is the
     forward input's type (it cannot be inferred from dY).
 
     ```mlir
@@ -344,7 +369,10 @@ def NN_AvgPool2DGradOp : NN_Pool2DGradOp<"avg_pool2d_grad"> {
     ```
   }];
   let arguments = (ins NN_Tensor:$output_grad, I64ArrayAttr:$kernel_size,
-                       I64ArrayAttr:$stride);
+                       I64ArrayAttr:$stride,
+                       OptionalAttr<I64ArrayAttr>:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       UnitAttr:$ceil_mode, UnitAttr:$count_include_pad);
 }
 
 def NN_MaxPool2DGradOp : NN_Pool2DGradOp<"max_pool2d_grad"> {
@@ -352,19 +380,58 @@ def NN_MaxPool2DGradOp : NN_Pool2DGradOp<"max_pool2d_grad"> {
   let description = [{
     Each window's dY goes to exactly one element of the forward `input`:
     the one PyTorch's `max_pool2d_with_indices` returns as the index,
-    scanning the window in row-major order (kh outer, kw inner) and taking
-    an element when `v > max || isnan(v)`. So on ties the FIRST maximum
-    wins; a window with NaNs sends its gradient to its last NaN. Windows
-    that overlap (stride < kernel) accumulate into the elements they share.
-    This rule must be the lowering's (not Halide's propagate_adjoints,
-    which sends a tie's gradient to both operands).
+    scanning the window's in-bounds taps (padded taps never win; `dilation`
+    apart) in row-major order (kh outer, kw inner), starting from the first
+    in-bounds tap and taking a tap when `v > max || isnan(v)`. So on ties
+    the FIRST maximum wins, a window of −Inf sends its gradient to its first
+    in-bounds tap, and a window with NaNs to its last NaN. A window with no
+    in-bounds tap sends nothing. Windows that overlap (stride < kernel)
+    accumulate into the elements they share. This rule must be the
+    lowering's (not Halide's propagate_adjoints, which sends a tie's
+    gradient to both operands).
 
     ```mlir
     %dx = nn.max_pool2d_grad %dy, %x {kernel_size = [3, 3], stride = [2, 2]} : (tensor<?x4x4x4xf32>, tensor<?x4x10x10xf32>) -> tensor<?x4x10x10xf32>
     ```
   }];
   let arguments = (ins NN_Tensor:$output_grad, NN_Tensor:$input,
-                       I64ArrayAttr:$kernel_size, I64ArrayAttr:$stride);
+                       I64ArrayAttr:$kernel_size, I64ArrayAttr:$stride,
+                       OptionalAttr<I64ArrayAttr>:$padding,
+                       OptionalAttr<I64ArrayAttr>:$padding_end,
+                       OptionalAttr<I64ArrayAttr>:$dilation, UnitAttr:$ceil_mode);
+}
+
+// softmax, log_softmax: the gradient from the forward OUTPUT y, along the
+// forward's axis.
+class NN_SoftmaxFamilyGradOp<string mnemonic, string formula>
+    : NN_TrainOp<mnemonic, [SameOperandsAndResultType]> {
+  let summary = "input gradient of nn." # !subst("_grad", "", mnemonic) # ": " # formula;
+  let arguments = (ins NN_Tensor:$output_grad, NN_Tensor:$output, I64Attr:$axis);
+  let results = (outs NN_Tensor:$input_grad);
+  let assemblyFormat = "$output_grad `,` $output attr-dict `:` type($input_grad)";
+}
+
+def NN_SoftmaxGradOp : NN_SoftmaxFamilyGradOp<"softmax_grad", "y · (dy − Σ_axis dy · y)"> {
+  let description = [{
+    PyTorch's `_softmax_backward_data(dy, y, axis)` on the forward output
+    y = softmax(x): `dx = y · (dy − Σ_axis (dy · y))`, the sum along
+    `axis` (broadcast back over it).
+
+    ```mlir
+    %dx = nn.softmax_grad %dy, %y {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+  }];
+}
+
+def NN_LogSoftmaxGradOp : NN_SoftmaxFamilyGradOp<"log_softmax_grad", "dy − exp(y) · Σ_axis dy"> {
+  let description = [{
+    PyTorch's `_log_softmax_backward_data(dy, y, axis)` on the forward
+    output y = log_softmax(x): `dx = dy − exp(y) · Σ_axis dy`.
+
+    ```mlir
+    %dx = nn.log_softmax_grad %dy, %y {axis = 1 : i64} : tensor<?x10xf32>
+    ```
+  }];
 }
 
 def NN_ReshapeOp : NN_TrainOp<"reshape"> {
