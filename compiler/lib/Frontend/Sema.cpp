@@ -57,6 +57,7 @@ const std::vector<CallSpec> &layerSpecs() {
         {"kernel_size", Kind::IntPair, true, 0, Range::Positive},
         {"stride", Kind::IntPair, false, 1, Range::Positive},
         {"padding", Kind::IntPair, false, 0, Range::NonNegative},
+        {"dilation", Kind::IntPair, false, 1, Range::Positive},
         {"bias", Kind::Bool, false, 1}}},
       {"batchnorm1d",
        {{"num_features", Kind::Int, true, 0, Range::Positive},
@@ -74,12 +75,25 @@ const std::vector<CallSpec> &layerSpecs() {
       {"sigmoid", {}},
       {"tanh", {}},
       // stride defaults to kernel_size, as in PyTorch (filled in below).
+      // The parameters keep PyTorch's positions: return_indices is
+      // maxpool2d's fifth (only false is supported), ceil_mode its sixth.
       {"avgpool2d",
        {{"kernel_size", Kind::IntPair, true, 0, Range::Positive},
-        {"stride", Kind::IntPair, false, 0, Range::Positive}}},
+        {"stride", Kind::IntPair, false, 0, Range::Positive},
+        {"padding", Kind::IntPair, false, 0, Range::NonNegative},
+        {"ceil_mode", Kind::Bool, false, 0},
+        {"count_include_pad", Kind::Bool, false, 1}}},
       {"maxpool2d",
        {{"kernel_size", Kind::IntPair, true, 0, Range::Positive},
-        {"stride", Kind::IntPair, false, 0, Range::Positive}}},
+        {"stride", Kind::IntPair, false, 0, Range::Positive},
+        {"padding", Kind::IntPair, false, 0, Range::NonNegative},
+        {"dilation", Kind::IntPair, false, 1, Range::Positive},
+        {"return_indices", Kind::Bool, false, 0},
+        {"ceil_mode", Kind::Bool, false, 0}}},
+      // nn.Softmax(dim) / F.softmax(x, dim): dim is required here (PyTorch's
+      // implicit dim is deprecated); negative counts from the end.
+      {"softmax", {{"dim", Kind::Int, true, 0, Range::Any}}},
+      {"log_softmax", {{"dim", Kind::Int, true, 0, Range::Any}}},
       {"flatten",
        {{"start_dim", Kind::Int, false, 1}, {"end_dim", Kind::Int, false, -1}}},
       {"dropout", {{"p", Kind::Float, false, 0.5, Range::UnitHalfOpen}}},
@@ -173,6 +187,7 @@ private:
   void checkInput();
   void checkLayers();
   void checkLayer(LayerDecl &layer, llvm::StringRef path);
+  void checkPool(LayerDecl &layer);
   void checkForward();
   void checkExpr(Expr &expr);
   void checkFunctionalCall(Expr &expr);
@@ -278,9 +293,38 @@ void Checker::checkLayer(LayerDecl &layer, llvm::StringRef path) {
   }
   if (!resolveCall(layer.kind, layer.kindLoc, layer.args, *spec, layer.attrs))
     return;
-  if ((layer.kind == "avgpool2d" || layer.kind == "maxpool2d") &&
-      layer.attrs["stride"].ints[0] == 0)
+  if (layer.kind == "avgpool2d" || layer.kind == "maxpool2d")
+    checkPool(layer);
+}
+
+/// What PyTorch's pools refuse when they run, refused here at the argument:
+/// padding past half the (dilated) kernel, return_indices. Fills in the
+/// default stride (kernel_size).
+void Checker::checkPool(LayerDecl &layer) {
+  if (layer.attrs["stride"].ints[0] == 0)
     layer.attrs["stride"] = layer.attrs["kernel_size"];
+  bool isMax = layer.kind == "maxpool2d";
+  if (isMax && layer.attrs["return_indices"].boolValue)
+    diags.error(layer.attrs["return_indices"].loc)
+        << "maxpool2d return_indices=true is not supported: a layer has one output";
+  const AttrValue &padding = layer.attrs["padding"], &kernel = layer.attrs["kernel_size"];
+  for (int d = 0; d < 2; ++d) {
+    int64_t dilation = isMax ? layer.attrs["dilation"].ints[d] : 1;
+    // PyTorch: pad <= ((kernel − 1) · dilation + 1) / 2, in integers.
+    int64_t extent = (kernel.ints[d] - 1) * dilation + 1;
+    if (padding.ints[d] <= extent / 2)
+      continue;
+    auto diag = diags.error(padding.loc);
+    diag << layer.kind << " padding must be at most half the ";
+    if (dilation == 1)
+      diag << "kernel size, as in PyTorch: got padding " << padding.ints[d]
+           << " for kernel_size " << kernel.ints[d];
+    else
+      diag << "dilated kernel size, as in PyTorch: got padding " << padding.ints[d]
+           << " for kernel_size " << kernel.ints[d] << " and dilation " << dilation
+           << " (" << extent << " wide)";
+    return;
+  }
 }
 
 /// Converts a constant to the parameter's type, or reports why not.
@@ -329,6 +373,11 @@ bool Checker::convert(const Term &term, const ParamSpec &param,
   case Kind::Bool:
     if (term.kind == Term::Kind::Bool) {
       out.boolValue = term.boolValue;
+      return true;
+    }
+    // Python's spellings, as a PyTorch user writes them (ceil_mode=True).
+    if (term.kind == Term::Kind::Name && (term.text == "True" || term.text == "False")) {
+      out.boolValue = term.text == "True";
       return true;
     }
     break;
@@ -537,7 +586,8 @@ void Checker::checkExpr(Expr &expr) {
 
 void Checker::checkFunctionalCall(Expr &expr) {
   if (!isFunctional(expr.name)) {
-    std::vector<llvm::StringRef> names = {"relu", "sigmoid", "tanh", "flatten"};
+    std::vector<llvm::StringRef> names = {"relu",    "sigmoid",     "tanh",
+                                          "flatten", "softmax", "log_softmax"};
     for (const LayerDecl &layer : model.layers)
       names.push_back(layer.name);
     diags.error(expr.loc) << "unknown layer or function '" << expr.name << "'"
@@ -668,7 +718,7 @@ void Checker::checkTrain() {
 
 bool isFunctional(llvm::StringRef name) {
   return name == "relu" || name == "sigmoid" || name == "tanh" ||
-         name == "flatten";
+         name == "flatten" || name == "softmax" || name == "log_softmax";
 }
 
 mlir::LogicalResult checkModel(Model &model, FrontendDiagnostics &diags) {

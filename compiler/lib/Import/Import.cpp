@@ -37,6 +37,16 @@ private:
   Value applyLayer(const LayerDecl &layer, const std::string &path,
                    Value input, SourceLoc callLoc);
   Value applyFunctional(const Expr &expr, Value input);
+  Value softmax(StringRef kind, const std::string &path, SourceLoc callLoc,
+                const std::function<InFlightDiagnostic()> &emitError, Value input,
+                int64_t dim);
+  /// The window of a conv2d or pool declaration; padding and dilation are
+  /// left empty (the ops' defaults) where they are 0 and 1.
+  nn::WindowSpec windowOf(const LayerDecl &layer);
+  /// An I64ArrayAttr of `values`, or none for an empty (default) pair.
+  ArrayAttr optionalPair(ArrayRef<int64_t> values) {
+    return values.empty() ? ArrayAttr() : builder.getI64ArrayAttr(values);
+  }
   template <typename OpTy, typename... Args>
   Value build(const std::string &path, SourceLoc callLoc,
               FailureOr<nn::Shape> shape, Args &&...args);
@@ -152,6 +162,22 @@ void Importer::declareState(const LayerDecl &layer, const std::string &path) {
   }
 }
 
+nn::WindowSpec Importer::windowOf(const LayerDecl &layer) {
+  nn::WindowSpec window;
+  const AttrValue &stride = layer.attr("stride");
+  window.stride.assign(std::begin(stride.ints), std::end(stride.ints));
+  const AttrValue &padding = layer.attr("padding");
+  if (padding.ints[0] != 0 || padding.ints[1] != 0)
+    window.padding.assign(std::begin(padding.ints), std::end(padding.ints));
+  if (layer.attrs.count("dilation")) {
+    const AttrValue &dilation = layer.attr("dilation");
+    if (dilation.ints[0] != 1 || dilation.ints[1] != 1)
+      window.dilation.assign(std::begin(dilation.ints), std::end(dilation.ints));
+  }
+  window.ceilMode = layer.attrs.count("ceil_mode") && layer.boolAttr("ceil_mode");
+  return window;
+}
+
 std::function<InFlightDiagnostic()>
 Importer::errorAt(SourceLoc callLoc, const std::string &path, SourceLoc declLoc) {
   return [this, callLoc, path, declLoc] {
@@ -201,14 +227,13 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         nn::inferLinearShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias)),
         input, s.weight, s.bias, StringAttr());
   if (kind == "conv2d") {
-    const AttrValue &stride = layer.attr("stride"), &padding = layer.attr("padding");
+    nn::WindowSpec window = windowOf(layer);
     return build<nn::Conv2DOp>(
         path, callLoc,
-        nn::inferConv2DShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias),
-                             stride.ints, padding.ints),
-        input, s.weight, s.bias, builder.getI64ArrayAttr(stride.ints),
-        builder.getI64ArrayAttr(padding.ints), /*padding_end=*/ArrayAttr(),
-        /*dilation=*/ArrayAttr(), StringAttr());
+        nn::inferConv2DShape(emitError, in, shapeOf(s.weight), optionalShape(s.bias), window),
+        input, s.weight, s.bias, builder.getI64ArrayAttr(window.stride),
+        builder.getI64ArrayAttr(layer.attr("padding").ints), ArrayAttr(),
+        optionalPair(window.dilation), StringAttr());
   }
   if (kind == "batchnorm1d" || kind == "batchnorm2d") {
     // PyTorch: BatchNorm1d takes [N, C] or [N, C, L]; BatchNorm2d [N, C, H, W].
@@ -247,28 +272,62 @@ Value Importer::applyLayer(const LayerDecl &layer, const std::string &path,
         builder.getI64IntegerAttr(start), builder.getI64IntegerAttr(end));
   }
   if (kind == "avgpool2d" || kind == "maxpool2d") {
-    const AttrValue &kernelSize = layer.attr("kernel_size"), &stride = layer.attr("stride");
+    nn::WindowSpec window = windowOf(layer);
     FailureOr<nn::Shape> shape = nn::inferPool2DShape(
         emitError, kind == "avgpool2d" ? "avg_pool2d" : "max_pool2d", in,
-        kernelSize.ints, stride.ints);
-    ArrayAttr kernelAttr = builder.getI64ArrayAttr(kernelSize.ints);
-    ArrayAttr strideAttr = builder.getI64ArrayAttr(stride.ints);
-    // The DSL's pools have no padding (yet): the ops' defaults.
+        layer.attr("kernel_size").ints, window);
+    ArrayAttr kernelAttr = builder.getI64ArrayAttr(layer.attr("kernel_size").ints);
+    ArrayAttr strideAttr = builder.getI64ArrayAttr(window.stride);
+    UnitAttr ceilMode = window.ceilMode ? builder.getUnitAttr() : UnitAttr();
+    // Without padding count_include_pad changes nothing (NNOps.td), and
+    // leaving it out keeps such a pool the plain op it always was.
+    UnitAttr includePad = kind == "avgpool2d" && !window.padding.empty() &&
+                                  layer.boolAttr("count_include_pad")
+                              ? builder.getUnitAttr()
+                              : UnitAttr();
     if (kind == "avgpool2d")
       return build<nn::AvgPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr,
-                                    ArrayAttr(), ArrayAttr(), UnitAttr(), UnitAttr());
+                                    optionalPair(window.padding), ArrayAttr(), ceilMode,
+                                    includePad);
     return build<nn::MaxPool2DOp>(path, callLoc, shape, input, kernelAttr, strideAttr,
-                                  ArrayAttr(), ArrayAttr(), ArrayAttr(), UnitAttr());
+                                  optionalPair(window.padding), ArrayAttr(),
+                                  optionalPair(window.dilation), ceilMode);
   }
+  if (kind == "softmax" || kind == "log_softmax")
+    return softmax(kind, path, callLoc, emitError, input, layer.intAttr("dim"));
   diags.error(layer.kindLoc) << "internal error: no lowering for layer kind '"
                              << kind << "'";
   return nullptr;
 }
 
-/// relu(x), sigmoid(x), tanh(x), flatten(x, start_dim=.., end_dim=..).
+/// softmax(x, dim=..), log_softmax(x, dim=..), the layer or the functional.
+Value Importer::softmax(StringRef kind, const std::string &path, SourceLoc callLoc,
+                        const std::function<InFlightDiagnostic()> &emitError, Value input,
+                        int64_t dim) {
+  ArrayRef<int64_t> in = shapeOf(input);
+  FailureOr<int64_t> axis = nn::normalizeDim(emitError, kind, "dim", in, dim,
+                                             /*allowNegative=*/true);
+  if (failed(axis))
+    return nullptr;
+  nn::Shape shape(in.begin(), in.end());
+  IntegerAttr axisAttr = builder.getI64IntegerAttr(*axis);
+  if (kind == "softmax")
+    return build<nn::SoftmaxOp>(path, callLoc, shape, input, axisAttr);
+  return build<nn::LogSoftmaxOp>(path, callLoc, shape, input, axisAttr);
+}
+
+/// relu(x), sigmoid(x), tanh(x), flatten(x, start_dim=.., end_dim=..),
+/// softmax(x, dim=..), log_softmax(x, dim=..).
 Value Importer::applyFunctional(const Expr &expr, Value input) {
   ArrayRef<int64_t> inRef = shapeOf(input);
   nn::Shape in(inRef.begin(), inRef.end());
+  if (expr.name == "softmax" || expr.name == "log_softmax") {
+    // Sema checked that dim is given, once, as an integer.
+    int64_t dim = 0;
+    for (const Arg &arg : expr.kwargs)
+      dim = arg.value->intValue;
+    return softmax(expr.name, "", expr.loc, errorAt(expr.loc, "", expr.loc), input, dim);
+  }
   if (expr.name == "relu")
     return build<nn::ReluOp>("", expr.loc, in, input);
   if (expr.name == "sigmoid")

@@ -76,6 +76,68 @@ TEST_F(SemaTest, IntegerKernelSizeBecomesAPair) {
   EXPECT_TRUE(layer.boolAttr("bias"));
 }
 
+TEST_F(SemaTest, ConvDilationDefaultsToOneAndTakesAPair) {
+  auto model = checkLayer("conv2d(1, 6, 3, 1, 0, (2, 3))");
+  ASSERT_TRUE(model) << ::testing::PrintToString(errors());
+  const AttrValue &dilation = model->layers[0].attr("dilation");
+  EXPECT_EQ(dilation.kind, AttrValue::Kind::IntPair);
+  EXPECT_EQ(dilation.ints[0], 2);
+  EXPECT_EQ(dilation.ints[1], 3);
+  // bias is still a keyword away; positionally it follows dilation.
+  EXPECT_TRUE(model->layers[0].boolAttr("bias"));
+  auto plain = checkLayer("conv2d(1, 6, 3)");
+  ASSERT_TRUE(plain) << ::testing::PrintToString(errors());
+  EXPECT_EQ(plain->layers[0].attr("dilation").ints[0], 1);
+  EXPECT_EQ(plain->layers[0].attr("dilation").ints[1], 1);
+}
+
+TEST_F(SemaTest, PoolOptionsDefaultAsInPyTorch) {
+  auto avg = checkLayer("avgpool2d(2)");
+  ASSERT_TRUE(avg) << ::testing::PrintToString(errors());
+  const ast::LayerDecl &a = avg->layers[0];
+  EXPECT_EQ(a.attr("padding").ints[0], 0);
+  EXPECT_FALSE(a.boolAttr("ceil_mode"));
+  // nn.AvgPool2d(count_include_pad=True) by default.
+  EXPECT_TRUE(a.boolAttr("count_include_pad"));
+  auto max = checkLayer("maxpool2d(3)");
+  ASSERT_TRUE(max) << ::testing::PrintToString(errors());
+  const ast::LayerDecl &m = max->layers[0];
+  EXPECT_EQ(m.attr("padding").ints[1], 0);
+  EXPECT_EQ(m.attr("dilation").ints[0], 1);
+  EXPECT_FALSE(m.boolAttr("ceil_mode"));
+  EXPECT_FALSE(m.boolAttr("return_indices"));
+  EXPECT_EQ(m.attr("stride").ints[0], 3);
+}
+
+TEST_F(SemaTest, PoolArgumentsKeepPyTorchsPositions) {
+  // AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad).
+  auto avg = checkLayer("avgpool2d(3, 2, 1, true, false)");
+  ASSERT_TRUE(avg) << ::testing::PrintToString(errors());
+  EXPECT_EQ(avg->layers[0].attr("padding").ints[0], 1);
+  EXPECT_TRUE(avg->layers[0].boolAttr("ceil_mode"));
+  EXPECT_FALSE(avg->layers[0].boolAttr("count_include_pad"));
+  // MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode).
+  auto max = checkLayer("maxpool2d(3, 2, 1, 2, false, true)");
+  ASSERT_TRUE(max) << ::testing::PrintToString(errors());
+  EXPECT_EQ(max->layers[0].attr("dilation").ints[1], 2);
+  EXPECT_TRUE(max->layers[0].boolAttr("ceil_mode"));
+}
+
+TEST_F(SemaTest, PythonBooleansAreBooleans) {
+  auto model = checkLayer("avgpool2d(2, ceil_mode=True, count_include_pad=False)");
+  ASSERT_TRUE(model) << ::testing::PrintToString(errors());
+  EXPECT_TRUE(model->layers[0].boolAttr("ceil_mode"));
+  EXPECT_FALSE(model->layers[0].boolAttr("count_include_pad"));
+  EXPECT_FALSE(checkLayer("avgpool2d(2, ceil_mode=TRUE)"));
+}
+
+TEST_F(SemaTest, SoftmaxLayerKeepsANegativeDim) {
+  // The importer normalizes the dim against the input's rank.
+  auto model = checkLayer("log_softmax(dim=-1)");
+  ASSERT_TRUE(model) << ::testing::PrintToString(errors());
+  EXPECT_EQ(model->layers[0].intAttr("dim"), -1);
+}
+
 TEST_F(SemaTest, SequentialMembersGetDefaults) {
   auto model = checkLayer("sequential {\n    flatten\n    linear(784, 10)\n  }");
   ASSERT_TRUE(model) << ::testing::PrintToString(errors());

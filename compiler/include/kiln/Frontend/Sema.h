@@ -18,7 +18,7 @@ namespace kiln {
 mlir::LogicalResult checkModel(ast::Model &model, FrontendDiagnostics &diags);
 
 /// Whether `name` is a functional op usable in the forward section without
-/// a declaration (relu, sigmoid, tanh, flatten).
+/// a declaration (relu, sigmoid, tanh, flatten, softmax, log_softmax).
 bool isFunctional(llvm::StringRef name);
 
 } // namespace kiln
