@@ -15,6 +15,7 @@
 // and a summary; exits 1 on any failure.
 //
 //===----------------------------------------------------------------------===//
+#include "kiln/CodeGen/Halide/TargetInfo.h"
 #include "kiln/Driver/Compile.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Import/ONNXImport.h"
@@ -93,7 +94,7 @@ Outcome runTest(const std::string &dir, bool expectSkip) {
     return {Outcome::Fail, "listed as skipped, but it imports and compiles"};
 
   kiln::codegen::LoweredModel &lowered = (*variants)[0].entries[0];
-  lowered.compileJit(Halide::get_jit_target_from_environment());
+  lowered.compileJit(kiln::codegen::jitTarget());
   int set = 0;
   for (; fileExists(dir + "/test_data_set_" + std::to_string(set)); ++set) {
     std::string data = dir + "/test_data_set_" + std::to_string(set);

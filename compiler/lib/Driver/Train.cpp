@@ -1,6 +1,7 @@
 //===- Train.cpp - kilnc train and kilnc eval: the trainer on a built step -===//
 #include "kiln/Driver/Train.h"
 
+#include "kiln/CodeGen/Halide/TargetInfo.h"
 #include "kiln/Driver/Build.h"
 #include "kiln/Driver/Compile.h"
 #include "kiln/Driver/InitialState.h"
@@ -60,7 +61,7 @@ std::string cacheKey(mlir::ModuleOp module, const TrainRunOptions &options) {
   llvm::raw_string_ostream os(text);
   module.print(os);
   os << "\napi " << options.apiName << "\ncc " << options.cc << "\nhost "
-     << Halide::get_host_target().to_string() << "\ncores "
+     << kiln::codegen::hostTarget().to_string() << "\ncores "
      << std::thread::hardware_concurrency();
   struct stat self;
   if (::stat("/proc/self/exe", &self) == 0)

@@ -134,7 +134,7 @@ struct MaskPipeline {
   Halide::Target target;
 
   MaskPipeline(const Mask &m, const std::string &targetName)
-      : target(targetName == "host" ? Halide::get_host_target() : Halide::Target(targetName)) {
+      : target(targetName == "host" ? kiln::codegen::hostTarget() : Halide::Target(targetName)) {
     module = mlir::parseSourceString(maskIr(m), &test.context);
     EXPECT_TRUE(module) << test.diagnostics;
     if (!module)

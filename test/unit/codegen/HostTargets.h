@@ -8,6 +8,8 @@
 #ifndef KILN_TEST_UNIT_CODEGEN_HOSTTARGETS_H
 #define KILN_TEST_UNIT_CODEGEN_HOSTTARGETS_H
 
+#include "kiln/CodeGen/Halide/TargetInfo.h"
+
 #include <Halide.h>
 
 #include <string>
@@ -20,7 +22,7 @@ inline const char *const kX86Targets[] = {"x86-64-linux-avx512_skylake",
 
 /// Whether this CPU runs code for `target` (the host has all its features).
 inline bool hostRuns(const Halide::Target &target) {
-  Halide::Target host = Halide::get_host_target();
+  Halide::Target host = kiln::codegen::hostTarget();
   if (host.arch != target.arch || host.bits != target.bits)
     return false;
   for (int f = 0; f < Halide::Target::FeatureEnd; ++f) {
@@ -34,7 +36,7 @@ inline bool hostRuns(const Halide::Target &target) {
 /// The reason a test for `target` is skipped on this CPU.
 inline std::string cannotRunReason(const std::string &target) {
   return "this CPU cannot run " + target + " code (host: " +
-         Halide::get_host_target().to_string() + ")";
+         kiln::codegen::hostTarget().to_string() + ")";
 }
 
 /// "x86-64-linux-avx2-fma" -> "avx2_fma": the part of a test name that

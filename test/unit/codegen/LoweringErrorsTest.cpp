@@ -115,7 +115,7 @@ TEST(EntryPoints, SeveralInputsOutputsAndStateArguments) {
     model.inputs[1].param.set(wb);
     model.inputs[2].param.set(bb);
     Halide::Buffer<float> y(3, batch), z(3, batch);
-    model.realize({y, z}, Halide::get_jit_target_from_environment());
+    model.realize({y, z}, kiln::codegen::jitTarget());
     for (int n = 0; n < batch; ++n)
       for (int o = 0; o < 3; ++o) {
         double want = b[o];

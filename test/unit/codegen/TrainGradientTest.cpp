@@ -126,7 +126,7 @@ std::vector<std::vector<double>> run(const GradCase &c) {
       shape[0] = batch;
     outs.push_back(Halide::Buffer<>(out.type, extents(shape)));
   }
-  model.realize(Halide::Realization(outs), Halide::get_jit_target_from_environment());
+  model.realize(Halide::Realization(outs), kiln::codegen::jitTarget());
   std::vector<std::vector<double>> results;
   for (Halide::Buffer<> &b : outs) {
     std::vector<double> values(b.number_of_elements());

@@ -449,8 +449,7 @@ void Builder::realizeLayouts() {
     return;
   for (Halide::Func &layout : layouts)
     layout.compute_root();
-  Halide::Pipeline(layouts).realize(Halide::Realization(layoutBuffers),
-                                    Halide::get_jit_target_from_environment());
+  Halide::Pipeline(layouts).realize(Halide::Realization(layoutBuffers), jitTarget());
   layouts.clear();
   layoutBuffers.clear();
 }
@@ -1053,6 +1052,7 @@ std::vector<const LayerFuncs *> LoweredModel::layers() const {
 }
 
 void LoweredModel::compileJit(const Halide::Target &target) {
+  jitCompiledFor = target;
   for (LoweredStage &stage : stages) {
     if (!stage.jit.defined())
       stage.jit = stage.pipeline();
@@ -1060,8 +1060,13 @@ void LoweredModel::compileJit(const Halide::Target &target) {
   }
 }
 
-void LoweredModel::realize(Halide::Realization results, const Halide::Target &target,
+void LoweredModel::realize(Halide::Realization results, const Halide::Target &requested,
                            Halide::JITUserContext *context) {
+  // Halide resolves an undefined target with get_jit_target_from_environment,
+  // which may name features the CPU lacks (hostTarget(), TargetInfo.h).
+  Halide::Target target = requested;
+  if (target.arch == Halide::Target::ArchUnknown)
+    target = jitCompiledFor.arch != Halide::Target::ArchUnknown ? jitCompiledFor : jitTarget();
   for (size_t i = 0; i < stages.size(); ++i) {
     LoweredStage &stage = stages[i];
     if (!stage.jit.defined())

@@ -44,7 +44,11 @@
 #include "kiln/CodeGen/Halide/TargetInfo.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <sched.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 namespace kiln::codegen {
 
@@ -57,7 +61,44 @@ int hostThreads() {
   return 1;
 }
 
+/// Whether the CPU has AVX-VNNI (the VEX-encoded vpdpwssd family): CPUID
+/// leaf 7, subleaf 1, EAX bit 4.
+bool cpuHasAvxVnni() {
+#if defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+    return false;
+  return (eax >> 4) & 1;
+#else
+  return false;
+#endif
+}
+
+/// Drops the features Halide 14 infers for the host that the CPU lacks.
+/// Halide sets avx512_sapphirerapids from AVX512-BF16 alone, and with it
+/// LLVM may emit AVX-VNNI: on an AMD EPYC Zen 4 (avx512_bf16 and
+/// avx512_vnni, no avx_vnni; 2026-12-03) a 5×5 average pool padded by 2
+/// compiled for the host died of SIGILL on `{vex} vpdpwssd`, while the same
+/// kernel built for avx512_cannonlake ran and matched PyTorch.
+Halide::Target withoutMissingHostFeatures(Halide::Target target) {
+  if (target.arch == Halide::Target::X86 &&
+      target.has_feature(Halide::Target::AVX512_SapphireRapids) && !cpuHasAvxVnni())
+    target = target.without_feature(Halide::Target::AVX512_SapphireRapids);
+  return target;
+}
+
 } // namespace
+
+Halide::Target hostTarget() { return withoutMissingHostFeatures(Halide::get_host_target()); }
+
+Halide::Target jitTarget() {
+  // An explicit HL_JIT_TARGET is the user's choice, kept as given.
+  const char *fromEnvironment = std::getenv("HL_JIT_TARGET");
+  Halide::Target target = Halide::get_jit_target_from_environment();
+  if (fromEnvironment && *fromEnvironment)
+    return target;
+  return withoutMissingHostFeatures(target);
+}
 
 std::string TargetInfo::isaName() const {
   switch (family) {
@@ -143,7 +184,7 @@ bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::st
       error = "empty target in '" + spec + "'";
       return false;
     }
-    std::string name = entry == "host" ? Halide::get_host_target().to_string() : entry;
+    std::string name = entry == "host" ? hostTarget().to_string() : entry;
     if (!Halide::Target::validate_target_string(name)) {
       error = "'" + entry + "' is not a Halide target string (for example host, "
               "x86-64-linux-avx2-fma, arm-64-linux)";
@@ -178,7 +219,7 @@ int TargetInfo::smallBatchGroup(int paddedPanels, bool parallel) const {
 TargetInfo hostTargetInfo() {
   TargetInfo info;
   std::string error;
-  describeTarget(Halide::get_host_target(), info, error);
+  describeTarget(hostTarget(), info, error);
   return info;
 }
 

@@ -172,6 +172,8 @@ struct LoweredModel {
   int64_t weightBytes = 0;
 
   bool externalWeights = false;
+  /// What compileJit compiled for (undefined before).
+  Halide::Target jitCompiledFor;
 
   bool hasExternalWeights() const { return externalWeights; }
   /// The first input and output (inference: the only ones).
@@ -185,8 +187,9 @@ struct LoweredModel {
   /// JIT: runs the stages in order on the buffers bound to `inputs`' params,
   /// into `outputs` (one buffer per output of the entry point), as
   /// Halide::Pipeline::realize does (compiling for `target` what compileJit
-  /// did not); the tensors between stages live in buffers allocated here.
-  /// `context` (may be null) reaches the runtime's handlers (an allocator).
+  /// did not; an undefined `target` means the one compileJit used, or
+  /// jitTarget()); the tensors between stages live in buffers allocated
+  /// here. `context` (may be null) reaches the runtime's handlers.
   void realize(Halide::Realization outputs, const Halide::Target &target = Halide::Target(),
                Halide::JITUserContext *context = nullptr);
 };

@@ -79,6 +79,14 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
 /// Each gets a description; errors name the bad entry.
 bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::string &error);
 
+/// The host's Halide target: Halide::get_host_target() without the
+/// features Halide 14 infers that the CPU lacks (avx512_sapphirerapids on
+/// CPUs with AVX512-BF16 but no AVX-VNNI, such as AMD Zen 4). Use it, never
+/// get_host_target(), for code that runs here.
+Halide::Target hostTarget();
+/// The JIT's target: HL_JIT_TARGET where set, else hostTarget() with JIT.
+Halide::Target jitTarget();
+
 /// The host's description (tests, JIT).
 TargetInfo hostTargetInfo();
 
