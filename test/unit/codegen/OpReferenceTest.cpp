@@ -913,6 +913,14 @@ std::vector<Case> makeCases() {
   add(poolOptionsCase(PS{true, {N, 2, 4, 16}, poolParams(3, 1, 1)}));
   add(poolSpecialValuesCase(true));
   add(poolSpecialValuesCase(false));
+  // Windows past kMaxUnrolledWindowTaps (64), reduced over an RDom: padded,
+  // dilated, whole-image (a global average), with and without
+  // count_include_pad, and a max over all-negative inputs.
+  add(poolOptionsCase(PS{true, {N, 2, 12, 12}, poolParams(9, 1, 4)}, -2, -1));
+  add(poolOptionsCase(PS{true, {N, 1, 20, 20}, poolParams(9, 2, 3, true, false, 2)}));
+  add(poolOptionsCase(PS{false, {N, 2, 12, 12}, poolParams(9, 2, 4, false, false)}));
+  add(poolOptionsCase(PS{false, {N, 2, 12, 12}, poolParams(9, 2, 4, true, true)}));
+  add(poolCase(false, {N, 3, 10, 10}, 10, 10, 10, 10));
 
   family = "Softmax";
   // Along the innermost dimension (logits: rows of 10, 17, 64 and 1), the
@@ -929,6 +937,15 @@ std::vector<Case> makeCases() {
   add(softmaxCase(true, {N, 4, 16}, 1, 100));
   add(softmaxCase(true, {N, 6}, 0, 2));
   add(softmaxCase(false, {N, 2, 3}, 0, 2));
+  // An axis before rows of 5, 6, 9 and 13: vectors of 4 with a tail of 1
+  // to 3 lanes (ONNX's test_softmax_axis_1 is [N, 4, 5] along axis 1;
+  // rowVector in Schedule.cpp says why rows of 5 are one vector of 8).
+  add(softmaxCase(false, {N, 4, 5}, 1, 3));
+  add(softmaxCase(false, {N, 4, 1, 5}, 1, 3));
+  add(softmaxCase(false, {N, 4, 13}, 1, 3));
+  add(softmaxCase(true, {N, 4, 5}, 1, 3));
+  add(softmaxCase(false, {N, 3, 6}, 1, 3));
+  add(softmaxCase(true, {N, 2, 3, 9}, 2, 3));
   add(softmaxSpecialValuesCase(false));
   add(softmaxSpecialValuesCase(true));
 

@@ -574,6 +574,22 @@ TEST(GradientCheck, MaxPoolPaddingDilationCeilMode) {
   poolWindowCase(true, {2, 1, 7, 6}, PoolWindow{3, 2, 2, 2, 0, 1, 2, 0, 1, 2}, 43);
 }
 
+// Windows past kMaxUnrolledWindowTaps (64 taps), which the backward pass
+// scans and sums over an RDom: padded, dilated, overlapping, a ceil_mode
+// window that overhangs, all-negative inputs for the max.
+TEST(GradientCheck, LargePoolWindows) {
+  PoolWindow max{9, 9, 2, 2, 4, 4, 4, 4};
+  poolWindowCase(true, {2, 1, 10, 10}, max, 50, -3, -1);
+  PoolWindow dilated{5, 4, 1, 2, 2, 3, 2, 3, 2, 3};
+  dilated.ceil = true;
+  poolWindowCase(true, {1, 2, 9, 11}, dilated, 51);
+  PoolWindow average{9, 9, 2, 2, 4, 4, 4, 4};
+  poolWindowCase(false, {2, 1, 10, 10}, average, 52);
+  average.includePad = true;
+  average.ceil = true;
+  poolWindowCase(false, {1, 2, 11, 10}, average, 53);
+}
+
 // A padded window whose in-bounds taps are all −Inf sends its gradient to
 // its first in-bounds tap (max_pool2d_with_indices starts its index there),
 // not to a padded position; NaNs win as without padding.

@@ -873,15 +873,24 @@ FailureOr<Tensor> Builder::pool(Operation *op, bool isMax) {
         x.func, isMax ? -INFINITY : 0.0f,
         {{0, static_cast<int>(x.shape[3])}, {0, static_cast<int>(x.shape[2])}});
   Halide::Var xx("d0"), yy("d1"), c("d2"), n("d3");
-  // The window written out tap by tap: pooling kernels are small and known
-  // at compile time, and an RDom would make Halide build an inner reduction
-  // Func per output element (19% of LeNet's time at batch 64).
+  // Small windows written out tap by tap, large ones reduced over an RDom
+  // (kMaxUnrolledWindowTaps); both visit the taps in row-major order.
   Halide::Expr result;
-  for (int ky = 0; ky < kh; ++ky)
-    for (int kx = 0; kx < kw; ++kx) {
-      Halide::Expr tap = in(xx * sw + kx * dw - pw, yy * sh + ky * dh - ph, c, n);
-      result = !result.defined() ? tap : isMax ? maxPropagatingNan(result, tap) : result + tap;
-    }
+  if (static_cast<int64_t>(kh) * kw <= kMaxUnrolledWindowTaps) {
+    for (int ky = 0; ky < kh; ++ky)
+      for (int kx = 0; kx < kw; ++kx) {
+        Halide::Expr tap = in(xx * sw + kx * dw - pw, yy * sh + ky * dh - ph, c, n);
+        result = !result.defined() ? tap : isMax ? maxPropagatingNan(result, tap) : result + tap;
+      }
+  } else {
+    Halide::RDom r(0, kw, 0, kh, nameFor(op, "taps"));
+    Halide::Func window(nameFor(op, "window"));
+    window(xx, yy, c, n) = isMax ? -INFINITY : 0.0f;
+    Halide::Expr tap = in(xx * sw + r.x * dw - pw, yy * sh + r.y * dh - ph, c, n);
+    Halide::Expr current = window(xx, yy, c, n);
+    window(xx, yy, c, n) = isMax ? maxPropagatingNan(current, tap) : current + tap;
+    result = window(xx, yy, c, n);
+  }
   Halide::Func y(nameFor(op, ""));
   if (isMax) {
     y(xx, yy, c, n) = result;
@@ -929,7 +938,11 @@ FailureOr<Tensor> Builder::softmax(Operation *op, int64_t axis, bool isLog) {
   Halide::Expr t = x.func(vars) - rowMax(rest), sum = sumExp(rest);
   Halide::Func y(nameFor(op, ""));
   if (isLog)
-    y(vars) = Halide::select(isNan(sum), sum, t - Halide::log(sum));
+    // (x − max) − log Σ in that order, as PyTorch: strict, or Halide's
+    // simplifier reassociates it to x − (max + log Σ), which rounds at the
+    // magnitude of x (ONNX's test_logsoftmax_large_number: -0.4404297 for
+    // -0.4401897 at x = 10003).
+    y(vars) = Halide::select(isNan(sum), sum, Halide::strict_float(t - Halide::log(sum)));
   else
     y(vars) = expNonPositive(t) / sum;
   record(op, LayerFuncs::Kind::Softmax, y, sumExp, size);

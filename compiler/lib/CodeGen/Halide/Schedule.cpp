@@ -214,6 +214,14 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
 int rowVector(int64_t width, const TargetInfo &target) {
   if (width < 0)
     return target.lanes;
+  // A row of 5 is one guarded vector of 8, not 4 + a 1-lane tail: Halide 14
+  // dropped the vector loop's index from a softmax over an axis before
+  // rows of 5 (both iterations read and wrote lanes 0-3: ONNX's
+  // test_softmax_axis_1, [N, 4, 5] along axis 1, came out halved; every
+  // target, 2026-12-03). Rows of 9 and 13 (4-lane loops of 3 and 4) and
+  // 6 (a 2-lane tail) were right. OpReferenceTest's softmax_4x5 cases.
+  if (width == 5)
+    return 8;
   return std::min(target.lanes, width % 8 == 0 ? 8 : 4);
 }
 

@@ -18,6 +18,8 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <tuple>
+
 using namespace mlir;
 
 namespace kiln::codegen {
@@ -244,7 +246,10 @@ FailureOr<std::vector<Func>> TrainBuilder::crossEntropy(nn::CrossEntropyOp ce) {
   int classes = static_cast<int>(shapeOf(ce.logits())[1]);
   Var n("n");
   Func rowLoss(c.nameFor("row_loss"));
-  rowLoss(n) = rowMax(n) + Halide::log(sumExp(n)) - x(label(n), n);
+  // −log_softmax as PyTorch rounds it, −((x − max) − log Σ): strict, since
+  // Halide's simplifier would otherwise reassociate the float terms (see
+  // Builder::softmax in Lowering.cpp).
+  rowLoss(n) = -Halide::strict_float((x(label(n), n) - rowMax(n)) - Halide::log(sumExp(n)));
   Halide::RDom rn(0, c.batch, c.nameFor("rn"));
   Func loss = rootLike("loss", ce.loss());
   Func total(c.nameFor("loss_sum"));
@@ -538,56 +543,73 @@ FailureOr<std::vector<Func>> TrainBuilder::poolGrad(Operation *op, bool isMax) {
   bool outside = readsOutside(window, kh, kw, xShape, dyShape);
   Func dy = in(op->getOperand(0));
   Var x("d0"), y("d1"), ch("d2"), n("d3");
+  // Small windows written out tap by tap, large ones over an RDom
+  // (kMaxUnrolledWindowTaps); both visit the taps in row-major order.
+  bool unrolled = static_cast<int64_t>(kh) * kw <= kMaxUnrolledWindowTaps;
+  Halide::RDom taps;
+  if (!unrolled)
+    taps = Halide::RDom(0, kw, 0, kh, c.nameFor("taps"));
   Func chosen;
   if (isMax) {
     Func input = in(op->getOperand(1));
     chosen = root("argmax", dyShape);
-    Expr best, index;
-    for (int ty = 0; ty < kh; ++ty)
-      for (int tx = 0; tx < kw; ++tx) {
-        Expr ix = x * sw + tx * dw - pw, iy = y * sh + ty * dh - ph;
-        Expr v = outside ? input(Halide::clamp(ix, 0, width - 1),
-                                 Halide::clamp(iy, 0, height - 1), ch, n)
-                         : input(ix, iy, ch, n);
-        if (!index.defined()) {
-          // The first tap: taken where it is in bounds.
-          Expr inside = outside ? ix >= 0 && ix < width && iy >= 0 && iy < height
-                                : Expr(true);
-          index = Halide::select(inside, 0, -1);
-          best = v;
-          continue;
-        }
-        Expr take = v > best || isNan(v);
-        if (outside)
-          take = (index < 0 || take) && ix >= 0 && ix < width && iy >= 0 && iy < height;
-        index = Halide::select(take, ty * kw + tx, index);
-        best = Halide::select(take, v, best);
-      }
-    chosen(x, y, ch, n) = index;
+    // One tap of the scan: taken where it is in bounds and the first so, a
+    // larger value or a NaN.
+    auto scan = [&](Expr ty, Expr tx, Expr best, Expr index) -> std::pair<Expr, Expr> {
+      Expr ix = x * sw + tx * dw - pw, iy = y * sh + ty * dh - ph;
+      Expr v = outside ? input(Halide::clamp(ix, 0, width - 1),
+                               Halide::clamp(iy, 0, height - 1), ch, n)
+                       : input(ix, iy, ch, n);
+      Expr take = index < 0 || v > best || isNan(v);
+      if (outside)
+        take = take && ix >= 0 && ix < width && iy >= 0 && iy < height;
+      return {Halide::select(take, v, best), Halide::select(take, ty * kw + tx, index)};
+    };
+    if (unrolled) {
+      Expr best = -INFINITY, index = -1;
+      for (int ty = 0; ty < kh; ++ty)
+        for (int tx = 0; tx < kw; ++tx)
+          std::tie(best, index) = scan(ty, tx, best, index);
+      chosen(x, y, ch, n) = index;
+    } else {
+      Func window(c.nameFor("argmax_scan"));
+      window(x, y, ch, n) = Halide::Tuple(-INFINITY, -1);
+      auto [best, index] = scan(taps.y, taps.x, window(x, y, ch, n)[0], window(x, y, ch, n)[1]);
+      window(x, y, ch, n) = Halide::Tuple(best, index);
+      chosen(x, y, ch, n) = window(x, y, ch, n)[1];
+    }
   }
   bool includePad = op->hasAttr("count_include_pad");
   float scale = 1.0f / static_cast<float>(kh * kw);
+  // What the window at the output position that tap (ty, tx) of input
+  // (x, y) falls in sends it: 0 where there is no such window.
+  auto share = [&](Expr ty, Expr tx) {
+    Expr offsetX = x + pw - tx * dw, offsetY = y + ph - ty * dh;
+    Expr px = offsetX / sw, py = offsetY / sh;
+    Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
+    if (sw > 1)
+      valid = valid && offsetX % sw == 0;
+    if (sh > 1)
+      valid = valid && offsetY % sh == 0;
+    Expr cx = Halide::clamp(px, 0, ow - 1), cy = Halide::clamp(py, 0, oh - 1);
+    if (isMax)
+      valid = valid && chosen(cx, cy, ch, n) == ty * kw + tx;
+    Expr tap = dy(cx, cy, ch, n);
+    if (!isMax)
+      tap = outside ? tap / Halide::cast<float>(
+                                poolDivisorExtent(cy, window, 0, kh, height, includePad) *
+                                poolDivisorExtent(cx, window, 1, kw, width, includePad))
+                    : tap * scale;
+    return Halide::select(valid, tap, 0.0f);
+  };
   Expr sum = 0.0f;
-  for (int ty = 0; ty < kh; ++ty)
-    for (int tx = 0; tx < kw; ++tx) {
-      Expr offsetX = x + pw - tx * dw, offsetY = y + ph - ty * dh;
-      Expr px = offsetX / sw, py = offsetY / sh;
-      Expr valid = px >= 0 && px < ow && py >= 0 && py < oh;
-      if (sw > 1)
-        valid = valid && offsetX % sw == 0;
-      if (sh > 1)
-        valid = valid && offsetY % sh == 0;
-      Expr cx = Halide::clamp(px, 0, ow - 1), cy = Halide::clamp(py, 0, oh - 1);
-      if (isMax)
-        valid = valid && chosen(cx, cy, ch, n) == ty * kw + tx;
-      Expr tap = dy(cx, cy, ch, n);
-      if (!isMax)
-        tap = outside ? tap / Halide::cast<float>(
-                                  poolDivisorExtent(cy, window, 0, kh, height, includePad) *
-                                  poolDivisorExtent(cx, window, 1, kw, width, includePad))
-                      : tap * scale;
-      sum = sum + Halide::select(valid, tap, 0.0f);
-    }
+  if (unrolled) {
+    for (int ty = 0; ty < kh; ++ty)
+      for (int tx = 0; tx < kw; ++tx)
+        sum = sum + share(ty, tx);
+  } else {
+    sum = Halide::sum(share(taps.y, taps.x), c.nameFor("window_sum"));
+  }
   Func dx = rootLike("", op->getResult(0));
   dx(x, y, ch, n) = sum;
   return std::vector<Func>{dx};

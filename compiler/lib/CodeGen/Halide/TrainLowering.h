@@ -31,6 +31,15 @@ Halide::Expr expNonPositive(Halide::Expr t);
 bool readsOutside(const nn::WindowSpec &window, int64_t kh, int64_t kw,
                   const std::vector<int64_t> &in, const std::vector<int64_t> &out);
 
+/// Pool windows of at most this many taps are written out tap by tap (an
+/// RDom makes Halide build an inner reduction Func per output element: 19%
+/// of LeNet's time at batch 64); larger ones are reductions over an RDom,
+/// since the written-out expression grows Halide's compile time faster than
+/// the taps: kilnc build of a 2×32×32 max pool (Zen 4, 2026-12-03) took
+/// 1.5 s at 4×4 taps, 1.9 s at 8×8, 2.9 s at 12×12, 5.0 s at 16×16, and
+/// did not finish in 10 minutes (4.4 GB) for ONNX's 60×80 window.
+constexpr int64_t kMaxUnrolledWindowTaps = 64;
+
 /// nn.avg_pool2d's divisor along dimension `d` (0: h, 1: w) for the window
 /// at output position `o`, of `kernel` over an input extent `size`.
 Halide::Expr poolDivisorExtent(Halide::Expr o, const nn::WindowSpec &window, int d,
