@@ -103,8 +103,12 @@ Outcome runTest(const std::string &dir, bool expectSkip) {
       values.push_back(*kiln::readONNXTensorFile(file, &context));
     std::vector<Halide::Buffer<float>> inBuffers;
     for (size_t a = 0; a < arguments.size(); ++a) {
+      // By name; the pytorch-converted tests leave their data unnamed,
+      // in the order of the graph's inputs, as ONNX's runner reads them.
       auto it = std::find_if(values.begin(), values.end(),
                              [&](const kiln::ONNXTensorValue &v) { return v.name == arguments[a]; });
+      if (it == values.end() && a < values.size() && values[a].name.empty())
+        it = values.begin() + a;
       if (it == values.end() || !it->isFloat)
         return {Outcome::Fail, "no float test data for input '" + arguments[a] + "'"};
       std::vector<int> dims(it->dims.rbegin(), it->dims.rend());

@@ -60,7 +60,7 @@ const llvm::StringSet<> &supportedOps() {
       "Gemm",    "MatMul",       "Conv",    "BatchNormalization", "Relu",    "Sigmoid",
       "Tanh",    "AveragePool",  "MaxPool", "GlobalAveragePool",  "Flatten", "Reshape",
       "Squeeze", "Unsqueeze",    "Add",     "Dropout",            "Identity", "Constant",
-      "Pad"};
+      "Pad",     "Softmax",      "LogSoftmax"};
   return ops;
 }
 
@@ -130,6 +130,7 @@ private:
   LogicalResult importDropout(const onnx::NodeProto &node);
   LogicalResult importConstant(const onnx::NodeProto &node);
   LogicalResult importPad(const onnx::NodeProto &node);
+  LogicalResult importSoftmax(const onnx::NodeProto &node);
   LogicalResult reshapeAsFlatten(const onnx::NodeProto &node, Value input,
                                  ArrayRef<int64_t> target);
 
@@ -149,6 +150,8 @@ private:
   FailureOr<std::pair<SmallVector<int64_t, 2>, SmallVector<int64_t, 2>>>
   windowPads(const onnx::NodeProto &node, ArrayRef<int64_t> input, ArrayRef<int64_t> kernel,
              ArrayRef<int64_t> stride, ArrayRef<int64_t> dilation);
+  struct WindowInput;
+  FailureOr<WindowInput> windowInput(const onnx::NodeProto &node);
 
   // Results. State ops come first, in the order the nodes read them (the
   // state_dict order of PyTorch's export).
@@ -203,6 +206,23 @@ private:
   int64_t fixedBatch = -1;
   // A Linear made from MatMul, waiting for the Add of its bias.
   std::map<std::string, nn::LinearOp> biaslessMatMuls;
+  // The output of a Pad of zeros over H and W, waiting for the Conv or
+  // AveragePool that takes it as padding.
+  struct ZeroPad {
+    std::string node;
+    Value input;
+    SmallVector<int64_t, 2> begin, end;
+  };
+  std::map<std::string, ZeroPad> zeroPads;
+};
+
+/// Input 0 of a window op (Conv, pools): the value, its shape as the node
+/// sees it, and the padding of a zero Pad folded into the node (0 if none).
+struct ONNXImporter::WindowInput {
+  Value value;
+  SmallVector<int64_t, 4> shape;
+  SmallVector<int64_t, 2> padBegin = {0, 0}, padEnd = {0, 0};
+  bool foldsPad = false;
 };
 
 //===----------------------------------------------------------------------===//
@@ -426,6 +446,14 @@ FailureOr<Value> ONNXImporter::dataInput(const onnx::NodeProto &node, int i, Str
   auto it = values.find(name);
   if (it != values.end() && it->second)
     return it->second;
+  if (auto pad = zeroPads.find(name); pad != zeroPads.end()) {
+    error(node) << "reads '" << name << "', the output of the Pad node '" << pad->second.node
+                << "' (begin " << shapeText(pad->second.begin) << ", end "
+                << shapeText(pad->second.end)
+                << " over H and W); Kiln takes padding only as part of the Conv or "
+                   "AveragePool after it";
+    return failure();
+  }
   if (!poisoned.count(name)) {
     if (constants.count(name))
       error(node) << "takes a constant ('" << name << "') as its " << role
@@ -571,6 +599,8 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
     result = importConstant(node);
   else if (op == "Pad")
     result = importPad(node);
+  else if (op == "Softmax" || op == "LogSoftmax")
+    result = importSoftmax(node);
   else if (op == "Identity") {
     if (constants.count(node.input(0)))
       constants[node.output(0)] = constants[node.input(0)];
@@ -592,7 +622,8 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
     }
   }
   bool defined = llvm::all_of(node.output(), [&](const std::string &output) {
-    return output.empty() || values.count(output) || constants.count(output);
+    return output.empty() || values.count(output) || constants.count(output) ||
+           zeroPads.count(output);
   });
   if (failed(result) || !defined)
     for (const std::string &output : node.output())
@@ -725,16 +756,45 @@ ONNXImporter::windowPads(const onnx::NodeProto &node, ArrayRef<int64_t> input,
   return std::make_pair(begin, end);
 }
 
-LogicalResult ONNXImporter::importConv(const onnx::NodeProto &node) {
-  FailureOr<Value> x = dataInput(node, 0, "input X");
-  if (failed(x))
-    return failure();
-  ArrayRef<int64_t> in = shapeOf(*x);
+/// A Conv's or pool's input: a graph value, or the input of the zero Pad
+/// before it, whose padding the node takes over (PyTorch 1.13 exports
+/// AvgPool2d's padding so, and other exporters Conv's).
+FailureOr<ONNXImporter::WindowInput> ONNXImporter::windowInput(const onnx::NodeProto &node) {
+  WindowInput result;
+  auto pad = hasInput(node, 0) ? zeroPads.find(node.input(0)) : zeroPads.end();
+  if (pad != zeroPads.end()) {
+    result.value = pad->second.input;
+    result.padBegin = pad->second.begin;
+    result.padEnd = pad->second.end;
+    result.foldsPad = true;
+  } else {
+    FailureOr<Value> x = dataInput(node, 0, "input X");
+    if (failed(x))
+      return failure();
+    result.value = *x;
+  }
+  ArrayRef<int64_t> in = shapeOf(result.value);
+  result.shape.assign(in.begin(), in.end());
   if (in.size() != 4) {
-    error(node) << "convolves an input of shape " << shapeText(in)
-                << "; Kiln's Conv is 2-D (input [N, C, H, W])";
+    error(node) << "takes an input of shape " << shapeText(in)
+                << "; Kiln's Conv and pooling are 2-D (input [N, C, H, W])";
     return failure();
   }
+  for (int d = 0; d < 2; ++d)
+    result.shape[2 + d] += result.padBegin[d] + result.padEnd[d];
+  return result;
+}
+
+/// Adds a node's own padding to the padding of the Pad folded into it.
+static void addPads(SmallVectorImpl<int64_t> &into, ArrayRef<int64_t> pads) {
+  for (size_t d = 0; d < into.size(); ++d)
+    into[d] += pads[d];
+}
+
+LogicalResult ONNXImporter::importConv(const onnx::NodeProto &node) {
+  FailureOr<WindowInput> x = windowInput(node);
+  if (failed(x))
+    return failure();
   if (int64_t group = intAttr(node, "group", 1); group != 1) {
     error(node) << "has group=" << group
                 << " (a grouped or depthwise convolution), which Kiln does not support";
@@ -762,19 +822,11 @@ LogicalResult ONNXImporter::importConv(const onnx::NodeProto &node) {
     error(node) << "has strides or dilations that are not two positive values";
     return failure();
   }
-  auto pads = windowPads(node, in, kernel, stride, dilation);
+  auto pads = windowPads(node, x->shape, kernel, stride, dilation);
   if (failed(pads))
     return failure();
-  if (dilation[0] != 1 || dilation[1] != 1) {
-    error(node) << "has dilations " << shapeText(dilation)
-                << ", which Kiln's conv2d does not take yet";
-    return failure();
-  }
-  if (pads->first != pads->second) {
-    error(node) << "pads asymmetrically (begin " << shapeText(pads->first) << ", end "
-                << shapeText(pads->second) << "), which Kiln's conv2d does not take yet";
-    return failure();
-  }
+  addPads(x->padBegin, pads->first);
+  addPads(x->padEnd, pads->second);
   Value wValue = weight(node, wt.name, wt.dims, wt.floats, true);
   Value bias;
   if (hasInput(node, 2)) {
@@ -787,13 +839,23 @@ LogicalResult ONNXImporter::importConv(const onnx::NodeProto &node) {
     }
     bias = weight(node, (*b)->name, (*b)->dims, (*b)->floats, true);
   }
+  nn::WindowSpec window;
+  window.stride.assign(stride.begin(), stride.end());
+  window.padding.assign(x->padBegin.begin(), x->padBegin.end());
+  window.paddingEnd.assign(x->padEnd.begin(), x->padEnd.end());
+  window.dilation.assign(dilation.begin(), dilation.end());
+  // The attributes a plain convolution leaves out stay out of the IR.
+  bool asymmetric = x->padBegin != x->padEnd;
+  bool dilated = dilation[0] != 1 || dilation[1] != 1;
   auto biasShape = bias ? Optional<nn::ShapeRef>(shapeOf(bias)) : llvm::None;
   define(node, 0,
-         build<nn::Conv2DOp>(node, layerName(node, wt.name),
-                             nn::inferConv2DShape(errorFn(node), in, wt.dims, biasShape, stride,
-                                                  pads->first),
-                             *x, wValue, bias, builder.getI64ArrayAttr(stride),
-                             builder.getI64ArrayAttr(pads->first), StringAttr()));
+         build<nn::Conv2DOp>(
+             node, layerName(node, wt.name),
+             nn::inferConv2DShape(errorFn(node), shapeOf(x->value), wt.dims, biasShape, window),
+             x->value, wValue, bias, builder.getI64ArrayAttr(stride),
+             builder.getI64ArrayAttr(x->padBegin),
+             asymmetric ? builder.getI64ArrayAttr(x->padEnd) : ArrayAttr(),
+             dilated ? builder.getI64ArrayAttr(dilation) : ArrayAttr(), StringAttr()));
   return success();
 }
 
@@ -860,17 +922,25 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
 
 LogicalResult ONNXImporter::importPool(const onnx::NodeProto &node) {
   bool isMax = node.op_type() == "MaxPool";
-  FailureOr<Value> x = dataInput(node, 0, "input X");
-  if (failed(x))
-    return failure();
-  ArrayRef<int64_t> in = shapeOf(*x);
-  if (in.size() != 4) {
-    error(node) << "pools an input of shape " << shapeText(in)
-                << "; Kiln's pooling is 2-D (input [N, C, H, W])";
+  StringRef opName = isMax ? "max_pool2d" : "avg_pool2d";
+  if (isMax && hasInput(node, 0) && zeroPads.count(node.input(0))) {
+    // Zeros are not MaxPool's padding (-Inf): they win over negative inputs.
+    const ZeroPad &pad = zeroPads[node.input(0)];
+    error(node) << "reads the output of the Pad node '" << pad.node
+                << "', which pads with zeros; a MaxPool's own padding is -Inf, so Kiln "
+                   "cannot take the zeros as its padding";
     return failure();
   }
+  FailureOr<WindowInput> x = windowInput(node);
+  if (failed(x))
+    return failure();
   if (!onlyOutput(node, 1))
     return failure();
+  if (isMax && intAttr(node, "storage_order", 0) != 0 && node.output_size() > 1) {
+    error(node) << "has storage_order=1, which only changes the Indices output Kiln does "
+                   "not compute";
+    return failure();
+  }
   SmallVector<int64_t, 4> kernel = intsAttr(node, "kernel_shape", {});
   SmallVector<int64_t, 4> stride = intsAttr(node, "strides", {1, 1});
   SmallVector<int64_t, 4> dilation = intsAttr(node, "dilations", {1, 1});
@@ -880,29 +950,74 @@ LogicalResult ONNXImporter::importPool(const onnx::NodeProto &node) {
     error(node) << "has kernel_shape, strides or dilations other than two positive values";
     return failure();
   }
-  auto pads = windowPads(node, in, kernel, stride, dilation);
-  if (failed(pads))
-    return failure();
-  bool padded = llvm::any_of(pads->first, [](int64_t p) { return p != 0; }) ||
-                llvm::any_of(pads->second, [](int64_t p) { return p != 0; });
-  // ceil_mode changes nothing where the windows tile the input exactly.
-  bool ceilChanges = false;
-  if (intAttr(node, "ceil_mode", 0))
-    for (int d = 0; d < 2; ++d)
-      ceilChanges |= (in[2 + d] + pads->first[d] + pads->second[d] -
-                      dilation[d] * (kernel[d] - 1) - 1) % stride[d] != 0;
-  if (padded || ceilChanges || dilation[0] != 1 || dilation[1] != 1) {
-    error(node) << "has padding, dilations or a ceil_mode that changes the output, which "
-                   "Kiln's pooling does not take yet";
+  bool dilated = dilation[0] != 1 || dilation[1] != 1;
+  if (!isMax && dilated) {
+    // AveragePool has dilations from opset 19, past the opsets Kiln imports.
+    error(node) << "has dilations " << shapeText(dilation)
+                << "; AveragePool takes none before opset 19";
     return failure();
   }
+  auto pads = windowPads(node, x->shape, kernel, stride, dilation);
+  if (failed(pads))
+    return failure();
+  bool ownPads = llvm::any_of(pads->first, [](int64_t p) { return p != 0; }) ||
+                 llvm::any_of(pads->second, [](int64_t p) { return p != 0; });
+  // A Pad's zeros are elements to the AveragePool after it: they count in
+  // the divisor, which is count_include_pad for the whole padding.
+  bool countIncludePad = intAttr(node, "count_include_pad", 0) != 0;
+  if (x->foldsPad && ownPads && !countIncludePad) {
+    error(node) << "pads by " << shapeText(pads->first) << " / " << shapeText(pads->second)
+                << " without count_include_pad after a Pad node, whose zeros count: one "
+                   "AveragePool cannot count one padding and not the other";
+    return failure();
+  }
+  countIncludePad |= x->foldsPad;
+  addPads(x->padBegin, pads->first);
+  addPads(x->padEnd, pads->second);
+  bool ceilMode = intAttr(node, "ceil_mode", 0) != 0;
+  bool padded = x->padBegin != SmallVector<int64_t, 2>{0, 0} || x->padEnd != x->padBegin;
+  nn::WindowSpec window;
+  window.stride.assign(stride.begin(), stride.end());
+  window.padding.assign(x->padBegin.begin(), x->padBegin.end());
+  window.paddingEnd.assign(x->padEnd.begin(), x->padEnd.end());
+  window.dilation.assign(dilation.begin(), dilation.end());
+  window.ceilMode = ceilMode;
+  ArrayRef<int64_t> in = shapeOf(x->value);
+  // ceil_mode: ONNX (to opset 18) keeps a last window that starts in the
+  // end padding, PyTorch (and Kiln) drops it. Where that window exists the
+  // two disagree on the output's size.
+  for (int d = 0; ceilMode && d < 2; ++d) {
+    int64_t span = in[2 + d] + x->padBegin[d] + x->padEnd[d] - dilation[d] * (kernel[d] - 1) - 1;
+    int64_t onnxSize = span < 0 ? 0 : (span + stride[d] - 1) / stride[d] + 1;
+    int64_t kilnSize = nn::windowOutputSize(in[2 + d], kernel[d], stride[d], x->padBegin[d],
+                                            x->padEnd[d], dilation[d], true);
+    if (span >= 0 && onnxSize != kilnSize) {
+      error(node) << "has ceil_mode with a last window along " << (d ? "W" : "H")
+                  << " that starts in the end padding: ONNX keeps it (" << onnxSize
+                  << " outputs), PyTorch and Kiln drop it (" << kilnSize << ")";
+      return failure();
+    }
+  }
   std::string layer = layerName(node);
-  FailureOr<nn::Shape> shape = nn::inferPool2DShape(
-      errorFn(node), isMax ? "max_pool2d" : "avg_pool2d", in, kernel, stride);
+  FailureOr<nn::Shape> shape = nn::inferPool2DShape(errorFn(node), opName, in, kernel, window);
   ArrayAttr kernelAttr = builder.getI64ArrayAttr(kernel), strideAttr = builder.getI64ArrayAttr(stride);
-  define(node, 0,
-         isMax ? build<nn::MaxPool2DOp>(node, layer, shape, *x, kernelAttr, strideAttr)
-               : build<nn::AvgPool2DOp>(node, layer, shape, *x, kernelAttr, strideAttr));
+  bool asymmetric = x->padBegin != x->padEnd;
+  ArrayAttr padAttr = padded ? builder.getI64ArrayAttr(x->padBegin) : ArrayAttr();
+  ArrayAttr padEndAttr = asymmetric ? builder.getI64ArrayAttr(x->padEnd) : ArrayAttr();
+  UnitAttr ceilAttr = ceilMode ? builder.getUnitAttr() : UnitAttr();
+  if (isMax) {
+    define(node, 0,
+           build<nn::MaxPool2DOp>(node, layer, shape, x->value, kernelAttr, strideAttr, padAttr,
+                                  padEndAttr,
+                                  dilated ? builder.getI64ArrayAttr(dilation) : ArrayAttr(),
+                                  ceilAttr));
+  } else {
+    // Without padding both divisors agree: the attribute stays out.
+    UnitAttr includeAttr = padded && countIncludePad ? builder.getUnitAttr() : UnitAttr();
+    define(node, 0,
+           build<nn::AvgPool2DOp>(node, layer, shape, x->value, kernelAttr, strideAttr, padAttr,
+                                  padEndAttr, ceilAttr, includeAttr));
+  }
   return success();
 }
 
@@ -1207,13 +1322,15 @@ LogicalResult ONNXImporter::importDropout(const onnx::NodeProto &node) {
   return success();
 }
 
-/// PyTorch 1.13 exports AvgPool2d as a Pad (of zeros, even without
-/// padding) before the AveragePool: a Pad of nothing is the identity.
+/// A Pad of zeros over H and W of an [N, C, H, W] tensor waits for the
+/// Conv or AveragePool after it, which takes it as padding (PyTorch 1.13
+/// exports AvgPool2d so, with a Pad even where it pads by nothing). A Pad
+/// of nothing is the identity.
 LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
   FailureOr<Value> x = dataInput(node, 0, "data");
   if (failed(x))
     return failure();
-  // The pads: an attribute before opset 11, an input from 11 on.
+  // The pads and the value: attributes before opset 11, inputs from 11 on.
   SmallVector<int64_t, 8> pads(intsAttr(node, "pads", {}));
   if (hasInput(node, 1)) {
     FailureOr<const HostTensor *> given = constantInput(node, 1, "pads");
@@ -1225,12 +1342,76 @@ LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
     }
     pads.assign((*given)->ints.begin(), (*given)->ints.end());
   }
-  if (llvm::any_of(pads, [](int64_t p) { return p != 0; })) {
-    error(node) << "pads by " << shapeText(pads)
-                << "; Kiln takes padding as part of a Conv or pool, not as a Pad node";
+  double value = floatAttr(node, "value", 0.0f);
+  if (hasInput(node, 2)) {
+    FailureOr<const HostTensor *> given = constantInput(node, 2, "constant_value");
+    if (failed(given))
+      return failure();
+    const HostTensor &t = **given;
+    if (t.isFloat ? t.floats.size() != 1 : t.ints.size() != 1) {
+      error(node) << "has a constant_value of " << (t.isFloat ? t.floats.size() : t.ints.size())
+                  << " elements; it is a scalar";
+      return failure();
+    }
+    value = t.isFloat ? t.floats[0] : static_cast<double>(t.ints[0]);
+  }
+  if (llvm::all_of(pads, [](int64_t p) { return p == 0; })) {
+    define(node, 0, *x);
+    return success();
+  }
+  ArrayRef<int64_t> in = shapeOf(*x);
+  std::string mode = stringAttr(node, "mode", "constant");
+  bool spatialOnly = in.size() == 4 && pads.size() == 8 && pads[0] == 0 && pads[1] == 0 &&
+                     pads[4] == 0 && pads[5] == 0;
+  if (mode != "constant" || value != 0.0 || !spatialOnly ||
+      llvm::any_of(pads, [](int64_t p) { return p < 0; })) {
+    error(node) << "pads by " << shapeText(pads) << " (mode '" << mode << "', value "
+                << nn::formatNumber(value)
+                << "); Kiln takes only a Pad of zeros over H and W of an [N, C, H, W] "
+                   "tensor, as the padding of the Conv or AveragePool after it";
     return failure();
   }
-  define(node, 0, *x);
+  zeroPads[node.output(0)] = {node.name(), *x, {pads[2], pads[3]}, {pads[6], pads[7]}};
+  return success();
+}
+
+/// Softmax and LogSoftmax. From opset 13 over one axis (-1 by default);
+/// before, over the input coerced to 2-D at `axis` (1 by default): the
+/// dimensions from axis on together, which is one dimension's softmax when
+/// the others among them are 1.
+LogicalResult ONNXImporter::importSoftmax(const onnx::NodeProto &node) {
+  bool isLog = node.op_type() == "LogSoftmax";
+  StringRef opName = isLog ? "log_softmax" : "softmax";
+  FailureOr<Value> x = dataInput(node, 0, "input");
+  if (failed(x))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(*x);
+  int64_t axisAttr = intAttr(node, "axis", opset >= 13 ? -1 : 1);
+  FailureOr<int64_t> axis = nn::normalizeDim(errorFn(node), opName, "axis", in, axisAttr,
+                                             /*allowNegative=*/true);
+  if (failed(axis))
+    return failure();
+  if (opset < 13) {
+    SmallVector<int64_t, 4> spanned;
+    for (int64_t d = *axis; d < static_cast<int64_t>(in.size()); ++d)
+      if (in[d] != 1)
+        spanned.push_back(d);
+    if (spanned.size() > 1) {
+      error(node) << "has axis=" << axisAttr << " at opset " << opset
+                  << ", which normalizes over dimensions " << *axis << " to " << in.size() - 1
+                  << " of " << shapeText(in)
+                  << " together (the input coerced to 2-D); Kiln's " << opName
+                  << " runs over one dimension";
+      return failure();
+    }
+    if (!spanned.empty())
+      *axis = spanned[0];
+  }
+  nn::Shape shape(in.begin(), in.end());
+  IntegerAttr axisValue = builder.getI64IntegerAttr(*axis);
+  define(node, 0,
+         isLog ? build<nn::LogSoftmaxOp>(node, layerName(node), shape, *x, axisValue)
+               : build<nn::SoftmaxOp>(node, layerName(node), shape, *x, axisValue));
   return success();
 }
 
@@ -1366,6 +1547,11 @@ OwningOpRef<ModuleOp> ONNXImporter::run() {
   SmallVector<Type, 2> resultTypes;
   for (const onnx::ValueInfoProto &output : graph.output()) {
     auto it = values.find(output.name());
+    if (zeroPads.count(output.name())) {
+      fileError() << "output '" << output.name()
+                  << "' is a Pad's; Kiln takes padding only as part of a Conv or AveragePool";
+      continue;
+    }
     if (it == values.end()) {
       fileError() << "output '" << output.name()
                   << "' is not computed from the inputs (a constant, or undefined)";
