@@ -212,6 +212,14 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModel(llvm::SourceMgr &sourceMgr,
 
 mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
                                         const InferenceOptions &options) {
+  // Loading weights at run time needs a weight: Halide cannot build a load
+  // pipeline with no outputs (an internal error in bounds inference).
+  bool hasState = false;
+  module.walk([&](mlir::Operation *op) { hasState |= mlir::isa<nn::ParamOp, nn::BufferOp>(op); });
+  if (options.externalWeights && !hasState)
+    return mlir::emitError(module.getLoc())
+           << "the model has no weights or buffers, so there is nothing to load at run time: "
+              "build it without --weights=external";
   if (!options.externalWeights && !(options.weightsPath.empty() && hasAllStateBound(module)) &&
       failed(bindWeights(module, options.weightsPath, options.allowExtraKeys,
                          options.allowNonfinite)))

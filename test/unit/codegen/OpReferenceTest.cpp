@@ -938,8 +938,8 @@ std::vector<Case> makeCases() {
   add(softmaxCase(true, {N, 6}, 0, 2));
   add(softmaxCase(false, {N, 2, 3}, 0, 2));
   // An axis before rows of 5, 6, 9 and 13: vectors of 4 with a tail of 1
-  // to 3 lanes (ONNX's test_softmax_axis_1 is [N, 4, 5] along axis 1;
-  // rowVector in Schedule.cpp says why rows of 5 are one vector of 8).
+  // to 3 lanes, whose guard Halide once dropped (scheduleSoftmax says
+  // where; ONNX's test_softmax_axis_1 is [N, 4, 5] along axis 1).
   add(softmaxCase(false, {N, 4, 5}, 1, 3));
   add(softmaxCase(false, {N, 4, 1, 5}, 1, 3));
   add(softmaxCase(false, {N, 4, 13}, 1, 3));

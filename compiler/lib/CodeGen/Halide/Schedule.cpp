@@ -214,23 +214,15 @@ void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
 int rowVector(int64_t width, const TargetInfo &target) {
   if (width < 0)
     return target.lanes;
-  // A row of 5 is one guarded vector of 8, not 4 + a 1-lane tail: Halide 14
-  // dropped the vector loop's index from a softmax over an axis before
-  // rows of 5 (both iterations read and wrote lanes 0-3: ONNX's
-  // test_softmax_axis_1, [N, 4, 5] along axis 1, came out halved; every
-  // target, 2026-12-03). Rows of 9 and 13 (4-lane loops of 3 and 4) and
-  // 6 (a 2-lane tail) were right. OpReferenceTest's softmax_4x5 cases.
-  if (width == 5)
-    return 8;
   return std::min(target.lanes, width % 8 == 0 ? 8 : 4);
 }
 
 /// softmax, log_softmax: computed whole, vectorized along the innermost
 /// dimension and, for more than one sample, parallel over the batch. The
-/// max and Σ exp along the axis are computed per sample (per row where the
-/// axis is the innermost dimension; they are a handful of scalars), or
-/// whole where the axis is the batch itself, and vectorized along their
-/// innermost dimension where it is not the axis. Two passes over a slice
+/// max and Σ exp along the axis are computed per row where the axis is the
+/// innermost dimension (a handful of scalars), else whole (in parallel over
+/// the batch unless the axis is the batch itself), and vectorized along
+/// their innermost dimension where it is not the axis. Two passes over a slice
 /// that stays in cache, no parallel loop for one sample.
 void scheduleSoftmax(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
   Halide::Func out = layer.output, rowMax = layer.rowMax, sum = layer.reduction;
@@ -243,10 +235,21 @@ void scheduleSoftmax(const LayerFuncs &layer, Halide::Expr batch, const TargetIn
   bool overBatch = layer.axis == 0;
   bool innermost = layer.axis == static_cast<int64_t>(rank) - 1;
   for (Halide::Func f : {rowMax, sum}) {
-    if (overBatch || rank == 1)
+    // Along an inner axis that is not the innermost dimension they are
+    // computed whole, in parallel over the batch, not per sample inside
+    // the output's loop: there Halide 14 dropped the output's tail guard,
+    // and each row's last vector wrote past the row (into the next one, a
+    // race between samples, and past the buffer after the last; a softmax
+    // of [N, 4, 13] along axis 1 was wrong in 3 of 156 elements under
+    // load, [N, 4, 5] always; 2026-12-03).
+    if (overBatch || rank == 1) {
       f.compute_root();
-    else
-      f.compute_at(out, innermost ? args[1] : args.back());
+    } else if (!innermost) {
+      f.compute_root();
+      f.parallel(f.args().back());
+    } else {
+      f.compute_at(out, args[1]);
+    }
     std::vector<Halide::Var> fArgs = f.args();
     int64_t fInner = innermost ? 0 : layer.shape.back();
     if (!fArgs.empty() && (fInner < 0 || fInner >= 4)) {
