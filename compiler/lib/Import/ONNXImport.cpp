@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/Import/ONNXImport.h"
 
+#include "ONNXConstantFolding.h"
 #include "ONNXTensor.h"
 
 #include "kiln/Dialect/NN/IR/NNOps.h"
@@ -39,6 +40,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <set>
 
 namespace kiln {
@@ -60,7 +62,8 @@ const llvm::StringSet<> &supportedOps() {
       "Gemm",    "MatMul",       "Conv",    "BatchNormalization", "Relu",    "Sigmoid",
       "Tanh",    "AveragePool",  "MaxPool", "GlobalAveragePool",  "Flatten", "Reshape",
       "Squeeze", "Unsqueeze",    "Add",     "Dropout",            "Identity", "Constant",
-      "Pad",     "Softmax",      "LogSoftmax"};
+      "Pad",     "Softmax",      "LogSoftmax", "ConstantOfShape", "Concat", "Slice",
+      "Transpose", "Cast"};
   return ops;
 }
 
@@ -130,6 +133,8 @@ private:
   LogicalResult importDropout(const onnx::NodeProto &node);
   LogicalResult importConstant(const onnx::NodeProto &node);
   LogicalResult importPad(const onnx::NodeProto &node);
+  bool allInputsConstant(const onnx::NodeProto &node) const;
+  LogicalResult foldConstantNode(const onnx::NodeProto &node);
   LogicalResult importSoftmax(const onnx::NodeProto &node);
   LogicalResult reshapeAsFlatten(const onnx::NodeProto &node, Value input,
                                  ArrayRef<int64_t> target);
@@ -573,7 +578,9 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
     }
   StringRef op = node.op_type();
   LogicalResult result = success();
-  if (op == "Gemm")
+  if (onnximport::isFoldableOp(op) && (op != "Reshape" || allInputsConstant(node)))
+    result = foldConstantNode(node);
+  else if (op == "Gemm")
     result = importGemm(node);
   else if (op == "MatMul")
     result = importMatMul(node);
@@ -628,6 +635,41 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
   if (failed(result) || !defined)
     for (const std::string &output : node.output())
       poisoned.insert(output);
+}
+
+bool ONNXImporter::allInputsConstant(const onnx::NodeProto &node) const {
+  return llvm::all_of(node.input(), [&](const std::string &input) {
+    return input.empty() || constants.count(input);
+  });
+}
+
+// Shape arithmetic on constants (ONNXConstantFolding.h); on tensors that
+// come from the graph's inputs these operators are not imported.
+LogicalResult ONNXImporter::foldConstantNode(const onnx::NodeProto &node) {
+  std::vector<const HostTensor *> inputs;
+  for (int i = 0; i < node.input_size(); ++i) {
+    if (node.input(i).empty()) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    auto it = constants.find(node.input(i));
+    if (it == constants.end()) {
+      if (!poisoned.count(node.input(i)))
+        error(node) << "computes on '" << node.input(i)
+                    << "', a tensor computed at run time; Kiln evaluates " << node.op_type()
+                    << " only over constants (the shapes and pads exporters compute)";
+      return failure();
+    }
+    inputs.push_back(&it->second);
+  }
+  HostTensor result;
+  std::string message;
+  if (!onnximport::foldConstantOp(node, opset, modelDir, inputs, result, message)) {
+    error(node) << message;
+    return failure();
+  }
+  constants[node.output(0)] = std::move(result);
+  return success();
 }
 
 LogicalResult ONNXImporter::importGemm(const onnx::NodeProto &node) {
@@ -1327,7 +1369,13 @@ LogicalResult ONNXImporter::importDropout(const onnx::NodeProto &node) {
 /// exports AvgPool2d so, with a Pad even where it pads by nothing). A Pad
 /// of nothing is the identity.
 LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
-  FailureOr<Value> x = dataInput(node, 0, "data");
+  // A zero Pad of a zero Pad is one (torch exports nn.ZeroPad2d before an
+  // AvgPool2d so: its own Pad, then the pool's).
+  std::optional<ZeroPad> inner;
+  if (hasInput(node, 0))
+    if (auto it = zeroPads.find(node.input(0)); it != zeroPads.end())
+      inner = it->second;
+  FailureOr<Value> x = inner ? FailureOr<Value>(inner->input) : dataInput(node, 0, "data");
   if (failed(x))
     return failure();
   // The pads and the value: attributes before opset 11, inputs from 11 on.
@@ -1356,7 +1404,10 @@ LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
     value = t.isFloat ? t.floats[0] : static_cast<double>(t.ints[0]);
   }
   if (llvm::all_of(pads, [](int64_t p) { return p == 0; })) {
-    define(node, 0, *x);
+    if (inner)
+      zeroPads[node.output(0)] = *inner;
+    else
+      define(node, 0, *x);
     return success();
   }
   ArrayRef<int64_t> in = shapeOf(*x);
@@ -1371,7 +1422,13 @@ LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
                    "tensor, as the padding of the Conv or AveragePool after it";
     return failure();
   }
-  zeroPads[node.output(0)] = {node.name(), *x, {pads[2], pads[3]}, {pads[6], pads[7]}};
+  ZeroPad pad{node.name(), *x, {pads[2], pads[3]}, {pads[6], pads[7]}};
+  if (inner)
+    for (int d = 0; d < 2; ++d) {
+      pad.begin[d] += inner->begin[d];
+      pad.end[d] += inner->end[d];
+    }
+  zeroPads[node.output(0)] = pad;
   return success();
 }
 
