@@ -126,6 +126,7 @@ fuzz-onnx: fuzz-configure
 	cmake --build $(BUILD)-fuzz --target kiln-onnx-fuzzer -j $(JOBS)
 	mkdir -p fuzz-corpus-onnx/artifacts
 	cp test/fixtures/onnx-bad/*.onnx test/fixtures/onnx/simple_net.opset13.onnx \
+	  test/fixtures/onnx-windows/*.opset13.onnx \
 	  test/fuzz/regressions/onnx/*.onnx fuzz-corpus-onnx/
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(BUILD)-fuzz/bin/kiln-onnx-fuzzer fuzz-corpus-onnx \
