@@ -36,11 +36,17 @@ std::vector<int64_t> intsAttribute(const onnx::NodeProto &node, llvm::StringRef 
   return {attr->ints().begin(), attr->ints().end()};
 }
 
-/// The product of `dims`, or -1 past kMaxElements (or for a negative dim).
+/// The most elements a tensor evaluated at import may have: exporters
+/// compute shapes and pads of a few elements; a fuzzed ConstantOfShape may
+/// ask for billions (8 bytes each), which would exhaust memory.
+constexpr int64_t kMaxFoldedElements = int64_t(1) << 20;
+
+/// The product of `dims`, or -1 past kMaxFoldedElements (or for a negative
+/// dim).
 int64_t countElements(llvm::ArrayRef<int64_t> dims) {
   int64_t n = 1;
   for (int64_t d : dims) {
-    if (d < 0 || (d > 0 && n > kMaxElements / d))
+    if (d < 0 || (d > 0 && n > kMaxFoldedElements / d))
       return -1;
     n *= d;
   }
@@ -97,8 +103,8 @@ bool constantOfShape(const onnx::NodeProto &node, llvm::StringRef modelDir,
     return false;
   int64_t n = countElements(in[0]->ints);
   if (n < 0) {
-    error = "would make a tensor of more than " + std::to_string(kMaxElements) +
-            " elements (or a negative dimension)";
+    error = "would make a tensor of more than " + std::to_string(kMaxFoldedElements) +
+            " elements (or a negative dimension); Kiln evaluates only small constants";
     return false;
   }
   HostTensor value;
@@ -284,14 +290,18 @@ bool slice(const onnx::NodeProto &node, int64_t opset, llvm::ArrayRef<const Host
       s += size;
     if (e < 0 && e > INT64_MIN + size)
       e += size;
-    if (steps[i] > 0) {
+    // Counts written so that no step (up to ±2^63) overflows.
+    if (size == 0) {
+      s = 0;
+      dims[axis] = 0;
+    } else if (steps[i] > 0) {
       s = std::clamp<int64_t>(s, 0, size);
       e = std::clamp<int64_t>(e, 0, size);
-      dims[axis] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0;
+      dims[axis] = e > s ? 1 + (e - s - 1) / steps[i] : 0;
     } else {
       s = std::clamp<int64_t>(s, 0, size - 1);
       e = std::clamp<int64_t>(e, -1, size - 1);
-      dims[axis] = s > e ? (s - e - steps[i] - 1) / -steps[i] : 0;
+      dims[axis] = s <= e ? 0 : steps[i] == INT64_MIN ? 1 : 1 + (s - e - 1) / -steps[i];
     }
     first[axis] = s;
     step[axis] = steps[i];

@@ -1423,11 +1423,20 @@ LogicalResult ONNXImporter::importPad(const onnx::NodeProto &node) {
     return failure();
   }
   ZeroPad pad{node.name(), *x, {pads[2], pads[3]}, {pads[6], pads[7]}};
-  if (inner)
-    for (int d = 0; d < 2; ++d) {
+  for (int d = 0; d < 2; ++d) {
+    // Each term is checked before the sum, which then fits int64.
+    int64_t innerPads = inner ? inner->begin[d] + inner->end[d] : 0;
+    if (pad.begin[d] > onnximport::kMaxElements || pad.end[d] > onnximport::kMaxElements ||
+        in[2 + d] + innerPads + pad.begin[d] + pad.end[d] > onnximport::kMaxElements) {
+      error(node) << "pads by " << shapeText(pads) << ", past the "
+                  << onnximport::kMaxElements << " elements a dimension may have";
+      return failure();
+    }
+    if (inner) {
       pad.begin[d] += inner->begin[d];
       pad.end[d] += inner->end[d];
     }
+  }
   zeroPads[node.output(0)] = pad;
   return success();
 }
