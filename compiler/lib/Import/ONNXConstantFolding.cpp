@@ -36,17 +36,18 @@ std::vector<int64_t> intsAttribute(const onnx::NodeProto &node, llvm::StringRef 
   return {attr->ints().begin(), attr->ints().end()};
 }
 
-/// The most elements a tensor evaluated at import may have: exporters
-/// compute shapes and pads of a few elements; a fuzzed ConstantOfShape may
-/// ask for billions (8 bytes each), which would exhaust memory.
+/// The most elements ConstantOfShape and Concat may make, whose results
+/// can be far larger than their inputs: exporters compute shapes and pads
+/// of a few elements, and a fuzzed ConstantOfShape asked for billions (8
+/// bytes each), which exhausted memory. Transpose, Slice, Reshape and Cast
+/// make no more than they read (a weight, at most kMaxElements).
 constexpr int64_t kMaxFoldedElements = int64_t(1) << 20;
 
-/// The product of `dims`, or -1 past kMaxFoldedElements (or for a negative
-/// dim).
-int64_t countElements(llvm::ArrayRef<int64_t> dims) {
+/// The product of `dims`, or -1 past `limit` (or for a negative dim).
+int64_t countElements(llvm::ArrayRef<int64_t> dims, int64_t limit = kMaxElements) {
   int64_t n = 1;
   for (int64_t d : dims) {
-    if (d < 0 || (d > 0 && n > kMaxFoldedElements / d))
+    if (d < 0 || (d > 0 && n > limit / d))
       return -1;
     n *= d;
   }
@@ -80,14 +81,14 @@ void gather(const HostTensor &in, const std::vector<int64_t> &outDims, HostTenso
   }
 }
 
-/// The index in `strides` order of flat index `i` of a tensor of `dims`.
-std::vector<int64_t> unflatten(int64_t i, llvm::ArrayRef<int64_t> dims) {
-  std::vector<int64_t> index(dims.size());
+/// The index of flat (row-major) element `i` of a tensor of `dims`, into
+/// `index` (reused: weights of millions of elements are transposed).
+void unflatten(int64_t i, llvm::ArrayRef<int64_t> dims, std::vector<int64_t> &index) {
+  index.resize(dims.size());
   for (size_t d = dims.size(); d-- > 0;) {
     index[d] = dims[d] ? i % dims[d] : 0;
     i = dims[d] ? i / dims[d] : 0;
   }
-  return index;
 }
 
 bool needInts(const HostTensor *t, llvm::StringRef role, std::string &error) {
@@ -101,7 +102,7 @@ bool constantOfShape(const onnx::NodeProto &node, llvm::StringRef modelDir,
                      llvm::ArrayRef<const HostTensor *> in, HostTensor &out, std::string &error) {
   if (!needInts(in[0], "shape", error))
     return false;
-  int64_t n = countElements(in[0]->ints);
+  int64_t n = countElements(in[0]->ints, kMaxFoldedElements);
   if (n < 0) {
     error = "would make a tensor of more than " + std::to_string(kMaxFoldedElements) +
             " elements (or a negative dimension); Kiln evaluates only small constants";
@@ -152,8 +153,9 @@ bool concat(const onnx::NodeProto &node, llvm::ArrayRef<const HostTensor *> in, 
       }
     dims[axis] += t->dims[axis];
   }
-  if (countElements(dims) < 0) {
-    error = "would make too large a tensor";
+  if (countElements(dims, kMaxFoldedElements) < 0) {
+    error = "would make a tensor of more than " + std::to_string(kMaxFoldedElements) +
+            " elements; Kiln evaluates only small constants";
     return false;
   }
   int64_t outer = countElements(llvm::ArrayRef<int64_t>(dims).take_front(axis));
@@ -230,8 +232,9 @@ bool transpose(const onnx::NodeProto &node, llvm::ArrayRef<const HostTensor *> i
   std::vector<int64_t> dims(rank), strides = stridesOf(x.dims);
   for (size_t d = 0; d < rank; ++d)
     dims[d] = x.dims[perm[d]];
+  std::vector<int64_t> index;
   gather(x, dims, out, [&](int64_t i) {
-    std::vector<int64_t> index = unflatten(i, dims);
+    unflatten(i, dims, index);
     int64_t j = 0;
     for (size_t d = 0; d < rank; ++d)
       j += index[d] * strides[perm[d]];
@@ -307,8 +310,9 @@ bool slice(const onnx::NodeProto &node, int64_t opset, llvm::ArrayRef<const Host
     step[axis] = steps[i];
   }
   std::vector<int64_t> strides = stridesOf(x.dims);
+  std::vector<int64_t> index;
   gather(x, dims, out, [&](int64_t i) {
-    std::vector<int64_t> index = unflatten(i, dims);
+    unflatten(i, dims, index);
     int64_t j = 0;
     for (int64_t d = 0; d < rank; ++d)
       j += (first[d] + index[d] * step[d]) * strides[d];

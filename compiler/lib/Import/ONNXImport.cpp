@@ -54,7 +54,10 @@ namespace {
 
 /// The opsets of the default domain Kiln imports: what PyTorch 1.13
 /// exports and ONNX 1.12 (Debian's libonnx) knows.
-constexpr int64_t kMinOpset = 9, kMaxOpset = 17;
+/// From the first opset: the backend tests of PyTorch's converter are at
+/// opset 6 and GlobalAveragePool's at 1; the operators whose form changed
+/// since are read in their old form or refused (legacyFormError).
+constexpr int64_t kMinOpset = 1, kMaxOpset = 17;
 
 /// The operators imported (docs/onnx.md: which attributes of each).
 const llvm::StringSet<> &supportedOps() {
@@ -134,6 +137,7 @@ private:
   LogicalResult importConstant(const onnx::NodeProto &node);
   LogicalResult importPad(const onnx::NodeProto &node);
   bool allInputsConstant(const onnx::NodeProto &node) const;
+  bool legacyFormIsRead(const onnx::NodeProto &node);
   LogicalResult foldConstantNode(const onnx::NodeProto &node);
   LogicalResult importSoftmax(const onnx::NodeProto &node);
   LogicalResult reshapeAsFlatten(const onnx::NodeProto &node, Value input,
@@ -578,7 +582,9 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
     }
   StringRef op = node.op_type();
   LogicalResult result = success();
-  if (onnximport::isFoldableOp(op) && (op != "Reshape" || allInputsConstant(node)))
+  if (!legacyFormIsRead(node))
+    result = failure();
+  else if (onnximport::isFoldableOp(op) && (op != "Reshape" || allInputsConstant(node)))
     result = foldConstantNode(node);
   else if (op == "Gemm")
     result = importGemm(node);
@@ -635,6 +641,46 @@ void ONNXImporter::importNode(const onnx::NodeProto &node) {
   if (failed(result) || !defined)
     for (const std::string &output : node.output())
       poisoned.insert(output);
+}
+
+// What changed in the operators Kiln imports before opset 9 (ONNX's
+// Changelog.md): Reshape took its shape as an attribute before 5, Pad its
+// pads as `paddings` before 2, Concat's axis defaulted to 1 before 4,
+// Cast's `to` was a string before 6; before 7 `broadcast` switched on a
+// broadcasting of its own (B aligned at `axis`), and BatchNormalization's
+// `is_test` chose the mode; before 9 its `spatial` could ask for one
+// statistic per activation. Attributes with no effect on the result
+// (consumed_inputs, Dropout's is_test, Gemm's broadcast of a bias Kiln takes
+// anyway) are ignored.
+bool ONNXImporter::legacyFormIsRead(const onnx::NodeProto &node) {
+  if (opset >= 9)
+    return true;
+  StringRef op = node.op_type();
+  int64_t since = op == "Reshape" ? 5 : op == "Pad" ? 2 : op == "Concat" ? 4 : op == "Cast" ? 6 : 0;
+  if (opset < since) {
+    error(node) << "is in its form before opset " << since << " (the model's opset is " << opset
+                << "), which Kiln does not read";
+    return false;
+  }
+  if (opset < 7 && op == "Add" && intAttr(node, "broadcast", 0) != 0) {
+    error(node) << "has broadcast=1 at opset " << opset
+                << " (B aligned at axis " << intAttr(node, "axis", -1)
+                << "), which Kiln does not read; it adds tensors of one shape";
+    return false;
+  }
+  if (op == "BatchNormalization") {
+    if (opset < 7 && intAttr(node, "is_test", 0) == 0) {
+      error(node) << "has is_test=0 at opset " << opset
+                  << " (training mode); Kiln imports BatchNormalization for inference";
+      return false;
+    }
+    if (intAttr(node, "spatial", 1) == 0) {
+      error(node) << "has spatial=0 (a mean and variance per activation, not per channel), "
+                     "which Kiln does not take";
+      return false;
+    }
+  }
+  return true;
 }
 
 bool ONNXImporter::allInputsConstant(const onnx::NodeProto &node) const {
