@@ -9,14 +9,17 @@ set -euo pipefail
 # test/Tools/kilnc-plot-chromium.test. The last two lines: cross-compiling
 # to 64-bit ARM and running the result (docs/targets.md): Debian's cross
 # toolchain, the arm64 zlib through multiarch, qemu; strace checks that an
-# install is relocatable.
+# install is relocatable. pocl-opencl-icd and ocl-icd-opencl-dev: the OpenCL
+# builds run on the CPU through PoCL (docs/gpu.md); Halide's runtime loads the
+# unversioned libOpenCL.so, which only the -dev package provides.
 build_pkgs=(cmake ninja-build g++ ccache
   llvm-14-dev libmlir-14-dev mlir-14-tools llvm-14-tools libhalide14-0-dev
   googletest libgtest-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
   libtsan2 chromium
   libonnx-dev libprotobuf-dev libonnx-testdata
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
-  zlib1g-dev:arm64 qemu-user-static strace)
+  zlib1g-dev:arm64 qemu-user-static strace
+  pocl-opencl-icd ocl-icd-opencl-dev)
 bench_pkgs=(python3-torch python3-numpy libopenblas0-pthread python3-onnx)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 

@@ -69,6 +69,35 @@ if {"avx2", "fma"} <= cpu_flags:
 if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= cpu_flags:
     config.available_features.add("avx512")
 
+# opencl: an OpenCL platform to run the GPU schedules on (docs/gpu.md): the
+# unversioned libOpenCL.so that Halide's runtime loads (ocl-icd-opencl-dev)
+# and an installable client driver, PoCL on the CPU (pocl-opencl-icd). PoCL
+# compiles each kernel with its own LLVM on first use and caches it; the
+# cache is kept in the build tree, not in the home directory.
+config.environment["POCL_CACHE_DIR"] = os.path.join(config.kiln_obj_root, "test", "pocl-cache")
+opencl_library = any(os.path.exists(os.path.join(d, "libOpenCL.so"))
+                     for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"))
+opencl_vendors = os.path.isdir("/etc/OpenCL/vendors") and any(
+    name.endswith(".icd") for name in os.listdir("/etc/OpenCL/vendors"))
+if opencl_library and opencl_vendors:
+    config.available_features.add("opencl")
+# ptxas: CUDA's PTX assembler (this machine kind has the CUDA toolkit at
+# /usr/local/cuda/bin, no GPU), which checks the PTX a CUDA build embeds.
+ptxas = shutil.which("ptxas", path=config.environment["PATH"] + os.pathsep + "/usr/local/cuda/bin")
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+# cuda-gpu: a CUDA driver and a GPU (libcuda.so.1 loads and reports a
+# device); never on the build machines. The CUDA run tests need it.
+try:
+    import ctypes
+    libcuda = ctypes.CDLL("libcuda.so.1")
+    count = ctypes.c_int(0)
+    if libcuda.cuInit(0) == 0 and libcuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0:
+        config.available_features.add("cuda-gpu")
+except OSError:
+    pass
+
 # strace: the relocated-install test watches which files kilnc, CMake and
 # the compilers open.
 if have_programs("strace"):

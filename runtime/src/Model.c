@@ -24,6 +24,33 @@ _Static_assert(halide_target_feature_end <= 64 * KILN_MODEL_FEATURE_WORDS,
 /* Halide checks that it gets exactly its own number of words. */
 #define KILN_HALIDE_FEATURE_WORDS ((halide_target_feature_end + 63) / 64)
 
+/* Whether a GPU variant's device works: Halide's runtime initializes it
+ * (loads the driver, makes a context) and allocates one float on it. The
+ * runtime's errors go to the call's message, which is dropped: a device
+ * that does not work means the next variant. */
+static bool device_works(const kiln_model_variant_t *variant) {
+  if (!variant->device_interface)
+    return true;
+  const struct halide_device_interface_t *device = variant->device_interface();
+  float host = 0;
+  halide_dimension_t dim = {0, 1, 1, 0};
+  halide_buffer_t probe;
+  memset(&probe, 0, sizeof probe);
+  probe.host = (uint8_t *)&host;
+  probe.type.code = halide_type_float;
+  probe.type.bits = 32;
+  probe.type.lanes = 1;
+  probe.dimensions = 1;
+  probe.dim = &dim;
+  kiln_call_t call;
+  kiln_call_begin(&call);
+  int result = device->device_malloc(&call, &probe, device);
+  if (result == 0)
+    device->device_free(&call, &probe);
+  kiln_call_end(&call);
+  return result == 0;
+}
+
 int kiln_model_select(const kiln_model_t *model) {
   int selected = __atomic_load_n(&model->state->selected, __ATOMIC_ACQUIRE);
   if (selected != 0)
@@ -32,15 +59,30 @@ int kiln_model_select(const kiln_model_t *model) {
    * is: without asking the CPU. With several, the first one the CPU runs, as
    * Halide's multitarget wrapper picks; unlike it, the last one is not taken
    * blindly, so a CPU that runs none gets an error instead of an illegal
-   * instruction. Threads racing here compute the same answer. */
+   * instruction. A GPU variant is taken where its device works (CUDA, then
+   * OpenCL, then the CPU, for kilnc build --device=auto). Threads racing
+   * here compute the same answer. */
   int choice = -1;
   if (model->variant_count == 1)
     choice = 0;
   for (size_t i = 0; choice < 0 && i < model->variant_count; ++i)
-    if (halide_can_use_target_features(KILN_HALIDE_FEATURE_WORDS, model->variants[i].features))
+    if (halide_can_use_target_features(KILN_HALIDE_FEATURE_WORDS, model->variants[i].features) &&
+        device_works(&model->variants[i]))
       choice = (int)i;
   __atomic_store_n(&model->state->selected, choice >= 0 ? choice + 1 : -1, __ATOMIC_RELEASE);
   return choice;
+}
+
+const char *kiln_model_device(const kiln_model_variant_t *variant) {
+  /* Halide's target strings name features between dashes. */
+  const char *target = variant->target;
+  for (const char *at = strchr(target, '-'); at; at = strchr(at + 1, '-')) {
+    if (strncmp(at, "-cuda", 5) == 0 && (at[5] == '-' || at[5] == '\0'))
+      return "CUDA";
+    if (strncmp(at, "-opencl", 7) == 0 && (at[7] == '-' || at[7] == '\0'))
+      return "OpenCL";
+  }
+  return NULL;
 }
 
 const char *kiln_model_variant(const kiln_model_t *model) {
@@ -153,6 +195,32 @@ static int alloc_between(const kiln_model_variant_t *variant, int64_t batch, voi
   return 0;
 }
 
+/* A GPU variant's pipeline leaves its output on the device and a device
+ * copy of each buffer it read: the output comes back to the caller's array
+ * (which waits for the device's queue: a process that exited with kernels
+ * still being compiled crashed inside PoCL) and the copies are released.
+ * For CPU variants there is nothing to do: no buffer has a device. The
+ * calls go through the buffer's device interface (Halide's own
+ * halide_copy_to_host and halide_device_free), so that this file needs no
+ * GPU runtime where no variant has one. */
+static int release_device(void *user_context, halide_buffer_t *buffer, int result) {
+  if (!buffer->device || !buffer->device_interface)
+    return result;
+  int freed = buffer->device_interface->device_free(user_context, buffer);
+  return result ? result : freed;
+}
+
+static int finish_on_host(void *user_context, int result, halide_buffer_t *in,
+                          halide_buffer_t *out, halide_buffer_t *weights, size_t packed) {
+  if (result == 0 && out->device && out->device_interface)
+    result = out->device_interface->copy_to_host(user_context, out);
+  result = release_device(user_context, in, result);
+  result = release_device(user_context, out, result);
+  for (size_t i = 0; i < packed; ++i)
+    result = release_device(user_context, &weights[i], result);
+  return result;
+}
+
 /* Runs the stages in order: the first reads `input`, the last writes
  * `out_output`, each in between reads what the one before wrote. */
 static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *variant,
@@ -176,19 +244,33 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
                                true, batch);
     kiln_model_describe_tensor(&out, out_dims, out_host, false, out_tensor->rank,
                                out_tensor->shape, true, batch);
+    /* Inputs are host memory the device has not seen: a GPU variant copies
+     * them over (Halide copies a buffer to the device only if its host side
+     * is marked dirty). */
+    in.flags |= halide_buffer_flag_host_dirty;
     args[1] = &in;
     for (size_t i = 0; i < packed; ++i) {
       size_t w = stage->packed_first + i;
       kiln_model_describe(&weights[i], weight_dims[i], model->state->weights[w],
                           &variant->packed_layouts[w]);
+      weights[i].flags |= halide_buffer_flag_host_dirty;
       args[2 + i] = &weights[i];
     }
     args[2 + packed] = &out;
     int result = stage->infer(args);
+    result = finish_on_host(user_context, result, &in, &out, weights, packed);
     if (result != 0) {
       kiln_call_t *call = kiln_call_of(user_context);
-      kiln_escape_controls(call && call->message[0] ? call->message : "Halide runtime error",
-                           out_error, KILN_MODEL_ERROR_SIZE);
+      const char *message = call && call->message[0] ? call->message : "Halide runtime error";
+      const char *device = kiln_model_device(variant);
+      if (device)
+        kiln_model_fail(out_error, result,
+                        "the %s device failed: %s (is there a %s driver and device? %s was "
+                        "built for %s, target %s; kilnc build --device=cpu builds it for the "
+                        "CPU)",
+                        device, message, device, model->name, device, variant->target);
+      else
+        kiln_escape_controls(message, out_error, KILN_MODEL_ERROR_SIZE);
       return result;
     }
     in_host = out_host;

@@ -159,6 +159,14 @@ cl::opt<std::string> targetName("target",
                                          "(default: host)"),
                                 cl::init("host"), cl::sub(buildCommand),
                                 cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<std::string> deviceName(
+    "device",
+    cl::desc("Where the pipelines run, the friendly spelling of --target (docs/gpu.md): "
+             "cuda (host-cuda-cuda_capability_75), opencl (host-opencl), cpu (host), or "
+             "auto (one binary with all three, which runs on CUDA, else OpenCL, else the "
+             "CPU, whichever works where it runs)"),
+    cl::value_desc("cuda|opencl|cpu|auto"), cl::sub(buildCommand), cl::sub(emitCommand),
+    cl::cat(kilncCategory));
 cl::opt<std::string> ccPath("cc",
                             cl::desc("C compiler that compiles the generated C and links "
                                      "the output (default: cc, or the target's Debian "
@@ -396,6 +404,12 @@ kiln::CompileOptions compileOptions() {
   options.inference.fold = !noFold;
   options.inference.report = report;
   options.target = targetName;
+  if (deviceName.getNumOccurrences())
+    options.target = deviceName == "auto"
+                         ? kiln::codegen::deviceTarget("cuda") + "," +
+                               kiln::codegen::deviceTarget("opencl") + "," +
+                               kiln::codegen::deviceTarget("cpu")
+                         : kiln::codegen::deviceTarget(deviceName);
   // Given, it cuts any model with more layers than that; by default only
   // those with more than LoweringOptions::kUnstagedLayers are cut.
   options.stageLayers = stageLayers;
@@ -790,6 +804,22 @@ int main(int argc, char **argv) {
                     "or plot "
                     "(see kilnc --help)\n";
     return 1;
+  }
+  if (deviceName.getNumOccurrences()) {
+    bool known = deviceName == "auto" || !kiln::codegen::deviceTarget(deviceName).empty();
+    if (!known) {
+      llvm::errs() << "kilnc: error: --device must be cuda, opencl, cpu or auto, not '"
+                   << deviceName << "'\n";
+      return 1;
+    }
+    if (targetName.getNumOccurrences()) {
+      llvm::errs() << "kilnc: error: --device and --target both choose the target; give "
+                      "one (--device=" << deviceName << " is --target="
+                   << (deviceName == "auto" ? std::string("CUDA,OpenCL,host")
+                                            : kiln::codegen::deviceTarget(deviceName))
+                   << ")\n";
+      return 1;
+    }
   }
   // Neither reads a model: they are done before the model source is read.
   if (showCommand)

@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -334,6 +335,16 @@ std::string variantLayoutsText(const std::string &api, size_t index,
   return c.str() + "\n";
 }
 
+/// The Halide runtime's device interface of a GPU variant (a function of
+/// the runtime, declared by modelDataText), or NULL.
+std::string deviceInterfaceOf(const codegen::TargetInfo &target) {
+  if (target.target.has_feature(Halide::Target::CUDA))
+    return "halide_cuda_device_interface";
+  if (target.target.has_feature(Halide::Target::OpenCL))
+    return "halide_opencl_device_interface";
+  return "NULL";
+}
+
 std::string variantText(const std::string &api, size_t index, const codegen::LoweredModel &model) {
   std::string prefix = api + "_v" + std::to_string(index);
   size_t states = 0, packed = 0;
@@ -345,7 +356,8 @@ std::string variantText(const std::string &api, size_t index, const codegen::Low
   c << "  {" << cString(model.target.str()) << ",\n   " << featureWords(model.target.target)
     << ",\n   " << model.stages.size() << ", " << prefix << "_stages,\n   " << states << ", "
     << (states ? prefix + "_state_names, " + prefix + "_state_layouts" : "NULL, NULL") << ", "
-    << packed << ", " << (packed ? prefix + "_packed_layouts" : "NULL") << "},\n";
+    << packed << ", " << (packed ? prefix + "_packed_layouts" : "NULL") << ",\n   "
+    << deviceInterfaceOf(model.target) << "},\n";
   return c.str();
 }
 
@@ -392,6 +404,12 @@ std::string modelDataText(const std::string &api, const std::vector<codegen::Low
     << "#include \"kiln/runtime/thread_pool.h\"\n\n"
     << "#include <stddef.h>\n\n"
     << "/* The compiled pipelines of each variant (Halide's argv form). */\n";
+  std::set<std::string> interfaces;
+  for (const codegen::LoweredModel *variant : models)
+    if (deviceInterfaceOf(variant->target) != "NULL")
+      interfaces.insert(deviceInterfaceOf(variant->target));
+  for (const std::string &interface : interfaces)
+    c << "const struct halide_device_interface_t *" << interface << "(void);\n";
   for (size_t i = 0; i < models.size(); ++i)
     for (size_t s = 0; s < models[i]->stages.size(); ++s) {
       StageNames names = stageNames(api, i, s);
@@ -528,6 +546,23 @@ Halide::Target runtimeTarget(const std::vector<codegen::LoweredModel *> &models)
     for (codegen::LoweredModel *model : models)
       if (base.has_feature(feature) && !model->target.target.has_feature(feature))
         base = base.without_feature(feature);
+  }
+  // The GPU APIs of every GPU variant: the runtime holds each one's module
+  // (a CPU-only machine never initializes them).
+  for (codegen::LoweredModel *model : models) {
+    const Halide::Target &target = model->target.target;
+    if (target.has_feature(Halide::Target::OpenCL))
+      base = base.with_feature(Halide::Target::OpenCL);
+    if (target.has_feature(Halide::Target::CUDA))
+      base = base.with_feature(Halide::Target::CUDA);
+    for (Halide::Target::Feature capability :
+         {Halide::Target::CUDACapability30, Halide::Target::CUDACapability32,
+          Halide::Target::CUDACapability35, Halide::Target::CUDACapability50,
+          Halide::Target::CUDACapability61, Halide::Target::CUDACapability70,
+          Halide::Target::CUDACapability75, Halide::Target::CUDACapability80,
+          Halide::Target::CUDACapability86})
+      if (target.has_feature(capability))
+        base = base.with_feature(capability);
   }
   return base;
 }

@@ -712,6 +712,18 @@ FailureOr<Tensor> Builder::linear(nn::LinearOp op) {
     acc(accVars) += weights(oi, k, oo) * x.func(xArgs);
     return acc;
   };
+  if (target.gpu()) {
+    // One output channel per GPU thread (ScheduleGpu.cpp): the accumulator
+    // is indexed by the channel itself, since Halide 14's bounds of
+    // `o % lanes` at one o span the whole panel (each thread computed 32).
+    Halide::Func acc(nameFor(op, "acc"));
+    Halide::Expr panel = vars[0] / lanes, lane = vars[0] % lanes;
+    acc(vars) = biases(lane, panel);
+    acc(vars) += weights(lane, k, panel) * x.func(xArgs);
+    Halide::Func y(nameFor(op, ""));
+    y(vars) = applyActivation(acc(vars), activationOf(op));
+    return record(op, LayerFuncs::Kind::Linear, y, acc, in);
+  }
   Halide::Func acc = accumulator("acc");
   std::vector<Halide::Expr> accArgs = toExprs(vars);
   accArgs[0] = vars[0] % lanes;
@@ -1149,10 +1161,13 @@ FailureOr<LoweredModel> lowerToHalide(ModuleOp module, const LoweringOptions &op
       return failure();
     for (LoweredStage &stage : model.stages) {
       constrainStage(stage);
-      if (options.schedule)
-        scheduleForCpu(stage, model.target);
-      else
+      std::string error;
+      if (!options.schedule)
         scheduleReference(stage);
+      else if (!model.target.gpu())
+        scheduleForCpu(stage, model.target);
+      else if (!scheduleForGpu(stage, model.target, error))
+        return LogicalResult(function.emitError() << error);
     }
   } catch (const Halide::Error &error) {
     return LogicalResult(function.emitError() << "Halide: " << error.what());

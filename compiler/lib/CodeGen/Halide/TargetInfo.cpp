@@ -100,8 +100,22 @@ Halide::Target jitTarget() {
   return withoutMissingHostFeatures(target);
 }
 
+std::string TargetInfo::gpuApi() const {
+  if (target.has_feature(Halide::Target::CUDA))
+    return "CUDA";
+  if (target.has_feature(Halide::Target::OpenCL))
+    return "OpenCL";
+  return "";
+}
+
 std::string TargetInfo::isaName() const {
   switch (family) {
+  case ScheduleFamily::Gpu: {
+    std::string name = gpuApi();
+    if (target.has_feature(Halide::Target::CUDA))
+      name += " sm_" + std::to_string(target.get_cuda_capability_lower_bound());
+    return name;
+  }
   case ScheduleFamily::X86Avx512:
     return "x86-64 AVX-512";
   case ScheduleFamily::X86Avx2:
@@ -116,9 +130,14 @@ std::string TargetInfo::isaName() const {
 
 bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &error) {
   using T = Halide::Target;
-  if (target.has_gpu_feature()) {
-    error = "GPU targets have no schedules yet ('" + target.to_string() +
-            "'): Kiln builds for x86-64 and 64-bit ARM CPUs";
+  bool cuda = target.has_feature(T::CUDA), opencl = target.has_feature(T::OpenCL);
+  if (target.has_gpu_feature() && !(cuda || opencl)) {
+    error = "Kiln's GPU targets are CUDA and OpenCL, not '" + target.to_string() + "'";
+    return false;
+  }
+  if (cuda && opencl) {
+    error = "a target runs on one GPU API, not both CUDA and OpenCL ('" + target.to_string() +
+            "'); list them as two targets to pick one at run time";
     return false;
   }
   if (target.bits != 64 || (target.arch != T::X86 && target.arch != T::ARM)) {
@@ -162,6 +181,16 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.linearPanels = 3;
     info.linearRows = 4;
   }
+  if (cuda || opencl) {
+    // ScheduleGpu.cpp: weights in panels of a warp's 32 channels, one
+    // accumulator per thread.
+    info.family = ScheduleFamily::Gpu;
+    info.lanes = 32;
+    info.linearPanels = 1;
+    info.linearRows = 4;
+    if (cuda && target.get_cuda_capability_lower_bound() < 30)
+      info.target = target.with_feature(kDefaultCudaCapability);
+  }
   // 12 accumulators fit AVX2's and SSE's 16 registers beside the broadcast
   // (the FMAs read the weights from memory), and 8 chains already hide the
   // latency of two FMA units.
@@ -170,6 +199,17 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
   info.threads = target.arch == host.arch && target.os == host.os ? hostThreads() : 0;
   out = info;
   return true;
+}
+
+std::string deviceTarget(const std::string &device) {
+  Halide::Target host = hostTarget();
+  if (device == "cuda")
+    return host.with_feature(Halide::Target::CUDA).with_feature(kDefaultCudaCapability).to_string();
+  if (device == "opencl")
+    return host.with_feature(Halide::Target::OpenCL).to_string();
+  if (device == "cpu")
+    return host.to_string();
+  return "";
 }
 
 bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::string &error) {

@@ -43,6 +43,9 @@
 extern "C" {
 #endif
 
+/* Halide's (HalideRuntime.h), for GPU variants. */
+struct halide_device_interface_t;
+
 /* The model's own error codes (the header's OUT_ERROR_*). */
 enum {
   KILN_MODEL_ERROR_INVALID_ARGUMENT = 1, /* a null pointer, a bad batch */
@@ -121,6 +124,11 @@ typedef struct kiln_model_variant_t {
   const kiln_model_layout_t *state_tensor_layouts;
   size_t packed_count;
   const kiln_model_layout_t *packed_layouts;
+  /* GPU variants: Halide's device interface of their API
+   * (halide_cuda_device_interface, halide_opencl_device_interface); with
+   * several variants, one is chosen only where its device works. NULL for
+   * CPU variants. */
+  const struct halide_device_interface_t *(*device_interface)(void);
 } kiln_model_variant_t;
 
 /* What changes at run time. Zero-initialized static storage. */
@@ -133,8 +141,9 @@ typedef struct kiln_model_state_t {
 typedef struct kiln_model_t {
   const char *name; /* the API's name, for messages ("<name>_load_weights") */
   kiln_model_tensor_t input, output;
-  /* Most specific first; with several, the first the CPU runs is chosen,
-   * once. With one, it is used without asking the CPU. */
+  /* Most specific first; with several, the first the CPU runs (and, for a
+   * GPU variant, whose device works) is chosen, once. With one, it is used
+   * without asking the CPU. */
   size_t variant_count;
   const kiln_model_variant_t *variants;
   /* External weights: what a weights file must hold. */
@@ -160,6 +169,9 @@ int kiln_model_infer(const kiln_model_t *model, const float *input, int64_t batc
 int kiln_model_select(const kiln_model_t *model);
 /* Its target string, or NULL if the CPU runs none. */
 const char *kiln_model_variant(const kiln_model_t *model);
+/* The GPU API a variant runs its pipelines on ("CUDA", "OpenCL"), or NULL
+ * for a CPU variant. */
+const char *kiln_model_device(const kiln_model_variant_t *variant);
 
 /* External weights: reads the safetensors file at `path`, checks it against
  * the state_dict (kiln_model_check_weights) and, unless allow_nonfinite, the

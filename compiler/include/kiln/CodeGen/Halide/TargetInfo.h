@@ -23,6 +23,7 @@ enum class ScheduleFamily {
   X86Avx2,   // 8 lanes, 16 ymm registers, FMA
   X86Sse41,  // 4 lanes, 16 xmm registers, no FMA (correct; speed not a goal)
   Arm64,     // NEON: 4 lanes, 32 q registers, FMA
+  Gpu,       // CUDA or OpenCL: kernels of 256 threads (ScheduleGpu.cpp)
 };
 
 struct TargetInfo {
@@ -64,6 +65,11 @@ struct TargetInfo {
   /// vectors of its 24-wide rows: 18, unrolled, against 24 × 6 = 144 in
   /// memory; AMD EPYC Zen 4, 2026-11-24); the rest hold weights and inputs.
   int convAccumulators() const { return vectorRegisters * 3 / 4; }
+  /// Whether the pipelines run on a GPU (CUDA or OpenCL); the host part of
+  /// the target (x86-64 or ARM) runs what calls them.
+  bool gpu() const { return family == ScheduleFamily::Gpu; }
+  /// The GPU API in words ("CUDA", "OpenCL"), empty for CPU targets.
+  std::string gpuApi() const;
   /// The ISA in words, for reports and headers ("x86-64 AVX-512").
   std::string isaName() const;
   /// Halide's string of the target.
@@ -71,8 +77,19 @@ struct TargetInfo {
 };
 
 /// Describes `target`. Fails with a message for targets Kiln has no
-/// schedules for (32-bit, GPU, WebAssembly, ...).
+/// schedules for (32-bit, WebAssembly, GPU APIs other than CUDA and OpenCL).
+/// A CUDA target without a cuda_capability_* feature gets
+/// kDefaultCudaCapability.
 bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &error);
+
+/// The compute capability of CUDA targets that name none: sm_75, the oldest
+/// CUDA 13's ptxas assembles (Halide 14 defaults to sm_20, which no current
+/// toolkit or driver takes); newer GPUs run its PTX through the driver's JIT.
+constexpr Halide::Target::Feature kDefaultCudaCapability = Halide::Target::CUDACapability75;
+
+/// The Halide target of `kilnc --device`: cuda, opencl or cpu (the host
+/// with that GPU API, or the host alone). Empty for any other name.
+std::string deviceTarget(const std::string &device);
 
 /// Parses a `--target` value: one Halide target string, `host`, or a
 /// comma-separated list of them (a multi-target build, most specific first).
