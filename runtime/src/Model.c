@@ -265,7 +265,7 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
       const char *device = kiln_model_device(variant);
       if (device)
         kiln_model_fail(out_error, result,
-                        "the %s device failed: %s (is there a %s driver and device? %s was "
+                        "the %s device failed: %s (is the %s driver installed, with a device? %s was "
                         "built for %s, target %s; kilnc build --device=cpu builds it for the "
                         "CPU)",
                         device, message, device, model->name, device, variant->target);

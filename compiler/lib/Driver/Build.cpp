@@ -125,10 +125,11 @@ std::string variantsDoc(const std::string &api, const std::vector<codegen::Lower
   std::string text = " * const char *" + api + "_variant(void)\n";
   if (models.size() == 1)
     return text + " *   The Halide target the code was compiled for: " + models[0]->target.str() +
-           ".\n";
+           " (" + models[0]->target.isaName() + ").\n";
   text += " *   The Halide target of the code that runs on this CPU. The object holds one\n"
           " *   variant per target; the first call of any function picks the first one\n"
-          " *   the CPU supports, in this order:\n";
+          " *   the CPU supports (and, for a GPU variant, whose device works), in this\n"
+          " *   order:\n";
   for (codegen::LoweredModel *model : models)
     text += " *     " + model->target.str() + " (" + model->target.isaName() + ")\n";
   return text + " *   NULL if it supports none of them: then every call fails with the code\n"
