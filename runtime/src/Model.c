@@ -69,6 +69,8 @@ int kiln_model_select(const kiln_model_t *model) {
     if (halide_can_use_target_features(KILN_HALIDE_FEATURE_WORDS, model->variants[i].features) &&
         device_works(&model->variants[i]))
       choice = (int)i;
+  if (choice >= 0 && model->variants[choice].reuse_device_allocations)
+    model->variants[choice].reuse_device_allocations(NULL, true);
   __atomic_store_n(&model->state->selected, choice >= 0 ? choice + 1 : -1, __ATOMIC_RELEASE);
   return choice;
 }

@@ -19,6 +19,19 @@
 #include "CSupport.h"
 #include "ModelSupport.h"
 
+/* One copy of the state: a host array per tensor and the halide_buffer_t
+ * that describes it to the step. On a GPU the buffers keep their device
+ * allocations from step to step, so the state stays on the device: a step
+ * reads one set and writes the other, and only what the host reads
+ * (checkpoints, the eval forward's packing, kiln_trainer_state_data) is
+ * copied back, once per change (state_to_host). On a CPU the buffers have no
+ * device and these copies do nothing. */
+typedef struct state_set_t {
+  void **host;
+  halide_buffer_t *buffers;
+  halide_dimension_t (*dims)[KILN_MODEL_MAX_RANK];
+} state_set_t;
+
 struct kiln_trainer_s {
   const kiln_trainer_model_t *model;
   /* The eval forward's description with this trainer's own packed weights
@@ -27,9 +40,9 @@ struct kiln_trainer_s {
   kiln_model_state_t eval_state;
   kiln_model_pipeline_t step;
   int variant;
-  /* Per state tensor: the value the next step reads, and the buffer it
-   * writes. */
-  void **current, **next;
+  /* The state the next step reads, and the set it writes. */
+  state_set_t *current, *next;
+  state_set_t sets[2];
   /* Per state tensor of the eval variant's load pipelines: its index in
    * model->state. */
   size_t *eval_slots;
@@ -73,6 +86,63 @@ static void **alloc_buffers(const kiln_trainer_model_t *model) {
   return buffers;
 }
 
+/* Releases a set's device allocations (its host arrays stay). */
+static void release_devices(state_set_t *set, size_t count) {
+  for (size_t i = 0; set->buffers && i < count; ++i) {
+    halide_buffer_t *buffer = &set->buffers[i];
+    if (buffer->device && buffer->device_interface)
+      buffer->device_interface->device_free(NULL, buffer);
+  }
+}
+
+/* Describes `host` (the model's state tensors) in a set's buffers, their
+ * host side the newest: a GPU step copies them to the device first. */
+static void describe_set(const kiln_trainer_model_t *model, state_set_t *set, void **host) {
+  release_devices(set, model->state_count);
+  set->host = host;
+  for (size_t i = 0; i < model->state_count; ++i) {
+    const kiln_trainer_tensor_t *tensor = &model->state[i];
+    kiln_model_describe_tensor(&set->buffers[i], set->dims[i], host[i], tensor->integer,
+                               tensor->rank, tensor->shape, false, 0);
+    set->buffers[i].flags |= halide_buffer_flag_host_dirty;
+  }
+}
+
+/* Brings the set's device values back to its host arrays, where they are
+ * newer (after a GPU step). 0 or the Halide runtime's error code. */
+static int state_to_host(state_set_t *set, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    halide_buffer_t *buffer = &set->buffers[i];
+    if (buffer->device && buffer->device_interface &&
+        (buffer->flags & halide_buffer_flag_device_dirty)) {
+      int result = buffer->device_interface->copy_to_host(NULL, buffer);
+      if (result)
+        return result;
+    }
+  }
+  return 0;
+}
+
+static bool alloc_set(const kiln_trainer_model_t *model, state_set_t *set) {
+  size_t count = model->state_count + 1;
+  set->buffers = (halide_buffer_t *)calloc(count, sizeof *set->buffers);
+  set->dims = (halide_dimension_t(*)[KILN_MODEL_MAX_RANK])calloc(count, sizeof *set->dims);
+  void **host = alloc_buffers(model);
+  if (!set->buffers || !set->dims || !host) {
+    free_buffers(host, model->state_count);
+    return false;
+  }
+  describe_set(model, set, host);
+  return true;
+}
+
+static void free_set(const kiln_trainer_model_t *model, state_set_t *set) {
+  release_devices(set, model->state_count);
+  free_buffers(set->host, model->state_count);
+  free(set->buffers);
+  free(set->dims);
+}
+
 static int find_state(const kiln_trainer_model_t *model, const char *name) {
   for (size_t i = 0; i < model->state_count; ++i)
     if (strcmp(model->state[i].name, name) == 0)
@@ -84,8 +154,8 @@ void kiln_trainer_destroy(kiln_trainer_t *trainer) {
   if (!trainer)
     return;
   kiln_model_free_weights(&trainer->eval);
-  free_buffers(trainer->current, trainer->model->state_count);
-  free_buffers(trainer->next, trainer->model->state_count);
+  free_set(trainer->model, &trainer->sets[0]);
+  free_set(trainer->model, &trainer->sets[1]);
   free(trainer->eval_slots);
   free(trainer->eval_tensors);
   free(trainer);
@@ -130,9 +200,9 @@ int kiln_trainer_create(const kiln_trainer_model_t *model, kiln_trainer_t **out_
     return code;
   }
   trainer->step = model->steps[trainer->variant];
-  trainer->current = alloc_buffers(model);
-  trainer->next = alloc_buffers(model);
-  if (!trainer->current || !trainer->next) {
+  trainer->current = &trainer->sets[0];
+  trainer->next = &trainer->sets[1];
+  if (!alloc_set(model, trainer->current) || !alloc_set(model, trainer->next)) {
     kiln_trainer_destroy(trainer);
     return kiln_model_fail(out_error, halide_error_code_out_of_memory,
                            "out of memory for the training state");
@@ -203,8 +273,8 @@ int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out
     free_buffers(loaded, model->state_count);
     return fail_status(out_error, KILN_MODEL_ERROR_WEIGHTS, status);
   }
-  free_buffers(trainer->current, model->state_count);
-  trainer->current = loaded;
+  free_buffers(trainer->current->host, model->state_count);
+  describe_set(model, trainer->current, loaded);
   trainer->loaded = true;
   trainer->eval_stale = true;
   trainer->steps = 0;
@@ -225,7 +295,7 @@ int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_er
   for (size_t i = 0; i < model->state_count; ++i) {
     const kiln_trainer_tensor_t *tensor = &model->state[i];
     size_t count = element_count(tensor);
-    void *data = trainer->current[i];
+    void *data = trainer->current->host[i];
     if (tensor->initial == KILN_INITIAL_ZERO) {
       memset(data, 0, byte_size(tensor));
     } else if (tensor->integer) {
@@ -240,6 +310,7 @@ int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_er
         ((float *)data)[k] = kiln_initial_uniform(seed, stream, k, tensor->initial_bound);
     }
   }
+  describe_set(model, trainer->current, trainer->current->host);
   trainer->loaded = true;
   trainer->eval_stale = true;
   trainer->steps = 0;
@@ -252,7 +323,7 @@ static kiln_status_t add_state(const kiln_trainer_t *trainer, kiln_safetensors_w
     const kiln_trainer_tensor_t *tensor = &model->state[i];
     KILN_RETURN_IF_ERROR(kiln_safetensors_writer_add(
         writer, tensor->name, tensor->integer ? KILN_DTYPE_I64 : KILN_DTYPE_F32, tensor->rank,
-        tensor->shape, trainer->current[i]));
+        tensor->shape, trainer->current->host[i]));
   }
   char steps[32];
   snprintf(steps, sizeof steps, "%lld", (long long)trainer->steps);
@@ -269,6 +340,9 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
   if (!trainer->loaded)
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                            "no state loaded: call %s_load_state first", trainer->model->name);
+  int synced = state_to_host(trainer->current, trainer->model->state_count);
+  if (synced)
+    return kiln_model_fail(out_error, synced, "could not copy the training state from the device");
   kiln_safetensors_writer_t *writer = NULL;
   kiln_status_t status = kiln_safetensors_writer_create(&writer);
   if (!status)
@@ -350,14 +424,38 @@ int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_
   for (size_t i = 0; i < count; ++i) {
     bool output = i >= model->step_input_count;
     int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
-    describe_arg(trainer, kind, output ? trainer->next : trainer->current, inputs, labels, batch,
-                 &loss, &correct, &buffers[i], dims[i]);
+    state_set_t *set = output ? trainer->next : trainer->current;
+    if (kind >= 0) {
+      /* A state tensor: the set's own buffer, on the device after the
+       * first step of a GPU variant. What is written replaces the host
+       * side too, so the host side of an output is not newer. */
+      args[1 + i] = &set->buffers[kind];
+      if (output)
+        set->buffers[kind].flags &= ~(uint64_t)halide_buffer_flag_host_dirty;
+      continue;
+    }
+    describe_arg(trainer, kind, set->host, inputs, labels, batch, &loss, &correct, &buffers[i],
+                 dims[i]);
+    if (!output)
+      buffers[i].flags |= halide_buffer_flag_host_dirty;
     args[1 + i] = &buffers[i];
   }
   result = kiln_model_run(trainer->step, args, out_error);
+  /* The batch goes, the metrics come back (a GPU variant's; on a CPU the
+   * buffers have no device). */
+  for (size_t i = 0; i < count; ++i) {
+    bool output = i >= model->step_input_count;
+    int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
+    halide_buffer_t *buffer = &buffers[i];
+    if (kind >= 0 || !buffer->device || !buffer->device_interface)
+      continue;
+    if (output && result == 0)
+      result = buffer->device_interface->copy_to_host(NULL, buffer);
+    buffer->device_interface->device_free(NULL, buffer);
+  }
   if (result)
     return result;
-  void **swap = trainer->current;
+  state_set_t *swap = trainer->current;
   trainer->current = trainer->next;
   trainer->next = swap;
   trainer->eval_stale = true;
@@ -378,9 +476,13 @@ int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batc
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                            "no state loaded: call %s_load_state first", trainer->model->name);
   if (trainer->eval_stale) {
+    int synced = state_to_host(trainer->current, trainer->model->state_count);
+    if (synced)
+      return kiln_model_fail(out_error, synced,
+                             "could not copy the training state from the device");
     const kiln_model_variant_t *variant = &trainer->eval.variants[trainer->variant];
     for (size_t i = 0; i < variant->state_tensor_count; ++i)
-      trainer->eval_tensors[i] = (float *)trainer->current[trainer->eval_slots[i]];
+      trainer->eval_tensors[i] = (float *)trainer->current->host[trainer->eval_slots[i]];
     int result = kiln_model_load_tensors(&trainer->eval, trainer->eval_tensors,
                                          "the training state", out_error);
     if (result)
@@ -391,7 +493,11 @@ int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batc
 }
 
 void *kiln_trainer_state_data(kiln_trainer_t *trainer, size_t index) {
-  return trainer && index < trainer->model->state_count ? trainer->current[index] : NULL;
+  if (!trainer || index >= trainer->model->state_count)
+    return NULL;
+  if (state_to_host(trainer->current, trainer->model->state_count))
+    return NULL;
+  return trainer->current->host[index];
 }
 
 const char *kiln_trainer_variant(const kiln_trainer_t *trainer) {

@@ -358,7 +358,8 @@ std::string variantText(const std::string &api, size_t index, const codegen::Low
     << ",\n   " << model.stages.size() << ", " << prefix << "_stages,\n   " << states << ", "
     << (states ? prefix + "_state_names, " + prefix + "_state_layouts" : "NULL, NULL") << ", "
     << packed << ", " << (packed ? prefix + "_packed_layouts" : "NULL") << ",\n   "
-    << deviceInterfaceOf(model.target) << "},\n";
+    << deviceInterfaceOf(model.target) << ", "
+    << (model.target.gpu() ? "halide_reuse_device_allocations" : "NULL") << "},\n";
   return c.str();
 }
 
@@ -411,6 +412,8 @@ std::string modelDataText(const std::string &api, const std::vector<codegen::Low
       interfaces.insert(deviceInterfaceOf(variant->target));
   for (const std::string &interface : interfaces)
     c << "const struct halide_device_interface_t *" << interface << "(void);\n";
+  if (!interfaces.empty())
+    c << "int halide_reuse_device_allocations(void *user_context, bool flag);\n";
   for (size_t i = 0; i < models.size(); ++i)
     for (size_t s = 0; s < models[i]->stages.size(); ++s) {
       StageNames names = stageNames(api, i, s);

@@ -166,16 +166,26 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
       gpuWhole(layer.reduction.defined() ? layer.reduction : layer.output, 0);
       break;
     case LayerFuncs::Kind::Elementwise:
-      if (!stage.training)
-        break; // inlined into its consumer
-      [[fallthrough]];
+      // Inlined into its consumer; in a training step a kernel of its own,
+      // since the backward pass reads it again.
+      if (stage.training)
+        gpuWhole(layer.output, innermost(layer));
+      break;
     case LayerFuncs::Kind::WeightLayout:
     case LayerFuncs::Kind::Train:
+      // A kernel per definition; an update's reduction (BatchNorm's sums
+      // over the batch, a bias gradient, the loss) runs in each thread,
+      // over the rest of the tensor (the loss, a scalar, in one thread).
+      // The optimizer's outputs are separate kernels: Halide's
+      // compute_with does not fuse GPU loops.
+      gpuWhole(layer.output, innermost(layer));
+      break;
     case LayerFuncs::Kind::MatrixProduct:
     case LayerFuncs::Kind::ConvWeightGrad:
-      error = "training steps have no GPU schedules yet (target '" + target.str() +
-              "'): build the training step for a CPU target";
-      return false;
+      // A backward matrix product (dX, dW), or a convolution's weight
+      // gradient and its partial sums: one output element per thread.
+      scheduleLayer(layer);
+      break;
     }
   }
   for (EntryTensor &output : stage.outputs) {

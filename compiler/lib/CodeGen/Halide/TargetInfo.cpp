@@ -190,6 +190,12 @@ bool describeTarget(const Halide::Target &target, TargetInfo &out, std::string &
     info.linearRows = 4;
     if (cuda && target.get_cuda_capability_lower_bound() < 30)
       info.target = target.with_feature(kDefaultCudaCapability);
+    // The training step computes a few scalars in double, as PyTorch does
+    // (Python floats: the optimizers' bias corrections); OpenCL kernels may
+    // use doubles only with cl_khr_fp64, which PoCL and NVIDIA's and AMD's
+    // drivers have.
+    if (opencl)
+      info.target = info.target.with_feature(T::CLDoubles);
   }
   // 12 accumulators fit AVX2's and SSE's 16 registers beside the broadcast
   // (the FMAs read the weights from memory), and 8 chains already hide the

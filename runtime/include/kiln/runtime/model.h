@@ -33,6 +33,7 @@
 #ifndef KILN_RUNTIME_MODEL_H
 #define KILN_RUNTIME_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,6 +130,11 @@ typedef struct kiln_model_variant_t {
    * several variants, one is chosen only where its device works. NULL for
    * CPU variants. */
   const struct halide_device_interface_t *(*device_interface)(void);
+  /* GPU variants: Halide's halide_reuse_device_allocations, called once the
+   * variant is chosen, so that a call's device buffers (its input, output
+   * and intermediates) come from a cache of earlier calls' rather than
+   * from the driver each time. NULL for CPU variants. */
+  int (*reuse_device_allocations)(void *user_context, bool flag);
 } kiln_model_variant_t;
 
 /* What changes at run time. Zero-initialized static storage. */

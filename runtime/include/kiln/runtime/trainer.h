@@ -140,7 +140,9 @@ int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batc
                       float *out_logits, char *out_error);
 
 /* The current value of state tensor `index` (dense, C order), valid until
- * the next step or load; NULL for an index out of range. */
+ * the next step or load, to read (a GPU variant's state lives on the
+ * device, copied here once per step when asked for); NULL for an index out
+ * of range, or if the copy from the device failed. */
 void *kiln_trainer_state_data(kiln_trainer_t *trainer, size_t index);
 /* The Halide target of the variant the trainer runs. */
 const char *kiln_trainer_variant(const kiln_trainer_t *trainer);

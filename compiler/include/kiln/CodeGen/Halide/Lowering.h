@@ -206,8 +206,8 @@ mlir::FailureOr<LoweredModel> lowerToHalide(mlir::ModuleOp module,
 /// Kiln's schedules for CPU targets (Schedule.cpp).
 void scheduleForCpu(LoweredStage &stage, const TargetInfo &target);
 /// Kiln's schedules for GPU targets, CUDA and OpenCL alike (ScheduleGpu.cpp):
-/// every layer a kernel. Fails, with `error`, for what has no GPU schedule
-/// (a training step, for now) and where anything would run on the host.
+/// every layer a kernel. Fails, with `error`, where anything would run on
+/// the host.
 bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &error);
 /// Whether every Func the stage computes whole is a GPU kernel; `error`
 /// names the first that is not.
