@@ -8,8 +8,10 @@ printed losses and argmax hits of every step against PyTorch's (the
 manifest's rtol and atol) and the final checkpoint with safetensors-compare.
 Prints one line per check; exits 1 on the first mismatch.
 
-usage: train_fixture_case.py FIXTURES WORK CASE -- KILNC_BUILD_OPTIONS...
-(kilnc and safetensors-compare are found on PATH, as lit sets it)."""
+usage: train_fixture_case.py [--build-only] FIXTURES WORK CASE -- KILNC_BUILD_OPTIONS...
+(kilnc and safetensors-compare are found on PATH, as lit sets it).
+--build-only writes and builds the program, prints its path and stops
+(bench/gpu/prepare.sh builds programs for a GPU machine this way)."""
 import json
 import os
 import re
@@ -51,9 +53,13 @@ def run(command):
 
 
 def main():
-    split = sys.argv.index("--")
-    fixtures, work, name = sys.argv[1:split]
-    build_options = sys.argv[split + 1:]
+    args = sys.argv[1:]
+    build_only = args[:1] == ["--build-only"]
+    if build_only:
+        args = args[1:]
+    split = args.index("--")
+    fixtures, work, name = args[:split]
+    build_options = args[split + 1:]
     manifest = json.load(open(os.path.join(fixtures, "train", "manifest.json")))
     case = next(c for c in manifest["cases"] if c["name"] == name)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fixtures)))
@@ -66,6 +72,9 @@ def main():
     with open(stem + ".kiln", "w") as f:
         f.write(source[:-1] + section + "}\n")
     run(["kilnc", "build", stem + ".kiln", "--mode=train", "-o", stem] + build_options)
+    if build_only:
+        print(stem)
+        return
     files = {k: os.path.join(fixtures, "train", v) for k, v in case["files"].items()}
     batch = case["batch_size"]
     out = run([stem, "--init", files["initial"], "--inputs", files["inputs"], "--labels",
