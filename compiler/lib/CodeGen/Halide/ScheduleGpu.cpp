@@ -127,6 +127,61 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
   }
 }
 
+/// A reduction as one kernel: a wrapper (Func::in) is the kernel, and the
+/// Func, its initial value and its update, is computed per thread inside
+/// it, where the init and the update would otherwise be a kernel each. A
+/// pipeline output cannot be computed inside another Func: two kernels; so
+/// is a scalar (no thread loop to put it in).
+void gpuReductionKernel(Halide::Func f, int64_t innerExtent, bool output) {
+  if (f.num_update_definitions() == 0 || output || f.args().empty()) {
+    gpuWhole(f, innerExtent);
+    return;
+  }
+  Halide::Func kernel = f.in();
+  kernel.compute_root();
+  GpuTiling tiling = gpuTile(kernel, kernel.args(), innerExtent);
+  f.compute_at(kernel, tiling.thread);
+}
+
+/// Training-step Funcs of at most this many elements, pure, and not
+/// outputs, are inlined into their consumers rather than launched: a
+/// BatchNorm's per-channel mean, variance and 1/sqrt(var + eps), a bias's
+/// layout. Recomputing a few operations per element costs less than a
+/// kernel launch (microseconds each; a step was 192 launches for LeNet with
+/// every such Func a kernel of its own).
+constexpr int64_t kInlineElements = 4096;
+
+/// A training-step Func. A per-channel sum over the batch and the image
+/// (BatchNorm2d's statistics and their gradients, a convolution's bias
+/// gradient) would be one thread per channel walking the whole batch (LeNet's
+/// first BatchNorm: 6 threads of 36,864 steps each), so it is split by
+/// Halide's rfactor over its outermost reduction variable, the batch: a
+/// kernel of one thread per (channel, sample) sums the sample's image, and a
+/// kernel of one thread per channel sums those. The sums are associative
+/// (float or double additions), so rfactor applies; where it does not,
+/// the Func stays one kernel of its own.
+void scheduleTrain(const LayerFuncs &layer, bool output) {
+  Halide::Func f = layer.output;
+  int64_t elements = 1;
+  for (int64_t extent : layer.shape)
+    elements *= extent < 0 ? kInlineElements : extent;
+  if (!output && f.num_update_definitions() == 0 && elements <= kInlineElements)
+    return; // inlined
+  if (f.args().size() == 1 && f.num_update_definitions() == 1 && f.rvars(0).size() >= 2) {
+    std::vector<Halide::RVar> r = f.rvars(0);
+    try {
+      Halide::Var sample("gpu_sample");
+      Halide::Func partial = f.update(0).rfactor(r.back(), sample);
+      gpuReductionKernel(partial, 0, false);
+      gpuReductionKernel(f, innermost(layer), output);
+      return;
+    } catch (const Halide::Error &) {
+      // Not an associative update: one kernel, below.
+    }
+  }
+  gpuReductionKernel(f, innermost(layer), output);
+}
+
 /// softmax, log_softmax: the maximum and Σ exp along the axis per thread
 /// where the axis is the innermost dimension (each thread of a row
 /// recomputes them over the row, a handful of classes), else as kernels of
@@ -146,6 +201,11 @@ void scheduleSoftmax(const LayerFuncs &layer) {
 
 bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &error) {
   Halide::Expr batch = stage.batch();
+  auto isOutput = [&](const LayerFuncs &layer) {
+    return std::any_of(stage.outputs.begin(), stage.outputs.end(), [&](const EntryTensor &out) {
+      return out.func.defined() && out.func.name() == layer.output.name();
+    });
+  };
   for (LayerFuncs &layer : stage.layers) {
     switch (layer.kind) {
     case LayerFuncs::Kind::Linear:
@@ -173,12 +233,14 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
       break;
     case LayerFuncs::Kind::WeightLayout:
     case LayerFuncs::Kind::Train:
-      // A kernel per definition; an update's reduction (BatchNorm's sums
-      // over the batch, a bias gradient, the loss) runs in each thread,
-      // over the rest of the tensor (the loss, a scalar, in one thread).
-      // The optimizer's outputs are separate kernels: Halide's
-      // compute_with does not fuse GPU loops.
-      gpuWhole(layer.output, innermost(layer));
+      // A kernel per definition; an update's reduction runs in each thread
+      // (the loss, a scalar, in one), sums over batch and image in two
+      // kernels (scheduleTrain). The optimizer's outputs are separate
+      // kernels for now (the CPU schedule fuses them with compute_with).
+      if (layer.kind == LayerFuncs::Kind::Train)
+        scheduleTrain(layer, isOutput(layer));
+      else
+        gpuWhole(layer.output, innermost(layer));
       break;
     case LayerFuncs::Kind::MatrixProduct:
     case LayerFuncs::Kind::ConvWeightGrad:
