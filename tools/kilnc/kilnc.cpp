@@ -23,6 +23,7 @@
 #include "kiln/Driver/Summary.h"
 #include "kiln/Driver/TerminalSafeStream.h"
 #include "kiln/Driver/Train.h"
+#include "kiln/Import/Import.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -644,6 +645,11 @@ int runEval(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
   if (!module)
     return 1;
+  // The eval forward of a model without a train section (an ONNX import):
+  // the training step it is compiled beside needs an optimizer, which never
+  // runs here.
+  if (!(*module)->hasAttr(kiln::kTrainConfigAttr))
+    autodiff.optimizer = "adam";
   return kiln::runTraining(*module, autodiff, options);
 }
 

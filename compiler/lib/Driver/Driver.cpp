@@ -220,6 +220,14 @@ mlir::LogicalResult prepareForInference(mlir::ModuleOp module,
     return mlir::emitError(module.getLoc())
            << "the model has no weights or buffers, so there is nothing to load at run time: "
               "build it without --weights=external";
+  // Weights loaded at run time replace any the model carries (an ONNX
+  // import's initializers): a value left bound would be compiled in, and the
+  // file loaded at run time silently ignored.
+  if (options.externalWeights)
+    module.walk([&](mlir::Operation *op) {
+      if (mlir::isa<nn::ParamOp, nn::BufferOp>(op))
+        op->removeAttr("value");
+    });
   if (!options.externalWeights && !(options.weightsPath.empty() && hasAllStateBound(module)) &&
       failed(bindWeights(module, options.weightsPath, options.allowExtraKeys,
                          options.allowNonfinite)))

@@ -445,6 +445,13 @@ TrainSection trainSection(ModuleOp module) {
     }
     if (auto attr = train.getAs<StringAttr>("data"))
       section.data = attr.getValue().str();
+  } else {
+    // No train section (an ONNX import): a train section's defaults
+    // (docs/dsl.md), overridden by the command line's flags.
+    TrainSection defaults;
+    defaults.epochs = 10;
+    defaults.data = "fashion_mnist";
+    section = defaults;
   }
   section.seed = nn::trainingSeed(module, -1);
   build::pixelTransform(module, section.scale, section.mean, section.stddev);

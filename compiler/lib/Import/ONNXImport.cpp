@@ -995,7 +995,10 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
                 << "; epsilon must be positive and finite, momentum in [0, 1]";
     return failure();
   }
-  double momentum = 1.0 - shortestDecimal(onnxMomentum);
+  // 1 − 0.9 in double is 0.09999999999999998, not the 0.1 PyTorch exported
+  // as 1 − momentum in float32: the shortest decimal of the difference in
+  // float32 is (the running statistics then match the DSL's to the bit).
+  double momentum = shortestDecimal(static_cast<float>(1.0 - shortestDecimal(onnxMomentum)));
   double eps = shortestDecimal(epsilon);
   // A training-mode node without the statistics outputs normalizes with the
   // batch's statistics: a BatchNorm that tracks no running statistics.

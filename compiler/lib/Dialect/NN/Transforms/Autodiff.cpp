@@ -83,20 +83,25 @@ double number(DictionaryAttr dict, StringRef key, double fallback) {
 FailureOr<Optimizer> Autodiff::readTrainConfig(ModuleOp module,
                                                int64_t &dropoutSeed) {
   auto train = module->getAttrOfType<DictionaryAttr>("kiln.train");
-  if (!train) {
+  // A model without a train section (an ONNX import, a DSL model written
+  // for inference) trains with the defaults of one (cross-entropy, the
+  // optimizer named by the options) when an optimizer is named.
+  if (!train && optimizer.empty()) {
     module.emitError("nn-autodiff needs the module's 'kiln.train' attribute: "
-                     "the model has no train section");
+                     "the model has no train section; name an optimizer (kilnc: "
+                     "--optimizer sgd|adam|adamw, with --lr for sgd) to train it with a "
+                     "train section's defaults");
     return failure();
   }
-  auto loss = train.getAs<StringAttr>("loss");
-  if (!loss || loss.getValue() != "cross_entropy") {
+  auto loss = train ? train.getAs<StringAttr>("loss") : StringAttr();
+  if (train && (!loss || loss.getValue() != "cross_entropy")) {
     module.emitError() << "nn-autodiff: unknown loss '"
                        << (loss ? loss.getValue() : StringRef("")) << "' in kiln.train; expected "
                           "cross_entropy";
     return failure();
   }
   dropoutSeed = trainingSeed(module, static_cast<int64_t>(seed));
-  auto section = train.getAs<DictionaryAttr>("optimizer");
+  auto section = train ? train.getAs<DictionaryAttr>("optimizer") : DictionaryAttr();
   StringRef sectionName;
   if (section)
     if (auto name = section.getAs<StringAttr>("name"))
