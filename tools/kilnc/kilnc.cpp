@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/CodeGen/Halide/Lowering.h"
 #include "kiln/Driver/Build.h"
+#include "kiln/Driver/KilnPrinter.h"
 #include "kiln/Driver/Driver.h"
 #include "kiln/Driver/OutputPath.h"
 #include "kiln/Driver/Plot.h"
@@ -89,7 +90,7 @@ cl::opt<bool> listParams("params",
                                   "instead of the summary"),
                          cl::sub(checkCommand), cl::cat(kilncCategory));
 
-enum class Stage { Ast, Mlir, MlirTrain, Dot, MlirFolded, HalideStmt };
+enum class Stage { Ast, Mlir, MlirTrain, Dot, MlirFolded, HalideStmt, Kiln };
 cl::opt<std::string> emitInput(cl::Positional, cl::Required,
                                cl::desc("<model.kiln>"), cl::sub(emitCommand),
                                cl::cat(kilncCategory));
@@ -107,8 +108,16 @@ cl::opt<Stage> emitStage(
                           "activations fused (needs --weights)"),
                clEnumValN(Stage::HalideStmt, "halide-stmt",
                           "Halide's lowered statement of the scheduled pipeline "
-                          "(needs --weights; with --mode=train, the training step's)")),
+                          "(needs --weights; with --mode=train, the training step's)"),
+               clEnumValN(Stage::Kiln, "kiln",
+                          "the model as DSL source (an ONNX model to read, edit and "
+                          "train; --weights-out writes its initializers)")),
     cl::sub(emitCommand), cl::cat(kilncCategory));
+cl::opt<std::string> weightsOut(
+    "weights-out",
+    cl::desc("With --emit=kiln: write the model's weights (an ONNX model's initializers) "
+             "to this safetensors file, under the printed model's state_dict keys"),
+    cl::value_desc("file"), cl::sub(emitCommand), cl::cat(kilncCategory));
 cl::opt<std::string> outputPath("o",
                                 cl::desc("Output file (default: stdout), replaced whole; "
                                          "/dev/stdout, a FIFO or a character device is "
@@ -653,6 +662,37 @@ int runEval(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   return kiln::runTraining(*module, autodiff, options);
 }
 
+/// `kilnc emit --emit=kiln [--weights-out W]`: the model as DSL source and,
+/// with --weights-out, its weights; each output is written whole, and
+/// neither if either cannot be.
+int emitKiln(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
+  std::unique_ptr<kiln::OutputPath> weights;
+  if (weightsOut.getNumOccurrences()) {
+    std::string error;
+    weights = kiln::OutputPath::resolve(weightsOut, inputFiles(emitInput), /*filesOnly=*/true,
+                                        error);
+    if (!weights)
+      return fail(error);
+    if (outputPath != "-") {
+      std::unique_ptr<kiln::OutputPath> text = resolveEmitOutput();
+      if (!text)
+        return 1;
+      if (text->realPath() == weights->realPath())
+        return fail("-o and --weights-out name the same file '" + weightsOut + "'");
+    }
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> module = kiln::loadModel(sourceMgr, &context);
+  if (!module)
+    return 1;
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  if (failed(kiln::printKilnModel(*module, os)))
+    return 1;
+  if (weights && failed(kiln::writeKilnWeights(*module, weights->realPath().str())))
+    return 1;
+  return writeOutput([&](llvm::raw_ostream &out) { out << os.str(); });
+}
+
 /// `kilnc emit --emit=halide-stmt --mode=train`: the statement of each
 /// variant's training step, as kilnc build --mode=train compiles it.
 int emitTrainStmt(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
@@ -701,6 +741,10 @@ int runCommand(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
       return 1;
     return writeOutput([&](llvm::raw_ostream &os) { kiln::ast::dump(*model, os); });
   }
+  if (weightsOut.getNumOccurrences() && emitStage != Stage::Kiln)
+    return fail("--weights-out applies to --emit=kiln only");
+  if (emitStage == Stage::Kiln)
+    return emitKiln(sourceMgr, context);
   if (buildMode == Mode::Train && emitStage != Stage::HalideStmt)
     return fail("--mode=train applies to --emit=halide-stmt only (--emit=mlir-train prints the "
                 "training step's module)");
