@@ -251,8 +251,15 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
      * is marked dirty). */
     in.flags |= halide_buffer_flag_host_dirty;
     args[1] = &in;
+    /* A GPU variant's loaded weights are on its device already (the load
+     * copied them there); others are described for this call. */
+    kiln_device_weights_t *device = model->state->device_weights;
     for (size_t i = 0; i < packed; ++i) {
       size_t w = stage->packed_first + i;
+      if (device) {
+        args[2 + i] = &device->buffers[w];
+        continue;
+      }
       kiln_model_describe(&weights[i], weight_dims[i], model->state->weights[w],
                           &variant->packed_layouts[w]);
       weights[i].flags |= halide_buffer_flag_host_dirty;
@@ -260,7 +267,7 @@ static int run_stages(const kiln_model_t *model, const kiln_model_variant_t *var
     }
     args[2 + packed] = &out;
     int result = stage->infer(args);
-    result = finish_on_host(user_context, result, &in, &out, weights, packed);
+    result = finish_on_host(user_context, result, &in, &out, weights, device ? 0 : packed);
     if (result != 0) {
       kiln_call_t *call = kiln_call_of(user_context);
       const char *message = call && call->message[0] ? call->message : "Halide runtime error";

@@ -26,6 +26,13 @@ void kiln_model_describe(halide_buffer_t *buffer, halide_dimension_t *dims, floa
 void kiln_model_describe_tensor(halide_buffer_t *buffer, halide_dimension_t *dims,
                                 const void *host, bool integer, size_t rank,
                                 const int64_t *shape, bool batched, int64_t batch);
+/* A GPU variant's packed weights on the device (kiln_model_state_t). */
+typedef struct kiln_device_weights_t {
+  size_t count;
+  halide_buffer_t *buffers;
+  halide_dimension_t (*dims)[KILN_MODEL_MAX_RANK];
+} kiln_device_weights_t;
+
 /* Runs `pipeline` on args[1...] with a new kiln_call_t (args[0] is set to
  * it); a failure's message goes to `out_error`. Returns the pipeline's code. */
 int kiln_model_run(kiln_model_pipeline_t pipeline, void **args, char *out_error);

@@ -9,6 +9,8 @@
  *===----------------------------------------------------------------------===*/
 #include "kiln/runtime/model.h"
 
+#include "kiln/runtime/call.h"
+
 #include "CSupport.h"
 #include "ModelSupport.h"
 
@@ -223,16 +225,75 @@ static int pack(const kiln_model_t *model, const kiln_model_variant_t *variant,
   return run_load(variant, state, packed, source, out_error);
 }
 
-/* On success, `packed` replaces the weights loaded before; on failure it
- * is freed and they stay. Returns `result`. */
+static void free_device_weights(kiln_device_weights_t *weights) {
+  if (!weights)
+    return;
+  for (size_t i = 0; weights->buffers && i < weights->count; ++i) {
+    halide_buffer_t *buffer = &weights->buffers[i];
+    if (buffer->device && buffer->device_interface)
+      buffer->device_interface->device_free(NULL, buffer);
+  }
+  free(weights->buffers);
+  free(weights->dims);
+  free(weights);
+}
+
+/* A GPU variant's packed weights, copied to its device once here, so that
+ * calls read them there instead of copying them each time. NULL with
+ * `*out_result` 0 for a CPU variant. */
+static kiln_device_weights_t *to_device(const kiln_model_variant_t *variant, float **packed,
+                                        const char *source, int *out_result, char *out_error) {
+  *out_result = 0;
+  if (!variant->device_interface || variant->packed_count == 0)
+    return NULL;
+  const struct halide_device_interface_t *device = variant->device_interface();
+  kiln_device_weights_t *weights = (kiln_device_weights_t *)calloc(1, sizeof *weights);
+  if (weights) {
+    weights->count = variant->packed_count;
+    weights->buffers = (halide_buffer_t *)calloc(weights->count, sizeof *weights->buffers);
+    weights->dims = (halide_dimension_t(*)[KILN_MODEL_MAX_RANK])calloc(weights->count,
+                                                                       sizeof *weights->dims);
+  }
+  if (!weights || !weights->buffers || !weights->dims) {
+    free_device_weights(weights);
+    *out_result = kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS, "%s: out of memory",
+                                  source);
+    return NULL;
+  }
+  for (size_t i = 0; i < weights->count; ++i) {
+    halide_buffer_t *buffer = &weights->buffers[i];
+    kiln_model_describe(buffer, weights->dims[i], packed[i], &variant->packed_layouts[i]);
+    buffer->flags |= halide_buffer_flag_host_dirty;
+    kiln_call_t call;
+    kiln_call_begin(&call);
+    int result = device->copy_to_device(&call, buffer, device);
+    kiln_call_end(&call);
+    if (result) {
+      free_device_weights(weights);
+      *out_result = kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
+                                    "%s: copying the weights to the device failed: %s", source,
+                                    call.message[0] ? call.message : "Halide runtime error");
+      return NULL;
+    }
+  }
+  return weights;
+}
+
+/* On success, `packed` replaces the weights loaded before (on a GPU
+ * variant's device too); on failure it is freed and they stay. Returns
+ * `result`. */
 static int replace_weights(const kiln_model_t *model, const kiln_model_variant_t *variant,
-                           int result, float **packed) {
+                           int result, float **packed, const char *source, char *out_error) {
+  kiln_device_weights_t *device = NULL;
+  if (!result)
+    device = to_device(variant, packed, source, &result, out_error);
   if (result) {
     free_all(packed, variant->packed_count);
     return result;
   }
   kiln_model_free_weights(model);
   model->state->weights = packed;
+  model->state->device_weights = device;
   model->state->loaded = 1;
   return 0;
 }
@@ -278,7 +339,7 @@ int kiln_model_load_weights(const kiln_model_t *model, const char *path, char *o
                       : kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                                         "%s: out of memory", path);
   kiln_safetensors_close(file);
-  return replace_weights(model, variant, result, packed);
+  return replace_weights(model, variant, result, packed, path, out_error);
 }
 
 int kiln_model_load_tensors(const kiln_model_t *model, float *const *tensors, const char *source,
@@ -295,7 +356,7 @@ int kiln_model_load_tensors(const kiln_model_t *model, float *const *tensors, co
   int result = packed ? pack(model, variant, tensors, source, packed, out_error)
                       : kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                                         "%s: out of memory", source);
-  return replace_weights(model, variant, result, packed);
+  return replace_weights(model, variant, result, packed, source, out_error);
 }
 
 void kiln_model_free_weights(const kiln_model_t *model) {
@@ -303,6 +364,8 @@ void kiln_model_free_weights(const kiln_model_t *model) {
   int choice = state->selected > 0 ? state->selected - 1 : -1;
   if (state->weights && choice >= 0)
     free_all(state->weights, model->variants[choice].packed_count);
+  free_device_weights(state->device_weights);
+  state->device_weights = NULL;
   state->weights = NULL;
   state->loaded = 0;
 }

@@ -142,6 +142,10 @@ typedef struct kiln_model_state_t {
   int selected;   /* 0: not chosen yet; i + 1: variant i; -1: none runs */
   int loaded;     /* external weights: a load succeeded */
   float **weights; /* external weights: the chosen variant's packed weights */
+  /* External weights of a GPU variant: the packed weights described to
+   * Halide and copied to the device by the load, which every call then
+   * reads there (private to the runtime; NULL otherwise). */
+  struct kiln_device_weights_t *device_weights;
 } kiln_model_state_t;
 
 typedef struct kiln_model_t {
