@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 
 namespace kiln::codegen {
 
@@ -212,6 +213,25 @@ void scheduleSoftmax(const LayerFuncs &layer) {
   }
 }
 
+/// The Func that `f` copies, `f(v...) = g(v...)`, or an undefined Func.
+Halide::Func copiedLayer(Halide::Func f) {
+  const Halide::Internal::Definition &definition = f.function().definition();
+  if (f.num_update_definitions() != 0 || definition.values().size() != 1)
+    return Halide::Func();
+  const auto *call = definition.values()[0].as<Halide::Internal::Call>();
+  if (!call || call->call_type != Halide::Internal::Call::Halide || !call->func.defined())
+    return Halide::Func();
+  std::vector<Halide::Var> args = f.args();
+  if (call->args.size() != args.size())
+    return Halide::Func();
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto *var = call->args[i].as<Halide::Internal::Variable>();
+    if (!var || var->name != args[i].name())
+      return Halide::Func();
+  }
+  return Halide::Func(Halide::Internal::Function(call->func));
+}
+
 } // namespace
 
 bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &error) {
@@ -221,7 +241,26 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
       return out.func.defined() && out.func.name() == layer.output.name();
     });
   };
+  // An output that copies a layer (inference's `output(v) = last(v)`) is
+  // that layer's kernel: the layer inlined into it, its reduction per
+  // thread inside it; a launch and a tensor fewer.
+  std::map<std::string, Halide::Func> copies;
+  std::set<std::string> scheduled;
+  for (EntryTensor &output : stage.outputs)
+    if (Halide::Func copy = copiedLayer(output.func); copy.defined() && !stage.training)
+      copies[copy.name()] = output.func;
   for (LayerFuncs &layer : stage.layers) {
+    auto copy = copies.find(layer.output.name());
+    bool fusable = layer.kind == LayerFuncs::Kind::Linear || layer.kind == LayerFuncs::Kind::Conv2D ||
+                   layer.kind == LayerFuncs::Kind::Pool || layer.kind == LayerFuncs::Kind::Flatten;
+    if (copy != copies.end() && fusable) {
+      Halide::Func out = copy->second, reduction = layer.reduction;
+      GpuTiling tiling = gpuWhole(out, innermost(layer));
+      if (reduction.defined())
+        reduction.compute_at(out, tiling.thread);
+      scheduled.insert(out.name());
+      continue;
+    }
     switch (layer.kind) {
     case LayerFuncs::Kind::Linear:
       scheduleLinear(layer, batch, target);
@@ -264,7 +303,7 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
   for (EntryTensor &output : stage.outputs) {
     bool isLayer = std::any_of(stage.layers.begin(), stage.layers.end(),
                                [&](const LayerFuncs &l) { return l.name == output.func.name(); });
-    if (!isLayer)
+    if (!isLayer && !scheduled.count(output.func.name()))
       gpuWhole(output.func, output.shape.size() > 1 ? std::max<int64_t>(output.shape.back(), 0) : 0);
   }
   return checkGpuResident(stage, error);
