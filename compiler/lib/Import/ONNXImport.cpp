@@ -156,6 +156,8 @@ private:
   SmallVector<int64_t, 4> intsAttr(const onnx::NodeProto &node, StringRef name,
                                    ArrayRef<int64_t> fallback) const;
   bool onlyOutput(const onnx::NodeProto &node, int keep);
+  void defineRunningStatistics(const onnx::NodeProto &node, Value x, ArrayRef<float> inputMean,
+                               ArrayRef<float> inputVar, float momentum);
   FailureOr<std::pair<SmallVector<int64_t, 2>, SmallVector<int64_t, 2>>>
   windowPads(const onnx::NodeProto &node, ArrayRef<int64_t> input, ArrayRef<int64_t> kernel,
              ArrayRef<int64_t> stride, ArrayRef<int64_t> dilation);
@@ -957,9 +959,13 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
                 << "; Kiln's BatchNorm takes [N, C], [N, C, L] or [N, C, H, W]";
     return failure();
   }
-  // Training mode's extra outputs are the running statistics ONNX updates
-  // in the graph; Kiln's training step updates them itself (kilnc train).
-  if (!onlyOutput(node, 1))
+  // Training mode's extra outputs (opset 14 on) are the running statistics
+  // after this batch, which the graph returns (ONNX's running update:
+  // the biased batch variance, unlike PyTorch's); opset 9's were the saved
+  // statistics of another definition, refused.
+  bool training = intAttr(node, "training_mode", 0) != 0;
+  bool runningOutputs = training && opset >= 14 && node.output_size() > 1;
+  if (!onlyOutput(node, runningOutputs ? 3 : 1))
     return failure();
   const HostTensor *state[4];
   static const char *roles[] = {"scale", "bias B", "input_mean", "input_var"};
@@ -974,7 +980,6 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
     }
     state[i] = *t;
   }
-  bool training = intAttr(node, "training_mode", 0) != 0;
   std::string layer = layerName(node, state[0]->name);
   SmallVector<int64_t, 1> channels = {in[1]};
   Value gamma = weight(node, state[0]->name, channels, state[0]->floats, true);
@@ -1008,7 +1013,37 @@ LogicalResult ONNXImporter::importBatchNorm(const onnx::NodeProto &node) {
                                 builder.getF64FloatAttr(eps),
                                 builder.getF64FloatAttr(std::stod(nn::formatNumber(momentum))),
                                 UnitAttr()));
+  if (runningOutputs)
+    defineRunningStatistics(node, *x, state[2]->floats, state[3]->floats, onnxMomentum);
   return success();
+}
+
+/// ONNX's running statistics of a training-mode BatchNormalization:
+/// input · momentum + batch · (1 − momentum), per channel, in float32 as
+/// ONNX's reference computes them, with the batch's mean and biased
+/// variance (nn.batch_norm_stats).
+void ONNXImporter::defineRunningStatistics(const onnx::NodeProto &node, Value x,
+                                           ArrayRef<float> inputMean, ArrayRef<float> inputVar,
+                                           float momentum) {
+  int64_t channels = shapeOf(x)[1];
+  auto type = RankedTensorType::get({channels}, builder.getF32Type());
+  Location loc = nodeLoc(node);
+  auto constant = [&](std::vector<float> values) -> Value {
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(builder.getBlock());
+    return builder.create<arith::ConstantOp>(
+        loc, DenseElementsAttr::get(type, ArrayRef<float>(values)));
+  };
+  auto stats = builder.create<nn::BatchNormStatsOp>(loc, TypeRange{type, type}, x);
+  Value keep = constant(std::vector<float>(channels, 1.0f - momentum));
+  ArrayRef<float> inputs[2] = {inputMean, inputVar};
+  for (int i = 0; i < 2; ++i) {
+    std::vector<float> old(inputs[i].begin(), inputs[i].end());
+    for (float &value : old)
+      value *= momentum;
+    Value batch = builder.create<nn::MulOp>(loc, type, stats.getResult(i), keep);
+    define(node, 1 + i, builder.create<nn::AddOp>(loc, type, batch, constant(old)));
+  }
 }
 
 LogicalResult ONNXImporter::importPool(const onnx::NodeProto &node) {

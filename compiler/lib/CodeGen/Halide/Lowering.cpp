@@ -269,6 +269,16 @@ private:
   FailureOr<Tensor> elementwise(Operation *op);
 
   const Tensor &valueOf(Value value) { return values.find(value)->second; }
+  /// The Func of `op`'s operand `value`: a value lowered before, or a
+  /// constant or weight (an importer's per-channel constants), read as
+  /// layers read weights; undefined (the error reported) if neither.
+  Halide::Func operandFunc(Operation *op, Value value) {
+    auto lowered = values.find(value);
+    if (lowered != values.end())
+      return lowered->second.func;
+    FailureOr<Halide::Func> tensor = weightTensor(op, value);
+    return succeeded(tensor) ? *tensor : Halide::Func();
+  }
 
   LoweredModel &model;
   const LoweringOptions &options;
@@ -486,7 +496,7 @@ Halide::Func Builder::ownedResult(Halide::Func func) {
 
 LogicalResult Builder::buildTrain(Operation *op) {
   stage().training = true;
-  TrainContext context{[&](Value value) { return valueOf(value).func; },
+  TrainContext context{[&, op](Value value) { return operandFunc(op, value); },
                        [&, op](StringRef role) { return nameFor(op, role); }, stage().batch(),
                        &stage().layers, target.lanes};
   FailureOr<std::vector<Halide::Func>> funcs = buildTrainOp(op, context);
@@ -1005,7 +1015,7 @@ FailureOr<Tensor> Builder::elementwise(Operation *op) {
   else if (isa<nn::TanhOp>(op))
     y(vars) = applyActivation(value, StringRef("tanh"));
   else if (isa<nn::AddOp>(op))
-    y(vars) = value + valueOf(op->getOperand(1)).func(vars);
+    y(vars) = value + operandFunc(op, op->getOperand(1))(vars);
   else // dropout: the identity in eval mode
     y(vars) = value;
   return record(op, LayerFuncs::Kind::Elementwise, y);
