@@ -197,30 +197,36 @@ static int alloc_between(const kiln_model_variant_t *variant, int64_t batch, voi
   return 0;
 }
 
+int kiln_device_to_host(void *user_context, halide_buffer_t *buffer) {
+  if (!buffer->device || !buffer->device_interface ||
+      !(buffer->flags & halide_buffer_flag_device_dirty))
+    return 0;
+  return buffer->device_interface->copy_to_host(user_context, buffer);
+}
+
+int kiln_device_release(void *user_context, halide_buffer_t *buffer) {
+  if (!buffer->device || !buffer->device_interface)
+    return 0;
+  return buffer->device_interface->device_free(user_context, buffer);
+}
+
 /* A GPU variant's pipeline leaves its output on the device and a device
  * copy of each buffer it read: the output comes back to the caller's array
  * (which waits for the device's queue: a process that exited with kernels
  * still being compiled crashed inside PoCL) and the copies are released.
- * For CPU variants there is nothing to do: no buffer has a device. The
- * calls go through the buffer's device interface (Halide's own
- * halide_copy_to_host and halide_device_free), so that this file needs no
- * GPU runtime where no variant has one. */
-static int release_device(void *user_context, halide_buffer_t *buffer, int result) {
-  if (!buffer->device || !buffer->device_interface)
-    return result;
-  int freed = buffer->device_interface->device_free(user_context, buffer);
-  return result ? result : freed;
-}
-
+ * The first error is the result. */
 static int finish_on_host(void *user_context, int result, halide_buffer_t *in,
                           halide_buffer_t *out, halide_buffer_t *weights, size_t packed) {
-  if (result == 0 && out->device && out->device_interface)
-    result = out->device_interface->copy_to_host(user_context, out);
-  result = release_device(user_context, in, result);
-  result = release_device(user_context, out, result);
-  for (size_t i = 0; i < packed; ++i)
-    result = release_device(user_context, &weights[i], result);
-  return result;
+  if (result == 0)
+    result = kiln_device_to_host(user_context, out);
+  int freed = kiln_device_release(user_context, in);
+  int code = kiln_device_release(user_context, out);
+  freed = freed ? freed : code;
+  for (size_t i = 0; i < packed; ++i) {
+    code = kiln_device_release(user_context, &weights[i]);
+    freed = freed ? freed : code;
+  }
+  return result ? result : freed;
 }
 
 /* Runs the stages in order: the first reads `input`, the last writes

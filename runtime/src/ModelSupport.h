@@ -26,6 +26,14 @@ void kiln_model_describe(halide_buffer_t *buffer, halide_dimension_t *dims, floa
 void kiln_model_describe_tensor(halide_buffer_t *buffer, halide_dimension_t *dims,
                                 const void *host, bool integer, size_t rank,
                                 const int64_t *shape, bool batched, int64_t batch);
+/* A buffer's device side (a GPU variant's), through the buffer's device
+ * interface, so that callers need no GPU runtime where no variant has one:
+ * kiln_device_to_host copies it to the host where the device's is newer,
+ * kiln_device_release frees it. Both do nothing for a buffer without one
+ * (every CPU variant's) and return 0 or the Halide runtime's error code. */
+int kiln_device_to_host(void *user_context, halide_buffer_t *buffer);
+int kiln_device_release(void *user_context, halide_buffer_t *buffer);
+
 /* A GPU variant's packed weights on the device (kiln_model_state_t). */
 typedef struct kiln_device_weights_t {
   size_t count;

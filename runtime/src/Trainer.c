@@ -88,11 +88,8 @@ static void **alloc_buffers(const kiln_trainer_model_t *model) {
 
 /* Releases a set's device allocations (its host arrays stay). */
 static void release_devices(state_set_t *set, size_t count) {
-  for (size_t i = 0; set->buffers && i < count; ++i) {
-    halide_buffer_t *buffer = &set->buffers[i];
-    if (buffer->device && buffer->device_interface)
-      buffer->device_interface->device_free(NULL, buffer);
-  }
+  for (size_t i = 0; set->buffers && i < count; ++i)
+    kiln_device_release(NULL, &set->buffers[i]);
 }
 
 /* Describes `host` (the model's state tensors) in a set's buffers, their
@@ -112,13 +109,9 @@ static void describe_set(const kiln_trainer_model_t *model, state_set_t *set, vo
  * newer (after a GPU step). 0 or the Halide runtime's error code. */
 static int state_to_host(state_set_t *set, size_t count) {
   for (size_t i = 0; i < count; ++i) {
-    halide_buffer_t *buffer = &set->buffers[i];
-    if (buffer->device && buffer->device_interface &&
-        (buffer->flags & halide_buffer_flag_device_dirty)) {
-      int result = buffer->device_interface->copy_to_host(NULL, buffer);
-      if (result)
-        return result;
-    }
+    int result = kiln_device_to_host(NULL, &set->buffers[i]);
+    if (result)
+      return result;
   }
   return 0;
 }
@@ -446,12 +439,11 @@ int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_
   for (size_t i = 0; i < count; ++i) {
     bool output = i >= model->step_input_count;
     int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
-    halide_buffer_t *buffer = &buffers[i];
-    if (kind >= 0 || !buffer->device || !buffer->device_interface)
+    if (kind >= 0)
       continue;
     if (output && result == 0)
-      result = buffer->device_interface->copy_to_host(NULL, buffer);
-    buffer->device_interface->device_free(NULL, buffer);
+      result = kiln_device_to_host(NULL, &buffers[i]);
+    kiln_device_release(NULL, &buffers[i]);
   }
   if (result)
     return result;

@@ -228,11 +228,8 @@ static int pack(const kiln_model_t *model, const kiln_model_variant_t *variant,
 static void free_device_weights(kiln_device_weights_t *weights) {
   if (!weights)
     return;
-  for (size_t i = 0; weights->buffers && i < weights->count; ++i) {
-    halide_buffer_t *buffer = &weights->buffers[i];
-    if (buffer->device && buffer->device_interface)
-      buffer->device_interface->device_free(NULL, buffer);
-  }
+  for (size_t i = 0; weights->buffers && i < weights->count; ++i)
+    kiln_device_release(NULL, &weights->buffers[i]);
   free(weights->buffers);
   free(weights->dims);
   free(weights);
