@@ -68,21 +68,19 @@ GpuTiling gpuTile(Halide::Stage stage, const std::vector<Halide::Var> &args, int
   while (extent > 0 && width > 4 && width / 2 >= extent)
     width /= 2;
   int rows = kThreads / width;
-  Halide::Var outer = args[1];
-  if (args.size() > 2) {
-    Halide::Var fused("gpu_fused");
-    Halide::VarOrRVar last = args[2];
-    for (size_t d = 3; d < args.size(); ++d) {
-      Halide::Var next(args[d].name() + "_gpu");
-      stage.fuse(last, args[d], next);
-      last = next;
-    }
-    stage.gpu_tile(args[0], args[1], xo, yo, xi, yi, width, std::min(rows, kBlockRows),
-                   TailStrategy::GuardWithIf);
-    stage.gpu_blocks(last);
+  if (args.size() == 2) {
+    stage.gpu_tile(args[0], args[1], xo, yo, xi, yi, width, rows, TailStrategy::GuardWithIf);
     return tiling;
   }
-  stage.gpu_tile(args[0], outer, xo, yo, xi, yi, width, rows, TailStrategy::GuardWithIf);
+  Halide::VarOrRVar outer = args[2];
+  for (size_t d = 3; d < args.size(); ++d) {
+    Halide::Var fused(args[d].name() + "_gpu");
+    stage.fuse(outer, args[d], fused);
+    outer = fused;
+  }
+  stage.gpu_tile(args[0], args[1], xo, yo, xi, yi, width, std::min(rows, kBlockRows),
+                 TailStrategy::GuardWithIf);
+  stage.gpu_blocks(outer);
   return tiling;
 }
 
