@@ -438,6 +438,8 @@ private:
   int checkOutputs();
   int loadData();
   int createTrainer();
+  int setHyperParameters(const std::string &saved, const char *path);
+  std::string hyperParameterText();
   int resumeFrom(const char *path);
   void recoverTimes();
   int train();
@@ -643,6 +645,53 @@ int Run::loadData() {
   return 0;
 }
 
+/// Sets the options' hyper-parameters; before them, on resume, those of
+/// `saved` (a checkpoint's "name=value,..." at `path`) that the options do
+/// not give.
+int Run::setHyperParameters(const std::string &saved, const char *path) {
+  if (!program.set_hyper_parameter)
+    return options.hyper_count ? fail("this program takes no hyper-parameters", 2) : 0;
+  auto given = [&](const std::string &name) {
+    for (size_t i = 0; i < options.hyper_count; ++i)
+      if (name == options.hyper_names[i])
+        return true;
+    return false;
+  };
+  size_t at = 0;
+  while (at < saved.size()) {
+    size_t end = saved.find(',', at);
+    std::string entry = saved.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at = end == std::string::npos ? saved.size() : end + 1;
+    size_t equals = entry.find('=');
+    char *last = nullptr;
+    double value = equals == std::string::npos ? NAN : std::strtod(entry.c_str() + equals + 1, &last);
+    if (equals == std::string::npos || *last != '\0')
+      return fail(std::string(path) + ": bad kiln.hyper_parameters entry '" + entry + "'");
+    std::string name = entry.substr(0, equals);
+    if (!given(name) && program.set_hyper_parameter(trainer.get(), name.c_str(), value) != 0)
+      return fail(std::string(path) + " was trained with " + name + " " + number(value, "%g") +
+                      ", which this program cannot take: " + program.last_error(),
+                  2);
+  }
+  for (size_t i = 0; i < options.hyper_count; ++i)
+    if (program.set_hyper_parameter(trainer.get(), options.hyper_names[i],
+                                    options.hyper_values[i]) != 0)
+      return fail(program.last_error(), 2);
+  return 0;
+}
+
+/// The hyper-parameters now, as a checkpoint records them.
+std::string Run::hyperParameterText() {
+  std::string text;
+  for (size_t i = 0; program.hyper_parameter && i < program.hyper_count; ++i) {
+    double value = 0;
+    if (program.hyper_parameter(trainer.get(), program.hyper_names[i], &value) == 0)
+      text += (text.empty() ? "" : ",") + std::string(program.hyper_names[i]) + "=" +
+              number(value);
+  }
+  return text;
+}
+
 int Run::createTrainer() {
   if (options.threads > 0)
     program.set_num_threads(options.threads);
@@ -650,6 +699,8 @@ int Run::createTrainer() {
   if (program.create(&raw) != 0)
     return fail(program.last_error());
   trainer = {raw, program.destroy};
+  if (int code = setHyperParameters("", nullptr))
+    return code;
   if (options.init && program.load_state(raw, options.init) != 0)
     return fail(program.last_error());
   if (!options.init && !options.resume) {
@@ -728,7 +779,10 @@ int Run::resumeFrom(const char *path) {
   if (at.stopped == "epochs" && at.epoch >= settings.epochs)
     return fail(std::string(path) + ": that run finished its " + std::to_string(at.epoch) +
                 " epochs: give --epochs above " + std::to_string(at.epoch) + " to train on");
+  std::string hyper = metadata(raw, "kiln.hyper_parameters");
   file.reset();
+  if (int code = setHyperParameters(hyper, path))
+    return code;
   if (program.load_state(trainer.get(), path) != 0)
     return fail(program.last_error());
   at.stopped.clear();
@@ -790,6 +844,7 @@ std::string Run::writeCheckpoint(const char *path, bool finished) {
       {"kiln.batch", std::to_string(at.batch)},
       {"kiln.batch_size", std::to_string(settings.batch)},
       {"kiln.seed", std::to_string(settings.seed)},
+      {"kiln.hyper_parameters", hyperParameterText()},
       {"kiln.val_split", number(settings.valSplit)},
       {"kiln.shuffle", settings.shuffle ? "1" : "0"},
       {"kiln.drop_last", settings.dropLast ? "1" : "0"},

@@ -18,6 +18,34 @@
 
 namespace {
 
+/// A hyper-parameter's flag: torch.optim's name with dashes; betas is one
+/// flag for beta1 and beta2.
+struct HyperFlag {
+  const char *flag, *name, *second;
+};
+const HyperFlag kHyperFlags[] = {{"--lr", "lr", nullptr},
+                                 {"--momentum", "momentum", nullptr},
+                                 {"--dampening", "dampening", nullptr},
+                                 {"--weight-decay", "weight_decay", nullptr},
+                                 {"--betas", "beta1", "beta2"},
+                                 {"--eps", "eps", nullptr}};
+
+bool hasHyper(const kiln_train_program_t *program, const char *name) {
+  for (size_t i = 0; i < program->hyper_count; ++i)
+    if (std::strcmp(program->hyper_names[i], name) == 0)
+      return true;
+  return false;
+}
+
+/// " --lr X, --betas B1,B2, ...": the flags this program's optimizer takes.
+std::string hyperFlags(const kiln_train_program_t *program) {
+  std::string text;
+  for (const HyperFlag &f : kHyperFlags)
+    if (hasHyper(program, f.name))
+      text += std::string(text.empty() ? " " : ", ") + f.flag + (f.second ? " B1,B2" : " X");
+  return text.empty() ? " none" : text;
+}
+
 void usage(const kiln_train_program_t *program, FILE *out) {
   const kiln_train_section_t &train = *program->train;
   std::fprintf(out,
@@ -38,13 +66,15 @@ void usage(const kiln_train_program_t *program, FILE *out) {
                "--resume continues from it, bit for bit.\n"
                "Defaults (the train section): %lld epochs, batch %lld, validation %g,\n"
                "early stopping patience %lld delta %g, seed %lld, data '%s'.\n"
-               "Compiled in: %s.\n"
+               "Optimizer (its defaults): %s.\n"
+               "The optimizer's hyper-parameters:%s (a resumed run keeps its own unless\n"
+               "given); the optimizer, nesterov and dropout's seed are compiled in.\n"
                "Model '%s': input [N",
                program->name, program->name, program->name, program->name, program->name,
                static_cast<long long>(train.epochs), static_cast<long long>(train.batch),
                train.validation, static_cast<long long>(train.patience), train.delta,
                static_cast<long long>(train.seed), train.data, program->hyper_parameters,
-               program->name);
+               hyperFlags(program).c_str(), program->name);
   for (size_t i = 1; i < program->input_rank; ++i)
     std::fprintf(out, ", %lld", static_cast<long long>(program->input_shape[i]));
   std::fprintf(out, "] float32, labels [N] int64 in [0, %lld).\n",
@@ -58,16 +88,13 @@ int fail(const std::string &message, int code = 1) {
   return code;
 }
 
-bool isHyperParameter(const std::string &flag) {
-  for (const char *known : {"--optimizer", "--lr", "--momentum", "--weight-decay", "--seed"})
-    if (flag == known)
-      return true;
-  return false;
-}
+bool isCompiledIn(const std::string &flag) { return flag == "--optimizer" || flag == "--seed"; }
 
 struct Parsed {
   kiln_train_options_t options = kiln_train_options_default();
   bool variant = false, help = false;
+  std::vector<const char *> hyperNames;
+  std::vector<double> hyperValues;
 };
 
 bool parseInteger(const std::string &flag, const char *value, int64_t &out) {
@@ -90,6 +117,31 @@ bool parseReal(const std::string &flag, const char *value, double &out) {
     return false;
   }
   out = number;
+  return true;
+}
+
+/// A hyper-parameter flag's value (--betas: two, comma-separated) into
+/// `parsed`; the trainer checks the values (train_loop.h).
+bool parseHyper(const std::string &flag, const char *text, const HyperFlag &h, Parsed &parsed) {
+  std::string value = text;
+  size_t comma = value.find(',');
+  if ((comma != std::string::npos) != (h.second != nullptr)) {
+    fail("bad value '" + value + "' for " + flag +
+         (h.second ? ": expected two numbers, B1,B2" : ": expected a number"));
+    return false;
+  }
+  std::string first = h.second ? value.substr(0, comma) : value;
+  double number = 0;
+  if (!parseReal(flag, first.c_str(), number))
+    return false;
+  parsed.hyperNames.push_back(h.name);
+  parsed.hyperValues.push_back(number);
+  if (h.second) {
+    if (!parseReal(flag, value.c_str() + comma + 1, number))
+      return false;
+    parsed.hyperNames.push_back(h.second);
+    parsed.hyperValues.push_back(number);
+  }
   return true;
 }
 
@@ -149,9 +201,9 @@ bool parse(int argc, char **argv, const kiln_train_program_t *program, Parsed &p
     if (matched)
       continue;
     const char *value = kiln::runtime::splitInlineValue(arg, argv[i]);
-    if (isHyperParameter(arg)) {
-      fail(arg + ": the hyper-parameters are compiled in (" + program->hyper_parameters +
-           "); give " + arg + " to kilnc build --mode=train instead");
+    if (isCompiledIn(arg)) {
+      fail(arg + " is compiled in (" + program->hyper_parameters + "); give " + arg +
+           " to kilnc build --mode=train instead");
       return false;
     }
     auto takeValue = [&]() -> const char * {
@@ -185,6 +237,18 @@ bool parse(int argc, char **argv, const kiln_train_program_t *program, Parsed &p
           return false;
         matched = true;
       }
+    for (const HyperFlag &h : kHyperFlags)
+      if (arg == h.flag) {
+        if (!hasHyper(program, h.name)) {
+          fail(std::string(program->name) + "'s optimizer has no " + h.flag + " (" +
+               program->hyper_parameters + "; its flags:" + hyperFlags(program) + ")");
+          return false;
+        }
+        const char *text = takeValue();
+        if (!text || !parseHyper(arg, text, h, parsed))
+          return false;
+        matched = true;
+      }
     if (!matched) {
       bool option = arg.size() > 1 && arg[0] == '-';
       fail(std::string(option ? "unknown option" : "unexpected argument") + " '" + argv[i] +
@@ -206,6 +270,9 @@ bool parse(int argc, char **argv, const kiln_train_program_t *program, Parsed &p
     return false;
   }
   o.threads = static_cast<int>(threads);
+  o.hyper_count = parsed.hyperNames.size();
+  o.hyper_names = parsed.hyperNames.data();
+  o.hyper_values = parsed.hyperValues.data();
   return true;
 }
 

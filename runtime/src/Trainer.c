@@ -11,6 +11,7 @@
 
 #include "kiln/runtime/call.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,9 @@ struct kiln_trainer_s {
    * model->state. */
   size_t *eval_slots;
   float **eval_tensors;
+  /* The hyper-parameters' current values (model->hyper's order): the
+   * step's scalar arguments point here. */
+  double *hyper;
   bool loaded;     /* a load_state succeeded */
   bool eval_stale; /* the state changed since eval packed it */
   int64_t steps;   /* steps since the last load */
@@ -151,6 +155,7 @@ void kiln_trainer_destroy(kiln_trainer_t *trainer) {
   free_set(trainer->model, &trainer->sets[1]);
   free(trainer->eval_slots);
   free(trainer->eval_tensors);
+  free(trainer->hyper);
   free(trainer);
 }
 
@@ -193,6 +198,13 @@ int kiln_trainer_create(const kiln_trainer_model_t *model, kiln_trainer_t **out_
     return code;
   }
   trainer->step = model->steps[trainer->variant];
+  trainer->hyper = (double *)calloc(model->hyper_count + 1, sizeof(double));
+  if (!trainer->hyper) {
+    kiln_trainer_destroy(trainer);
+    return kiln_model_fail(out_error, halide_error_code_out_of_memory, "out of memory");
+  }
+  for (size_t i = 0; i < model->hyper_count; ++i)
+    trainer->hyper[i] = model->hyper[i].value;
   trainer->current = &trainer->sets[0];
   trainer->next = &trainer->sets[1];
   if (!alloc_set(model, trainer->current) || !alloc_set(model, trainer->next)) {
@@ -375,6 +387,101 @@ static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
   }
 }
 
+/* j where `kind` is KILN_TRAINER_ARG_HYPER_PARAMETER(j), else -1. */
+static int hyper_index(const kiln_trainer_model_t *model, int kind) {
+  int j = -16 - kind;
+  return kind <= KILN_TRAINER_ARG_HYPER_PARAMETER(0) && (size_t)j < model->hyper_count ? j : -1;
+}
+
+static int find_hyper(const kiln_trainer_model_t *model, const char *name) {
+  for (size_t i = 0; i < model->hyper_count; ++i)
+    if (strcmp(model->hyper[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int unknown_hyper(const kiln_trainer_model_t *model, const char *name, char *out_error) {
+  char names[256] = "";
+  for (size_t i = 0; i < model->hyper_count; ++i) {
+    size_t used = strlen(names);
+    snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", model->hyper[i].name);
+  }
+  return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                         "%s has no hyper-parameter '%s' (its hyper-parameters: %s)",
+                         model->optimizer ? model->optimizer : "the optimizer", name, names);
+}
+
+/* The value of `name` in `values`, or `otherwise` where the optimizer has
+ * none. */
+static double hyper_or(const kiln_trainer_model_t *model, const double *values, const char *name,
+                       double otherwise) {
+  int j = find_hyper(model, name);
+  return j < 0 ? otherwise : values[j];
+}
+
+/* torch.optim's checks of its arguments (1.13's messages), and what the
+ * build fixed, on the values a set would leave; 0 or an error. */
+static int check_hyper(const kiln_trainer_model_t *model, const double *values, char *out_error) {
+  for (size_t i = 0; i < model->hyper_count; ++i) {
+    const char *name = model->hyper[i].name;
+    double value = values[i];
+    if (!isfinite(value))
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "%s must be a finite number, not %g", name, value);
+    bool beta = strcmp(name, "beta1") == 0 || strcmp(name, "beta2") == 0;
+    if (beta && !(value >= 0 && value < 1))
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "Invalid beta parameter at index %d: %g (%s must be in [0, 1))",
+                             name[4] == '1' ? 0 : 1, value, name);
+    if (!beta && strcmp(name, "dampening") != 0 && value < 0)
+      return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                             "Invalid %s value: %g (%s must be >= 0)",
+                             strcmp(name, "lr") == 0 ? "learning rate" : name, value, name);
+  }
+  double momentum = hyper_or(model, values, "momentum", 0);
+  if (momentum != 0 && !model->momentum_buffers)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "momentum %g: %s was built without momentum (its sgd had momentum "
+                           "0), so its step has no momentum buffers; build it with a momentum "
+                           "(the train section's sgd, or kilnc build --momentum)",
+                           momentum, model->name);
+  if (model->nesterov && (momentum <= 0 || hyper_or(model, values, "dampening", 0) != 0))
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "Nesterov momentum requires a momentum and zero dampening (%s was "
+                           "built with nesterov=true)",
+                           model->name);
+  return 0;
+}
+
+int kiln_trainer_set_hyper_parameter(kiln_trainer_t *trainer, const char *name, double value,
+                                     char *out_error) {
+  if (!trainer || !name)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer and name must be non-null");
+  const kiln_trainer_model_t *model = trainer->model;
+  int j = find_hyper(model, name);
+  if (j < 0)
+    return unknown_hyper(model, name, out_error);
+  double was = trainer->hyper[j];
+  trainer->hyper[j] = value;
+  int result = check_hyper(model, trainer->hyper, out_error);
+  if (result)
+    trainer->hyper[j] = was;
+  return result;
+}
+
+int kiln_trainer_hyper_parameter(const kiln_trainer_t *trainer, const char *name,
+                                 double *out_value, char *out_error) {
+  if (!trainer || !name || !out_value)
+    return kiln_model_fail(out_error, KILN_MODEL_ERROR_INVALID_ARGUMENT,
+                           "invalid argument: trainer, name and out_value must be non-null");
+  int j = find_hyper(trainer->model, name);
+  if (j < 0)
+    return unknown_hyper(trainer->model, name, out_error);
+  *out_value = trainer->hyper[j];
+  return 0;
+}
+
 static int check_batch(const kiln_trainer_t *trainer, const int64_t *labels, int64_t batch,
                        char *out_error) {
   const kiln_trainer_model_t *model = trainer->model;
@@ -418,6 +525,12 @@ int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_
     bool output = i >= model->step_input_count;
     int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
     state_set_t *set = output ? trainer->next : trainer->current;
+    int hyper = hyper_index(model, kind);
+    if (hyper >= 0) {
+      /* A scalar argument: Halide's argv form takes a pointer to it. */
+      args[1 + i] = &trainer->hyper[hyper];
+      continue;
+    }
     if (kind >= 0) {
       /* A state tensor: the set's own buffer, on the device after the
        * first step of a GPU variant. What is written replaces the host
@@ -439,7 +552,7 @@ int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_
   for (size_t i = 0; i < count; ++i) {
     bool output = i >= model->step_input_count;
     int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
-    if (kind >= 0)
+    if (kind >= 0 || hyper_index(model, kind) >= 0)
       continue;
     if (output && result == 0)
       result = kiln_device_to_host(NULL, &buffers[i]);

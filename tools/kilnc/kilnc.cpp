@@ -619,6 +619,20 @@ int runTrain(llvm::SourceMgr &sourceMgr, mlir::MLIRContext &context) {
   const char *model[] = {modelFile(trainInput).c_str()};
   loop.input_files = model;
   loop.input_file_count = 1;
+  // The step is compiled with the given hyper-parameters as its defaults;
+  // they go to the trainer too, so that a resumed run takes them over the
+  // checkpoint's (the run it resumes).
+  std::vector<const char *> hyperNames;
+  std::vector<double> hyperValues;
+  for (auto [flag, name] : {std::pair{&trainLr, "lr"}, std::pair{&trainMomentum, "momentum"},
+                            std::pair{&trainWeightDecay, "weight_decay"}})
+    if (flag->getNumOccurrences()) {
+      hyperNames.push_back(name);
+      hyperValues.push_back(*flag);
+    }
+  loop.hyper_count = hyperNames.size();
+  loop.hyper_names = hyperNames.data();
+  loop.hyper_values = hyperValues.data();
   options.seed = trainSeed;
   options.cc = ccPath;
   options.apiName = apiNameOf(trainInput);

@@ -137,8 +137,12 @@ std::vector<StateTensorText> stateTensors(ModuleOp module, const codegen::Lowere
 std::string headerText(const std::string &api, const std::string &modelName,
                        const std::vector<codegen::LoweredModel *> &evals,
                        const TrainStepLayout &layout,
-                       const std::vector<StateTensorText> &state, const std::string &hyper) {
+                       const std::vector<StateTensorText> &state, const std::string &hyper,
+                       const std::vector<codegen::HyperParameter> &hyperParameters) {
   const codegen::LoweredModel &eval = *evals.front();
+  std::string hyperNames;
+  for (size_t i = 0; i < hyperParameters.size(); ++i)
+    hyperNames += (i ? ", " : "") + cString(hyperParameters[i].name);
   std::string m = macroPrefix(api), t = api + "_trainer_t";
   std::string names, targets;
   for (size_t i = 0; i < state.size(); ++i)
@@ -190,6 +194,18 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " *   code and bits as an inference build (kilnc build --weights=external) loading\n"
     << " *   the state's checkpoint. The state is packed for it at the first eval after a\n"
     << " *   load or step; NaN or infinite state gives NaN logits.\n"
+    << " * int " << api << "_set_hyper_parameter(" << t
+    << " *trainer, const char *name, double value)\n"
+    << " * int " << api << "_hyper_parameter(" << t
+    << " *trainer, const char *name, double *out_value)\n"
+    << " *   Sets or reads one of the optimizer's hyper-parameters for the steps from\n"
+    << " *   now on (" << m << "_HYPER_PARAMETER_NAMES; torch.optim's names, betas as beta1\n"
+    << " *   and beta2). A trainer starts with the train section's values. Checked as\n"
+    << " *   torch.optim checks them (finite; lr, momentum, weight_decay, eps >= 0;\n"
+    << " *   betas in [0, 1)); what the build fixed (the optimizer, nesterov, whether\n"
+    << " *   SGD has momentum buffers) cannot change: " << m
+    << "_ERROR_INVALID_ARGUMENT, changing\n"
+    << " *   nothing.\n"
     << " * int " << api << "_state_info(size_t index, const char **out_name, int *out_int64,\n"
     << " *                    size_t *out_rank, const int64_t **out_shape)\n"
     << " * void *" << api << "_state_data(" << t << " *trainer, size_t index)\n"
@@ -201,7 +217,7 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << " *\n"
     << " * Every int function returns 0, or a non-zero error code whose message\n"
     << " * " << api << "_last_error() gives (per thread). No pointer needs any alignment.\n"
-    << " * Hyper-parameters, compiled in: " << hyper << ".\n"
+    << " * Optimizer and defaults: " << hyper << ".\n"
     << " *\n"
     << " * Thread safety: one call at a time per trainer; trainers on several threads\n"
     << " * may run at once. " << api << "_set_num_threads sets the threads that all Kiln\n"
@@ -226,7 +242,8 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << "#define " << m << "_STATE_NAMES {" << names << "}\n"
     << "#define " << m << "_VARIANT_COUNT " << evals.size() << "\n"
     << "#define " << m << "_VARIANT_TARGETS {" << targets << "}\n"
-    << "#define " << m << "_HYPER_PARAMETERS " << cString(hyper) << "\n\n"
+    << "#define " << m << "_HYPER_PARAMETERS " << cString(hyper) << "\n"
+    << "#define " << m << "_HYPER_PARAMETER_NAMES {" << hyperNames << "}\n\n"
     << "/* Error codes besides those of the Halide runtime (negative). */\n"
     << "#define " << m << "_ERROR_INVALID_ARGUMENT " << KILN_MODEL_ERROR_INVALID_ARGUMENT
     << " /* a null pointer, a bad batch, a label out of range */\n"
@@ -250,6 +267,10 @@ std::string headerText(const std::string &api, const std::string &modelName,
     << "int " << api << "_state_info(size_t index, const char **out_name, int *out_int64,\n"
     << "    size_t *out_rank, const int64_t **out_shape);\n"
     << "void *" << api << "_state_data(" << t << " *trainer, size_t index);\n"
+    << "int " << api << "_set_hyper_parameter(" << t
+    << " *trainer, const char *name, double value);\n"
+    << "int " << api << "_hyper_parameter(" << t
+    << " *trainer, const char *name, double *out_value);\n"
     << "const char *" << api << "_last_error(void);\n"
     << "void " << api << "_set_num_threads(int threads);\n"
     << "void " << api << "_release_scratch(void);\n"
@@ -265,7 +286,7 @@ std::vector<std::string> apiSymbols(const std::string &api) {
   std::vector<std::string> symbols;
   for (const char *suffix :
        {"_create", "_destroy", "_load_state", "_initialise", "_save_state", "_train_step", "_eval",
-        "_state_info", "_state_data", "_last_error", "_set_num_threads", "_release_scratch",
+        "_state_info", "_state_data", "_set_hyper_parameter", "_hyper_parameter", "_last_error", "_set_num_threads", "_release_scratch",
         "_variant", "_train_program"})
     symbols.push_back(api + suffix);
   return symbols;
@@ -298,8 +319,49 @@ std::vector<int> stepArguments(const codegen::LoweredModel &step, const TrainSte
       return {};
     }
   }
+  // The hyper-parameters follow the inputs (LoweredStage::arguments).
+  const codegen::LoweredStage &stage = step.stages.front();
+  if (!outputs) {
+    if (!stage.packedWeights.empty()) {
+      error = "the training step has packed weights, which its trainer cannot bind";
+      return {};
+    }
+    for (size_t j = 0; j < stage.hyperParameters.size(); ++j)
+      kinds.push_back(KILN_TRAINER_ARG_HYPER_PARAMETER(j));
+  }
   return kinds;
 }
+
+/// The step's optimizer as trainer.h describes it: its name, nesterov, and
+/// whether it has momentum buffers.
+struct OptimizerText {
+  std::string name = "none";
+  bool nesterov = false, momentumBuffers = false;
+};
+
+OptimizerText optimizerOf(ModuleOp module) {
+  OptimizerText optimizer;
+  module.lookupSymbol<FuncOp>(nn::kTrainStepFunc).walk([&](Operation *op) {
+    if (auto sgd = dyn_cast<nn::SGDUpdateOp>(op)) {
+      optimizer.name = "sgd";
+      optimizer.nesterov = sgd.nesterov();
+      optimizer.momentumBuffers |= static_cast<bool>(sgd.momentum_buffer());
+    } else if (isa<nn::AdamUpdateOp>(op)) {
+      optimizer.name = "adam";
+    } else if (isa<nn::AdamWUpdateOp>(op)) {
+      optimizer.name = "adamw";
+    }
+  });
+  return optimizer;
+}
+
+/// The step's hyper-parameters: the one-line text of their defaults
+/// (hyperParameters), the optimizer and the run-time arguments.
+struct HyperText {
+  std::string text;
+  OptimizerText optimizer;
+  std::vector<codegen::HyperParameter> parameters;
+};
 
 /// The train section as the generated C's kiln_train_section_t.
 std::string trainSectionText(const std::string &api, ModuleOp module) {
@@ -316,7 +378,7 @@ std::string trainSectionText(const std::string &api, ModuleOp module) {
 
 std::string trainerText(const std::string &api, const std::string &modelName,
                         const std::vector<codegen::LoweredModel *> &evals, ModuleOp evalModule,
-                        ModuleOp module, const std::string &hyper, const TrainStepLayout &layout,
+                        ModuleOp module, const HyperText &hyper, const TrainStepLayout &layout,
                         const std::vector<StateTensorText> &state,
                         const std::vector<int> &inputs, const std::vector<int> &outputs) {
   std::string m = macroPrefix(api);
@@ -346,8 +408,14 @@ std::string trainerText(const std::string &api, const std::string &modelName,
       << tensor.shape.size() << ", " << arrayOf("int64_t", tensor.shape) << ", "
       << (tensor.optimizer ? 1 : 0) << ", " << static_cast<int>(tensor.initial) << ", "
       << tensor.bound << ", " << tensor.value << "},\n";
-  c << "};\n\n/* The step's arguments: a state index, or -1 input, -2 labels, -3 loss,\n"
-    << " * -4 correct. */\n"
+  c << "};\n\n/* The optimizer's hyper-parameters and their defaults (the train\n"
+    << " * section's). */\n"
+    << "static const kiln_trainer_hyper_parameter_t " << api << "_hyper[] = {\n";
+  for (const codegen::HyperParameter &h : hyper.parameters)
+    c << "  {" << cString(h.name) << ", " << h.value << "},\n";
+  c << "  {NULL, 0}};\n\n"
+    << "/* The step's arguments: a state index, or -1 input, -2 labels, -3 loss,\n"
+    << " * -4 correct, -16 - j hyper-parameter j. */\n"
     << "static const int " << api << "_step_inputs[] = " << braced(inputs) << ";\n"
     << "static const int " << api << "_step_outputs[] = " << braced(outputs) << ";\n\n"
     << "static const kiln_trainer_model_t " << api << "_trainer = {\n"
@@ -355,7 +423,10 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     << layout.smallestBatch << ",\n"
     << "  " << state.size() << ", " << api << "_state_tensors, " << api << "_steps,\n"
     << "  " << inputs.size() << ", " << api << "_step_inputs, " << outputs.size() << ", " << api
-    << "_step_outputs};\n\n"
+    << "_step_outputs,\n"
+    << "  " << cString(hyper.optimizer.name) << ", " << (hyper.optimizer.nesterov ? 1 : 0) << ", "
+    << (hyper.optimizer.momentumBuffers ? 1 : 0) << ", " << hyper.parameters.size() << ", " << api
+    << "_hyper};\n\n"
     << "int " << api << "_create(" << t << " **out_trainer) {\n"
     << "  return kiln_trainer_create(&" << api << "_trainer, out_trainer, " << api
     << "_error);\n}\n\n"
@@ -390,6 +461,12 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     << "  return 0;\n}\n\n"
     << "void *" << api << "_state_data(" << t << " *trainer, size_t index) {\n"
     << "  return kiln_trainer_state_data(trainer, index);\n}\n\n"
+    << "int " << api << "_set_hyper_parameter(" << t
+    << " *trainer, const char *name, double value) {\n"
+    << "  return kiln_trainer_set_hyper_parameter(trainer, name, value, " << api << "_error);\n}\n\n"
+    << "int " << api << "_hyper_parameter(" << t
+    << " *trainer, const char *name, double *out_value) {\n"
+    << "  return kiln_trainer_hyper_parameter(trainer, name, out_value, " << api << "_error);\n}\n\n"
     << "const char *" << api << "_last_error(void) { return " << api << "_error; }\n\n"
     << "void " << api << "_set_num_threads(int threads) { kiln_thread_pool_set_threads(threads); }\n\n"
     << "void " << api << "_release_scratch(void) { kiln_scratch_arena_release(); }\n\n"
@@ -398,18 +475,24 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     << "/* What the trainer (kiln/runtime/train_loop.h) runs: kilnc train loads\n"
     << " * the shared library and calls it; the executable's main() too. */\n"
     << trainSectionText(api, module)
-    << "static const int64_t " << api << "_input_shape[] = " << m << "_INPUT_SHAPE;\n\n"
+    << "static const int64_t " << api << "_input_shape[] = " << m << "_INPUT_SHAPE;\n"
+    << "static const char *const " << api << "_hyper_names[] = {";
+  for (const codegen::HyperParameter &h : hyper.parameters)
+    c << cString(h.name) << ", ";
+  c << "NULL};\n\n"
     << "static const kiln_train_program_t " << api << "_program = {\n"
     << "  " << cString(api) << ", " << m << "_INPUT_RANK, " << api << "_input_shape, " << m
     << "_CLASSES,\n"
-    << "  " << m << "_STATE_COUNT, " << cString(hyper) << ",\n"
+    << "  " << m << "_STATE_COUNT, " << cString(hyper.text) << ",\n"
     << "  " << api << "_create, " << api << "_destroy, " << api << "_load_state, " << api
     << "_save_state,\n"
     << "  " << api << "_train_step, " << api << "_eval, " << api << "_last_error, " << api
     << "_set_num_threads,\n"
     << "  " << api << "_variant, " << m << "_SMALLEST_BATCH, " << api << "_state_info, " << api
     << "_state_data,\n"
-    << "  &" << api << "_train_section, " << api << "_initialise};\n\n"
+    << "  &" << api << "_train_section, " << api << "_initialise,\n"
+    << "  " << api << "_set_hyper_parameter, " << api << "_hyper_parameter, "
+    << hyper.parameters.size() << ", " << api << "_hyper_names};\n\n"
     << "const struct kiln_train_program_t *" << api << "_train_program(void) {\n"
     << "  return &" << api << "_program;\n}\n";
   return c.str();
@@ -482,7 +565,8 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
   if (!error.empty())
     return emitError(loc) << error;
   std::vector<StateTensorText> state = stateTensors(module, step, layout);
-  std::string hyper = hyperParameters(module);
+  HyperText hyper{hyperParameters(module), optimizerOf(module),
+                  step.stages.front().hyperParameters};
 
   Product product;
   product.api = apiNameFor(options);
@@ -495,7 +579,8 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
                             objectTarget(variantStep)});
   }
   const std::string &name = step.name;
-  product.header = headerText(product.api, name, evals, layout, state, hyper);
+  product.header = headerText(product.api, name, evals, layout, state, hyper.text,
+                              hyper.parameters);
   product.modelC = trainerText(product.api, name, evals, *compiled.evalModule, module, hyper,
                                layout, state, inputs, outputs);
   product.mainC = mainText(product.api);

@@ -2,7 +2,8 @@
 past its first steps and not finished, then sends it a signal:
 
     interrupt_training.py SIGNAL CHECKPOINT -- COMMAND...
-    interrupt_training.py --metadata CHECKPOINT   (prints "steps N")
+    interrupt_training.py --metadata CHECKPOINT   (prints "steps N", then
+                                                   every "key: value")
 
 SIGNAL is KILL or INT. Exits 0 if the command ended by that signal (KILL)
 or with exit code 130 after writing a checkpoint (INT), and the checkpoint
@@ -33,6 +34,8 @@ def main():
     if sys.argv[1] == "--metadata":  # interrupt_training.py --metadata CHECKPOINT
         meta = metadata(sys.argv[2]) or {}
         print("steps %s" % meta.get("steps"))
+        for key in sorted(meta):
+            print("%s: %s" % (key, meta[key]))
         return
     which, checkpoint, separator, *command = sys.argv[1:]
     assert separator == "--"

@@ -8,10 +8,17 @@ printed losses and argmax hits of every step against PyTorch's (the
 manifest's rtol and atol) and the final checkpoint with safetensors-compare.
 Prints one line per check; exits 1 on the first mismatch.
 
-usage: train_fixture_case.py [--build-only] FIXTURES WORK CASE -- KILNC_BUILD_OPTIONS...
+usage: train_fixture_case.py [--build-only] [--run-with PREFIX] [--threads T]
+                             [--hyper-at-run-time] FIXTURES WORK CASE -- KILNC_BUILD_OPTIONS...
 (kilnc and safetensors-compare are found on PATH, as lit sets it).
 --build-only writes and builds the program, prints its path and stops
-(bench/gpu/prepare.sh builds programs for a GPU machine this way)."""
+(bench/gpu/prepare.sh builds programs for a GPU machine this way).
+--run-with runs the program through PREFIX (split at spaces: qemu for a
+cross-built program); --threads is passed to the program.
+--hyper-at-run-time builds the program with other hyper-parameters in its
+train section (the same optimizer, nesterov, and momentum or none) and
+gives the case's on the program's command line (--lr, --momentum,
+--dampening, --weight-decay, --betas, --eps)."""
 import json
 import os
 import re
@@ -29,6 +36,29 @@ def optimizer_line(opt):
     b1, b2 = opt["betas"]
     return "%s(lr=%r, betas=(%r, %r), eps=%r, weight_decay=%r)" % (
         name, opt["lr"], b1, b2, opt["eps"], opt["weight_decay"])
+
+
+def decoy(opt):
+    """torch.optim's settings `opt` with every value the program takes at
+    run time changed (what fixes the build kept: the class, nesterov, and
+    whether SGD has momentum)."""
+    other = dict(opt)
+    if opt["class"] == "torch.optim.SGD":
+        other.update(lr=0.5, momentum=0.5 if opt["momentum"] else 0.0,
+                     dampening=0.0 if opt["nesterov"] else 0.25, weight_decay=0.125)
+    else:
+        other.update(lr=0.5, betas=[0.5, 0.625], eps=0.125, weight_decay=0.25)
+    return other
+
+
+def hyper_flags(opt):
+    """The program's flags that give torch.optim's settings `opt`."""
+    if opt["class"] == "torch.optim.SGD":
+        return ["--lr", repr(opt["lr"]), "--momentum", repr(opt["momentum"]), "--dampening",
+                repr(opt["dampening"]), "--weight-decay", repr(opt["weight_decay"])]
+    b1, b2 = opt["betas"]
+    return ["--lr", repr(opt["lr"]), "--betas", "%r,%r" % (b1, b2), "--eps", repr(opt["eps"]),
+            "--weight-decay", repr(opt["weight_decay"])]
 
 
 def without_train_section(source):
@@ -54,9 +84,19 @@ def run(command):
 
 def main():
     args = sys.argv[1:]
-    build_only = args[:1] == ["--build-only"]
-    if build_only:
-        args = args[1:]
+    build_only, prefix, threads, at_run_time = False, [], [], False
+    while args and args[0].startswith("--") and args[0] != "--":
+        flag = args.pop(0)
+        if flag == "--build-only":
+            build_only = True
+        elif flag == "--run-with":
+            prefix = args.pop(0).split()
+        elif flag == "--threads":
+            threads = ["--threads", args.pop(0)]
+        elif flag == "--hyper-at-run-time":
+            at_run_time = True
+        else:
+            sys.exit("train_fixture_case.py: unknown option " + flag)
     split = args.index("--")
     fixtures, work, name = args[:split]
     build_options = args[split + 1:]
@@ -65,8 +105,10 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(fixtures)))
     source = without_train_section(open(os.path.join(root, case["kiln"])).read()).rstrip()
     assert source.endswith("}"), case["kiln"]
+    built = decoy(case["optimizer"]) if at_run_time else case["optimizer"]
     section = "  train {\n    loss = cross_entropy\n    optimizer = %s\n  }\n" % optimizer_line(
-        case["optimizer"])
+        built)
+    given = hyper_flags(case["optimizer"]) if at_run_time else []
     os.makedirs(work, exist_ok=True)
     stem = os.path.join(work, re.sub(r"\W", "_", name))
     with open(stem + ".kiln", "w") as f:
@@ -77,9 +119,9 @@ def main():
         return
     files = {k: os.path.join(fixtures, "train", v) for k, v in case["files"].items()}
     batch = case["batch_size"]
-    out = run([stem, "--init", files["initial"], "--inputs", files["inputs"], "--labels",
+    out = run(prefix + [stem, "--init", files["initial"], "--inputs", files["inputs"], "--labels",
                files["labels"], "--steps", "10", "--batch", str(batch), "--no-shuffle",
-               "-o", stem + ".safetensors"])
+               "-o", stem + ".safetensors"] + threads + given)
     want = json.load(open(files["losses"]))
     rtol, atol = case["tolerance"]["rtol"], case["tolerance"]["atol"]
     steps = re.findall(r"step (\d+)/10: loss ([-+0-9.einfa]+), correct (\d+)/(\d+)", out)

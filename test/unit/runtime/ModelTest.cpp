@@ -746,4 +746,108 @@ TEST_F(TrainerTest, EvalPacksTheStateOncePerChange) {
   EXPECT_EQ(output_[0], 100); // 1 * (1 + 9) * 10
 }
 
+// The same step with two hyper-parameters after its inputs (lr, momentum:
+// scalars, pointed to by the argv): fc.weight' = fc.weight + lr · the
+// column sums, loss = momentum.
+int fakeStepWithHyperParameters(void **args) {
+  halide_buffer_t *in = bufferArg(args, 1), *w = bufferArg(args, 3), *step = bufferArg(args, 4),
+                  *wNext = bufferArg(args, 7), *stepNext = bufferArg(args, 8),
+                  *loss = bufferArg(args, 9), *correct = bufferArg(args, 10);
+  double lr = *static_cast<double *>(args[5]), momentum = *static_cast<double *>(args[6]);
+  const float *x = reinterpret_cast<const float *>(in->host);
+  const float *weight = reinterpret_cast<const float *>(w->host);
+  float *next = reinterpret_cast<float *>(wNext->host);
+  for (int c = 0; c < 2; ++c) {
+    next[c] = weight[c];
+    for (int64_t n = 0; n < in->dim[1].extent; ++n)
+      next[c] += static_cast<float>(lr) * x[2 * n + c];
+  }
+  *reinterpret_cast<int64_t *>(stepNext->host) = *reinterpret_cast<int64_t *>(step->host) + 1;
+  *reinterpret_cast<float *>(loss->host) = static_cast<float>(momentum);
+  *reinterpret_cast<int64_t *>(correct->host) = 0;
+  return 0;
+}
+
+const kiln_model_pipeline_t kHyperSteps[] = {fakeStepWithHyperParameters};
+const int kHyperStepInputs[] = {KILN_TRAINER_ARG_INPUT, KILN_TRAINER_ARG_LABELS, 0, 1,
+                                KILN_TRAINER_ARG_HYPER_PARAMETER(0),
+                                KILN_TRAINER_ARG_HYPER_PARAMETER(1)};
+const kiln_trainer_hyper_parameter_t kHyper[] = {{"lr", 0.5}, {"momentum", 0}};
+
+class TrainerHyperParameterTest : public TrainerTest {
+protected:
+  void SetUp() override {
+    ModelTest::SetUp();
+    use({externalVariant()}, /*external=*/true);
+    trainerModel_ = {"net", &model_,         3, 2, 2, kTrainState, kHyperSteps, 6,
+                     kHyperStepInputs, 4,    kStepOutputs, "sgd", 0, 0, 2, kHyper};
+    ASSERT_EQ(kiln_trainer_create(&trainerModel_, &trainer_, error_), 0) << error_;
+    ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  }
+  double get(const char *name) {
+    double value = -1;
+    EXPECT_EQ(kiln_trainer_hyper_parameter(trainer_, name, &value, error_), 0) << error_;
+    return value;
+  }
+};
+
+TEST_F(TrainerHyperParameterTest, TheStepReadsTheDefaultsThenWhatWasSet) {
+  EXPECT_EQ(get("lr"), 0.5);
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(weight(), (std::vector<float>{1 + 4.5f, 2 + 6}));
+  ASSERT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "lr", 2, error_), 0) << error_;
+  EXPECT_EQ(get("lr"), 2);
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(weight(), (std::vector<float>{5.5f + 18, 8 + 24}));
+  EXPECT_EQ(loss_, 0.0f);
+}
+
+TEST_F(TrainerHyperParameterTest, BadValuesAndNamesChangeNothing) {
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "lr", -1, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "Invalid learning rate value: -1 (lr must be >= 0)");
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "lr", NAN, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "lr must be a finite number, not nan");
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "lr", INFINITY, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(get("lr"), 0.5);
+  // No momentum buffers: the momentum stays 0.
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "momentum", 0.9, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(message().find("net was built without momentum"), std::string::npos) << message();
+  EXPECT_EQ(get("momentum"), 0);
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "momentum", 0, error_), 0) << error_;
+  double value = 7;
+  EXPECT_EQ(kiln_trainer_hyper_parameter(trainer_, "beta1", &value, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "sgd has no hyper-parameter 'beta1' (its hyper-parameters: lr, momentum)");
+  EXPECT_EQ(value, 7);
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, nullptr, 1, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_F(TrainerHyperParameterTest, NesterovNeedsMomentumAndNoDampening) {
+  static const kiln_trainer_hyper_parameter_t hyper[] = {
+      {"lr", 0.5}, {"momentum", 0.9}, {"dampening", 0}};
+  kiln_trainer_destroy(trainer_);
+  trainer_ = nullptr;
+  kiln_trainer_model_t nesterov = trainerModel_;
+  nesterov.nesterov = 1;
+  nesterov.momentum_buffers = 1;
+  nesterov.hyper = hyper;
+  nesterov.hyper_count = 3;
+  trainerModel_ = nesterov;
+  ASSERT_EQ(kiln_trainer_create(&trainerModel_, &trainer_, error_), 0) << error_;
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "dampening", 0.1, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(message(), "Nesterov momentum requires a momentum and zero dampening (net was built "
+                       "with nesterov=true)");
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "momentum", 0, error_),
+            KILN_MODEL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(kiln_trainer_set_hyper_parameter(trainer_, "momentum", 0.5, error_), 0) << error_;
+  EXPECT_EQ(get("momentum"), 0.5);
+  EXPECT_EQ(get("dampening"), 0);
+}
+
 } // namespace

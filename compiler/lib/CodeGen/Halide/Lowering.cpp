@@ -254,6 +254,8 @@ private:
   /// Whether `layout` reads an argument of the entry point.
   bool dependsOnArguments(Halide::Func layout);
   std::string nameFor(Operation *op, StringRef role);
+  /// The stage's hyper-parameter `name` (TrainContext::hyperParameter).
+  Halide::Expr hyperParameter(Operation *op, StringRef name, double value);
   std::string uniqueName(std::string name);
   Tensor record(Operation *op, LayerFuncs::Kind kind, Halide::Func out,
                 Halide::Func reduction = {}, int64_t reductionSize = 0);
@@ -494,11 +496,31 @@ Halide::Func Builder::ownedResult(Halide::Func func) {
   return owned && !taken ? func : Halide::Func();
 }
 
+Halide::Expr Builder::hyperParameter(Operation *op, StringRef name, double value) {
+  for (const HyperParameter &hyper : stage().hyperParameters)
+    if (hyper.name == name) {
+      // One step has one optimizer: every update op has the same values.
+      if (hyper.value != value && !(std::isnan(hyper.value) && std::isnan(value))) {
+        op->emitError() << "hyper-parameter " << name << " is " << value
+                        << " here but " << hyper.value
+                        << " in an earlier update of the same step";
+        return Halide::Expr();
+      }
+      return hyper.param;
+    }
+  HyperParameter hyper{name.str(), Halide::Param<double>("hyper_" + name.str(), value), value};
+  stage().hyperParameters.push_back(hyper);
+  return hyper.param;
+}
+
 LogicalResult Builder::buildTrain(Operation *op) {
   stage().training = true;
   TrainContext context{[&, op](Value value) { return operandFunc(op, value); },
-                       [&, op](StringRef role) { return nameFor(op, role); }, stage().batch(),
-                       &stage().layers, target.lanes};
+                       [&, op](StringRef role) { return nameFor(op, role); },
+                       [&, op](StringRef name, double value) {
+                         return hyperParameter(op, name, value);
+                       },
+                       stage().batch(), &stage().layers, target.lanes};
   FailureOr<std::vector<Halide::Func>> funcs = buildTrainOp(op, context);
   if (failed(funcs))
     return failure();
@@ -1059,6 +1081,8 @@ std::vector<Halide::Argument> LoweredStage::arguments() const {
   std::vector<Halide::Argument> args;
   for (const EntryTensor &in : inputs)
     args.push_back(in.param);
+  for (const HyperParameter &hyper : hyperParameters)
+    args.push_back(hyper.param);
   for (const PackedWeight &weight : packedWeights)
     args.push_back(weight.param);
   return args;

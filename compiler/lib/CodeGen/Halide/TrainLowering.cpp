@@ -53,8 +53,6 @@ std::pair<int, int> pairOf(ArrayAttr array) {
 
 Expr f64(Expr e) { return Halide::cast<double>(e); }
 Expr f32(Expr e) { return Halide::cast<float>(e); }
-/// A Python-float hyper-parameter where it meets an f32 tensor.
-Expr scalar(double value) { return Expr(static_cast<float>(value)); }
 
 class TrainBuilder {
 public:
@@ -87,6 +85,7 @@ private:
     return f;
   }
   Func in(Value value) { return c.funcOf(value); }
+  Expr hyper(StringRef name, double value) { return c.hyperParameter(name, value); }
   /// Runs `f`'s loops inside `with`'s outermost one (the two have one
   /// shape and read what they share in one pass).
   void fuseWith(Func f, Func with) {
@@ -734,33 +733,41 @@ FailureOr<std::vector<Func>> TrainBuilder::dropoutMask(nn::DropoutMaskOp op) {
 // torch.optim.SGD (foreach=False): g = grad + wd·param; b' = g on step 1,
 // else μ·b + (1 − τ)·g; g = g + μ·b' (nesterov) or b'; param' = param − lr·g.
 // Each Python-float factor is rounded to f32 where it meets a tensor, as
-// the tensor kernels' alpha/value arguments are.
+// the tensor kernels' alpha/value arguments are. lr, μ, τ and wd are the
+// step's hyper-parameters (run-time arguments): PyTorch leaves a term out
+// where its factor is 0 (weight decay, momentum), and so does the select on
+// the argument, which keeps a NaN or infinite parameter's result PyTorch's.
+// Whether there are momentum buffers at all, and nesterov, are the op's.
 FailureOr<std::vector<Func>> TrainBuilder::sgd(nn::SGDUpdateOp op) {
   std::vector<Var> vars = makeVars(shapeOf(op.param()).size());
   Expr param = in(op.param())(vars);
   Expr g = in(op.grad())(vars);
-  double wd = op.weight_decayAttr().getValueAsDouble();
-  double mu = op.momentumAttr().getValueAsDouble();
-  double dampening = op.dampeningAttr().getValueAsDouble();
-  if (wd != 0)
-    g = g + scalar(wd) * param;
+  Expr lr = hyper("lr", op.lrAttr().getValueAsDouble());
+  Expr wd = hyper("weight_decay", op.weight_decayAttr().getValueAsDouble());
+  Expr mu = hyper("momentum", op.momentumAttr().getValueAsDouble());
+  Expr dampening = hyper("dampening", op.dampeningAttr().getValueAsDouble());
+  if (!lr.defined() || !wd.defined() || !mu.defined() || !dampening.defined())
+    return failure();
+  g = Halide::select(wd != Expr(0.0), g + f32(wd) * param, g);
   std::vector<Func> results;
   Func newParam = rootLike("param", op.new_param());
   results.push_back(newParam);
-  if (mu > 0 && op.momentum_buffer()) {
+  if (op.momentum_buffer()) {
     Expr first = in(op.step())() == Halide::cast<int64_t>(1);
+    Expr withMomentum = mu != Expr(0.0);
     Func buffer = rootLike("momentum_buffer", op.new_momentum_buffer());
-    Expr b = Halide::select(first, g,
-                            in(op.momentum_buffer())(vars) * scalar(mu) +
-                                scalar(1.0 - dampening) * g);
-    buffer(vars) = b;
+    Expr old = in(op.momentum_buffer())(vars);
+    Expr b = Halide::select(first, g, old * f32(mu) + f32(Expr(1.0) - dampening) * g);
+    // Momentum 0 at run time: torch.optim.SGD without momentum (the buffer
+    // is kept as it was).
+    buffer(vars) = Halide::select(withMomentum, b, old);
     // The parameter computes the buffer's value again rather than reading
     // it, so the two loops share one pass over the tensors (fuseWith).
-    g = op.nesterov() ? g + scalar(mu) * b : b;
+    g = Halide::select(withMomentum, op.nesterov() ? g + f32(mu) * b : b, g);
     results.push_back(buffer);
     fuseWith(buffer, newParam);
   }
-  newParam(vars) = param + scalar(-op.lrAttr().getValueAsDouble()) * g;
+  newParam(vars) = param + f32(-lr) * g;
   return results;
 }
 
@@ -768,33 +775,39 @@ FailureOr<std::vector<Func>> TrainBuilder::sgd(nn::SGDUpdateOp op) {
 //   (AdamW first: param ← param · (1 − lr·wd); Adam: g = grad + wd·param)
 //   m' = β₁·m + (1 − β₁)·g, v' = β₂·v + (1 − β₂)·g·g,
 //   param' = param − (lr/bc1) · m' / (sqrt(v')/sqrt(bc2) + eps),
-// bc1 = 1 − β₁ᵗ, bc2 = 1 − β₂ᵗ in double from the step t.
+// bc1 = 1 − β₁ᵗ, bc2 = 1 − β₂ᵗ in double from the step t. lr, β₁, β₂, eps
+// and wd are the step's hyper-parameters (run-time arguments).
 FailureOr<std::vector<Func>> TrainBuilder::adam(Operation *op, bool decoupled) {
   Value paramV = op->getOperand(0), gradV = op->getOperand(1), mV = op->getOperand(2),
         vV = op->getOperand(3), stepV = op->getOperand(4);
-  auto attr = [&](StringRef name) { return op->getAttrOfType<FloatAttr>(name).getValueAsDouble(); };
-  double lr = attr("lr"), beta1 = attr("beta1"), beta2 = attr("beta2"), eps = attr("eps"),
-         wd = attr("weight_decay");
+  auto attr = [&](StringRef name) {
+    return hyper(name, op->getAttrOfType<FloatAttr>(name).getValueAsDouble());
+  };
+  Expr lr = attr("lr"), beta1 = attr("beta1"), beta2 = attr("beta2"), eps = attr("eps"),
+       wd = attr("weight_decay");
+  if (!lr.defined() || !beta1.defined() || !beta2.defined() || !eps.defined() || !wd.defined())
+    return failure();
   std::vector<Var> vars = makeVars(shapeOf(paramV).size());
   Expr param = in(paramV)(vars), g = in(gradV)(vars);
-  if (decoupled && wd != 0)
-    param = param * scalar(1.0 - lr * wd);
-  else if (!decoupled && wd != 0)
-    g = g + scalar(wd) * param;
+  // AdamW's factor is exactly 1 for wd = 0, so it needs no select.
+  if (decoupled)
+    param = param * f32(Expr(1.0) - lr * wd);
+  else
+    g = Halide::select(wd != Expr(0.0), g + f32(wd) * param, g);
   Func m = rootLike("exp_avg", op->getResult(1)), v = rootLike("exp_avg_sq", op->getResult(2));
-  Expr mNew = in(mV)(vars) * scalar(beta1) + scalar(1.0 - beta1) * g;
-  Expr vNew = in(vV)(vars) * scalar(beta2) + scalar(1.0 - beta2) * g * g;
+  Expr mNew = in(mV)(vars) * f32(beta1) + f32(Expr(1.0) - beta1) * g;
+  Expr vNew = in(vV)(vars) * f32(beta2) + f32(Expr(1.0) - beta2) * g * g;
   m(vars) = mNew;
   v(vars) = vNew;
   // The step's scalars once per step, not per element (pow and the
   // divisions in double were half of the update's time).
   Expr t = f64(in(stepV)());
-  Expr bc1 = Expr(1.0) - Halide::pow(Expr(beta1), t);
-  Expr bc2 = Expr(1.0) - Halide::pow(Expr(beta2), t);
+  Expr bc1 = Expr(1.0) - Halide::pow(beta1, t);
+  Expr bc2 = Expr(1.0) - Halide::pow(beta2, t);
   Func stepSize = root("step_size", {}), bc2Sqrt = root("bc2_sqrt", {});
-  stepSize() = f32(-(Expr(lr) / bc1));
+  stepSize() = f32(-(lr / bc1));
   bc2Sqrt() = f32(Halide::sqrt(bc2));
-  Expr denom = Halide::sqrt(vNew) / bc2Sqrt() + scalar(eps);
+  Expr denom = Halide::sqrt(vNew) / bc2Sqrt() + f32(eps);
   Func newParam = rootLike("param", op->getResult(0));
   // m' and v' computed again rather than read back, so that the three
   // loops share one pass over the tensors (fuseWith).

@@ -52,6 +52,10 @@ struct TrainContext {
   std::function<Halide::Func(mlir::Value)> funcOf;
   /// A unique Func name for one of the op's Funcs.
   std::function<std::string(llvm::StringRef role)> nameFor;
+  /// The step's hyper-parameter `name` (a scalar argument of the pipeline,
+  /// LoweredStage::hyperParameters) whose default is `value`; undefined,
+  /// with an error at the op, if an earlier op gave it another default.
+  std::function<Halide::Expr(llvm::StringRef name, double value)> hyperParameter;
   /// The batch extent of the stage.
   Halide::Expr batch;
   /// Where each Func that the schedule computes whole is recorded.

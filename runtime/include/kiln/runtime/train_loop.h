@@ -31,8 +31,9 @@
  *   the last epoch is kept.
  * Checkpoints: `output` is written (atomically, output.h) after every epoch
  *   and every `checkpoint_every` steps, with the whole state and, in its
- *   metadata, where the run stands (epoch, batch, steps, seed, the early
- *   stopping state, the metrics so far). The best state by validation loss
+ *   metadata, where the run stands (epoch, batch, steps, seed, the
+ *   optimizer's hyper-parameters, the early stopping state, the metrics so
+ *   far). The best state by validation loss
  *   goes to OUTPUT_STEM.best.safetensors. A NaN or infinite loss stops the
  *   run (exit 1) naming the epoch and step, leaving the last checkpoint as
  *   it was; SIGINT writes a checkpoint at the step it stopped at (exit 130).
@@ -91,6 +92,11 @@ typedef struct kiln_train_options_t {
   /* Files no output may be (the model, ...), besides the data and states. */
   const char *const *input_files;
   size_t input_file_count;
+  /* Hyper-parameters set over the program's defaults, or on resume over
+   * the resumed run's (the program's names: "lr", "momentum", ...). */
+  size_t hyper_count;
+  const char *const *hyper_names;
+  const double *hyper_values;
 } kiln_train_options_t;
 
 /* Options with every field -1, NULL or 0 (the defaults). */

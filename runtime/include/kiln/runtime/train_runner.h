@@ -15,9 +15,12 @@
  *   OUT --eval --init W.safetensors [--data DIR | --inputs x.npy --labels y.npy]
  *   OUT --variant
  *
- * The hyper-parameters (optimizer, lr, momentum, weight decay) and the seed
- * (dropout's, the initial state's, the data order's) are compiled in;
- * --help prints them with the train section's defaults.
+ * The optimizer's hyper-parameters are the train section's unless given:
+ * --lr, --momentum, --dampening, --weight-decay (sgd); --lr, --betas B1,B2,
+ * --eps, --weight-decay (adam, adamw). A resumed run keeps the values of
+ * the run it resumes, unless given. The optimizer itself, nesterov, whether
+ * SGD has momentum buffers and dropout's seed are compiled in; --help
+ * prints them with the train section's defaults.
  *
  * The runner is a program, so it prints (stdout for progress and results,
  * stderr for errors) and returns the process's exit code: 0, 1 for a bad
@@ -75,6 +78,12 @@ typedef struct kiln_train_program_t {
   /* PyTorch's default initialisation from a seed (trainer.h's
    * kiln_trainer_initialise): what a run starts from without --init. */
   int (*initialise)(struct kiln_trainer_s *trainer, uint64_t seed);
+  /* The optimizer's hyper-parameters (trainer.h's
+   * kiln_trainer_set_hyper_parameter): hyper_count names, torch.optim's. */
+  int (*set_hyper_parameter)(struct kiln_trainer_s *trainer, const char *name, double value);
+  int (*hyper_parameter)(struct kiln_trainer_s *trainer, const char *name, double *out_value);
+  size_t hyper_count;
+  const char *const *hyper_names;
 } kiln_train_program_t;
 
 int kiln_train_runner_main(int argc, char **argv, const kiln_train_program_t *program);

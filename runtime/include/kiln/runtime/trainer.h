@@ -69,13 +69,25 @@ typedef struct kiln_trainer_tensor_t {
 } kiln_trainer_tensor_t;
 
 /* What a training step's argument is, besides a state tensor (>= 0: its
- * index in kiln_trainer_model_t.state). */
+ * index in kiln_trainer_model_t.state) or a hyper-parameter
+ * (KILN_TRAINER_ARG_HYPER_PARAMETER(j)). */
 enum {
   KILN_TRAINER_ARG_INPUT = -1,  /* the batch's samples, float32 */
   KILN_TRAINER_ARG_LABELS = -2, /* its class indices, int64 */
   KILN_TRAINER_ARG_LOSS = -3,   /* the mean loss, a float32 scalar */
   KILN_TRAINER_ARG_CORRECT = -4 /* argmax hits, an int64 scalar */
 };
+/* Hyper-parameter j of kiln_trainer_model_t.hyper, a double scalar. */
+#define KILN_TRAINER_ARG_HYPER_PARAMETER(j) (-16 - (int)(j))
+
+/* A hyper-parameter of the step's optimizer: a run-time argument of the
+ * compiled step, so one program trains with any value of it. */
+typedef struct kiln_trainer_hyper_parameter_t {
+  const char *name; /* torch.optim's: "lr", "momentum", "dampening",
+                       "weight_decay" (sgd); "lr", "beta1", "beta2", "eps",
+                       "weight_decay" (adam, adamw) */
+  double value;     /* the default: the train section's */
+} kiln_trainer_hyper_parameter_t;
 
 typedef struct kiln_trainer_model_t {
   const char *name; /* the API's name, for messages */
@@ -97,6 +109,14 @@ typedef struct kiln_trainer_model_t {
   const int *step_inputs;
   size_t step_output_count;
   const int *step_outputs;
+  /* The optimizer ("sgd", "adam", "adamw") and what is compiled into its
+   * update: nesterov (sgd), and whether there are momentum buffers (sgd
+   * built with a momentum; without, momentum must stay 0). */
+  const char *optimizer;
+  int nesterov;
+  int momentum_buffers;
+  size_t hyper_count;
+  const kiln_trainer_hyper_parameter_t *hyper;
 } kiln_trainer_model_t;
 
 typedef struct kiln_trainer_s kiln_trainer_t;
@@ -131,6 +151,19 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
  * alignment. */
 int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_t *labels,
                       int64_t batch, float *out_loss, int64_t *out_correct, char *out_error);
+
+/* Sets hyper-parameter `name` for the steps from now on (a trainer starts
+ * with the defaults). Checked as torch.optim checks its arguments, plus
+ * what the build fixed: a finite value; lr, momentum, weight_decay and eps
+ * >= 0; betas in [0, 1); nesterov's momentum > 0 with dampening 0; no
+ * momentum without momentum buffers. KILN_MODEL_ERROR_INVALID_ARGUMENT,
+ * changing nothing, for a bad value or a name the optimizer lacks. */
+int kiln_trainer_set_hyper_parameter(kiln_trainer_t *trainer, const char *name, double value,
+                                     char *out_error);
+/* The current value of hyper-parameter `name`; KILN_MODEL_ERROR_INVALID_ARGUMENT
+ * for a name the optimizer lacks. */
+int kiln_trainer_hyper_parameter(const kiln_trainer_t *trainer, const char *name,
+                                 double *out_value, char *out_error);
 
 /* The eval forward on the current state: batch x classes logits. The
  * state is packed for it (BatchNorm folded) at the first eval after a load

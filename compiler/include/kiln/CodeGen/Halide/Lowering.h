@@ -120,6 +120,17 @@ struct EntryTensor {
   std::string key;
 };
 
+/// A training step's optimizer hyper-parameter (lr, momentum, ...): a scalar
+/// argument of the pipeline, so that a compiled step takes any value at run
+/// time; `value` is the IR's (the train section's), the default. What the
+/// update computes from it is what it computed from a constant: the double
+/// rounded to f32 where it meets a tensor (TrainLowering.cpp).
+struct HyperParameter {
+  std::string name; // "lr", "momentum", "dampening", "weight_decay", "beta1", ...
+  Halide::Param<double> param;
+  double value = 0;
+};
+
 /// One Halide pipeline of an entry point: a run of its layers, the tensors
 /// that flow in and out of it, and (external weights) the load pipeline of
 /// its weights. An entry point is one stage unless it has more than
@@ -136,6 +147,8 @@ struct LoweredStage {
   std::vector<LayerFuncs> layers;   // in graph order
   /// Whether the stage holds training-step ops (scheduled as one).
   bool training = false;
+  /// The optimizer's hyper-parameters, in the order they were first read.
+  std::vector<HyperParameter> hyperParameters;
   /// External weights only: the load pipeline's inputs and outputs.
   std::vector<StateTensor> stateTensors;
   std::vector<PackedWeight> packedWeights;
@@ -144,8 +157,9 @@ struct LoweredStage {
   Halide::Expr batch() const;
   /// Every output, in order.
   Halide::Pipeline pipeline() const;
-  /// The pipeline's arguments: the inputs, then the packed weights (the
-  /// outputs come after them in the compiled function's signature).
+  /// The pipeline's arguments: the inputs, the hyper-parameters, then the
+  /// packed weights (the outputs come after them in the compiled function's
+  /// signature).
   std::vector<Halide::Argument> arguments() const;
   /// The load pipeline: state_dict tensors in, packed weights out.
   Halide::Pipeline loadPipeline() const;
