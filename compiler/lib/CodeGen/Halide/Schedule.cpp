@@ -141,23 +141,55 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   Halide::Var ax = accArgs[0], ac = accArgs[2];
   std::vector<Halide::RVar> r = acc.rvars(0);
   int64_t width = layer.shape[3], channels = layer.shape[1];
-  // The widest vector along the row that divides it, down to 4 lanes.
+  // The widest vector along the row that divides it, down to 4 lanes; or,
+  // where the row may be computed past its end, whole vectors of the
+  // target's lanes with the row rounded up to them. LeNet-BN's conv2 input
+  // gradient (12-wide rows) in 16 lanes, 4 of them wasted, rather than 3
+  // vectors of 4: measured below. (A guarded 16-lane tail was 3x slower:
+  // Halide 14 scalarizes the guarded accumulator.)
   int vector = lanes;
   while (vector > 4 && width % vector != 0)
     vector /= 2;
   TailStrategy tail = width % vector == 0 ? TailStrategy::Auto : TailStrategy::GuardWithIf;
-  out.compute_root().reorder(x, c, y, n).vectorize(x, vector, tail);
-  out.specialize(batch >= 2).parallel(n);
-  int64_t macs = layer.shape[1] * layer.shape[2] * layer.shape[3] * layer.reductionSize;
-  if (macs >= kParallelConvMacs)
-    out.parallel(y);
-  acc.compute_at(out, y);
+  if (layer.roundUpRows && width % lanes != 0 && width > lanes / 2) {
+    vector = lanes;
+    tail = TailStrategy::RoundUp;
+  }
   // The register block: `pixels` × `channelBlock` accumulators, at most
   // the target's budget; the reduction runs over the whole block, and the
   // blocks of a row one after another.
   int budget = target.convAccumulators();
   int channelVectors = channels % lanes == 0 ? static_cast<int>(channels / lanes) : 0;
   int pixels = channelVectors ? largestDivisor(width, budget / channelVectors) : 0;
+  // Or `vectors` along the row per channel, a block of `channelBlock`
+  // channels, and `rows` rows: where the row and channels are few, more
+  // rows keep enough independent accumulators to hide the FMA latency (4
+  // cycles, 2 a cycle: 8 in flight), within half the budget. LeNet-BN's
+  // conv2 input gradient (12-wide rows, 6 channels), Intel Xeon (AVX-512,
+  // 1 thread, batch 64, perf of the AOT step): 0.79 ms per step in 3
+  // vectors of 4 lanes, 0.54 in one 16-lane vector (RoundUp), 0.39 with 2
+  // rows (12 accumulators), 0.56 with 4 (24: LLVM spilled and computed the
+  // taps' addresses in vector registers).
+  int vectors = static_cast<int>((width + vector - 1) / vector);
+  int channelBlock = !pixels && vectors <= budget ? largestDivisor(channels, budget / vectors) : 0;
+  int rows = channelBlock
+                 ? std::max(1, largestDivisor(layer.shape[2], budget / 2 / (vectors * channelBlock)))
+                 : 1;
+  Halide::Var yo("yo"), yi("yi");
+  Halide::Var rowLoop = y;
+  out.compute_root();
+  if (rows > 1) {
+    out.split(y, yo, yi, rows).reorder(x, c, yi, yo, n);
+    rowLoop = yo;
+  } else {
+    out.reorder(x, c, y, n);
+  }
+  out.vectorize(x, vector, tail);
+  out.specialize(batch >= 2).parallel(n);
+  int64_t macs = layer.shape[1] * layer.shape[2] * layer.shape[3] * layer.reductionSize;
+  if (macs >= kParallelConvMacs)
+    out.parallel(rowLoop);
+  acc.compute_at(out, rowLoop);
   if (pixels > 0) {
     // Vectors of output channels: channels innermost in the accumulator's
     // storage too, so each accumulator is one dense vector (a register).
@@ -175,22 +207,23 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
     return;
   }
   // Vectors along the row, `vectors` of them per row, with blocks of
-  // channels unrolled beside them.
+  // channels (and rows) unrolled beside them.
   Halide::Var xo("xo"), xi("xi"), co("co"), ci("ci");
   acc.vectorize(ax, vector, tail);
   Halide::Stage update = acc.update();
   update.split(ax, xo, xi, vector, tail);
-  int vectors = static_cast<int>((width + vector - 1) / vector);
-  int channelBlock = vectors <= budget ? largestDivisor(channels, budget / vectors) : 0;
   if (channelBlock == 0) {
     update.reorder(xi, xo, ac, r[0], r[1], r[2]).vectorize(xi);
     return;
   }
+  Halide::Var ay = accArgs[1];
   update.split(ac, co, ci, channelBlock)
-      .reorder(xi, xo, ci, r[0], r[1], r[2], co)
+      .reorder(xi, xo, ci, ay, r[0], r[1], r[2], co)
       .vectorize(xi)
       .unroll(xo)
       .unroll(ci);
+  if (rows > 1)
+    update.unroll(ay);
 }
 
 void schedulePool(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
@@ -281,12 +314,43 @@ constexpr int64_t kBatchRows = 64;
 /// where the Func is large. With `fuseWith` (and two or more dimensions),
 /// its loops run inside that Func's outermost loop (the optimizer's new parameter, moment and buffer
 /// tensors: one pass over what they read, not three).
+/// Vector lanes of partial sums along a reduction's innermost RVar, for a
+/// per-channel statistic over images (BatchNorm2d's sums over N, H, W): the
+/// largest power of two, up to a vector of `f`'s type, that divides the
+/// row's static width; 0 where the reduction is not of that form.
+int imageReductionLanes(Halide::Func f, const TargetInfo &target) {
+  if (f.args().size() != 1 || f.num_update_definitions() != 1)
+    return 0;
+  // The RDom's extents are in the stage's schedule (Func::rvars has names).
+  const std::vector<Halide::Internal::ReductionVariable> &r =
+      f.update(0).get_schedule().rvars();
+  const int64_t *width = r.size() >= 2 ? Halide::Internal::as_const_int(r[0].extent) : nullptr;
+  if (!width)
+    return 0;
+  int lanes = target.lanes * 32 / f.output_types()[0].bits();
+  while (lanes >= 2 && *width % lanes != 0)
+    lanes /= 2;
+  return lanes >= 2 ? lanes : 0;
+}
+
 void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
   Halide::Func f = layer.output;
   f.compute_root();
   std::vector<Halide::Var> args = f.args();
   if (args.empty())
     return;
+  if (int lanes = imageReductionLanes(f, target)) {
+    // Partial sums in a vector along the image's rows (rfactor), then
+    // their sum: the reduction was a scalar chain of double adds, one per
+    // element (LeNet-BN's BatchNorm2d(6) over 64x24x24: about 0.25 ms of
+    // the step per sum on the Intel Xeon, four sums a step).
+    Halide::RVar rxo("rxo"), rxi("rxi");
+    Halide::Var u("u");
+    Halide::Func partial = f.update(0).split(f.rvars(0)[0], rxo, rxi, lanes).rfactor(rxi, u);
+    partial.compute_root().vectorize(u);
+    partial.update(0).vectorize(u);
+    return;
+  }
   int64_t inner = layer.shape.empty() ? 1 : layer.shape.back();
   bool vectorize = inner < 0 || inner >= target.lanes;
   int64_t elements = 1;
@@ -418,6 +482,34 @@ void scheduleWeightLayout(const LayerFuncs &layer, const TargetInfo &target) {
       .vectorize(ki);
 }
 
+/// A convolution's weight gradient as acc(o, kx, ky, i), vectors of output
+/// channels: per input channel, the accumulators of all the kernel's taps
+/// (one vector of o each) in registers where they fit, else a row of taps,
+/// while the batch and image stream past: per pixel one vector of dY and
+/// one broadcast X element per tap feed one FMA per tap. Input channels in
+/// parallel. dW itself is acc transposed, a pass over the weights.
+void scheduleConvWeightGradByChannels(const LayerFuncs &layer, const TargetInfo &target) {
+  Halide::Func dw = layer.output, acc = layer.reduction;
+  std::vector<Halide::Var> a = acc.args();
+  int64_t taps = layer.shape[2] * layer.shape[3];
+  dw.compute_root();
+  acc.compute_root().vectorize(a[0], target.lanes);
+  std::vector<Halide::RVar> r = acc.rvars(0);
+  Halide::Var oo("oo"), oi("oi");
+  Halide::Stage update = acc.update();
+  update.split(a[0], oo, oi, target.lanes);
+  if (taps <= target.vectorRegisters - 4)
+    update.reorder(oi, a[1], a[2], r[0], r[1], r[2], a[3], oo).unroll(a[2]);
+  else
+    update.reorder(oi, a[1], r[0], r[1], r[2], a[2], a[3], oo);
+  update.vectorize(oi).unroll(a[1]);
+  int64_t macs = layer.shape[0] * layer.shape[1] * taps * layer.reductionSize * 16;
+  if (macs >= kParallelConvMacs) {
+    acc.parallel(a[3]);
+    update.parallel(a[3]);
+  }
+}
+
 /// A convolution's weight gradient dW(kx, ky, i, o) = Σ_v partial(v, kx,
 /// ky, i, o): the partial sums of one (i, o), a vector per tap, are kept in
 /// registers while the reduction (the output's columns in vectors, its
@@ -426,6 +518,8 @@ void scheduleWeightLayout(const LayerFuncs &layer, const TargetInfo &target) {
 /// unrolled where they fit the registers (LeNet's 25 in AVX-512's 32, with
 /// room for dY's vector and X's), else one row of taps; (o) in parallel.
 void scheduleConvWeightGrad(const LayerFuncs &layer, const TargetInfo &target) {
+  if (layer.channelVectors)
+    return scheduleConvWeightGradByChannels(layer, target);
   Halide::Func dw = layer.output, partial = layer.reduction;
   std::vector<Halide::Var> args = dw.args(), pArgs = partial.args();
   int64_t taps = layer.shape[2] * layer.shape[3];

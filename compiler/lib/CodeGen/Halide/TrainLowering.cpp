@@ -472,9 +472,12 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp o
   acc(x, y, i, n) += tap * in(op.weight())(r.x, r.y, i, r.z);
   Func dx(c.nameFor(""));
   dx(x, y, i, n) = acc(x, y, i, n);
-  c.layers->push_back(LayerFuncs{LayerFuncs::Kind::Conv2D, dx.name(), dx, acc,
-                                 shapeOf(op.input_grad()),
-                                 static_cast<int64_t>(outChannels) * kh * kw});
+  LayerFuncs layer{LayerFuncs::Kind::Conv2D, dx.name(), dx, acc, shapeOf(op.input_grad()),
+                   static_cast<int64_t>(outChannels) * kh * kw};
+  // dY is read through its zero exterior, so whole vectors past the row's
+  // end read zeros (Schedule.cpp's scheduleConv).
+  layer.roundUpRows = true;
+  c.layers->push_back(layer);
   return std::vector<Func>{dx};
 }
 
@@ -499,6 +502,27 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradWeight(nn::Conv2DGradWeightOp
     x = padded;
   }
   int ow = static_cast<int>(dyShape[3]), oh = static_cast<int>(dyShape[2]);
+  if (wShape[0] % c.lanes == 0) {
+    // Whole vectors of output channels: dY with channels innermost, then
+    // per (i, tap) a vector of o summed over the batch and image, one dY
+    // vector and one X element per pixel (LeNet's conv2: 16 channels, 8-wide
+    // rows, which partial sums along the row ran in half vectors).
+    Func dyLast = root("dy_channels_last", {dyShape[0], dyShape[2], dyShape[3], dyShape[1]});
+    Var ch("d0"), px("d1"), py("d2"), pn("d3");
+    dyLast(ch, px, py, pn) = in(op.output_grad())(px, py, ch, pn);
+    Halide::RDom r(0, ow, 0, oh, 0, c.batch, c.nameFor("r"));
+    Func acc(c.nameFor("acc"));
+    acc(o, kx, ky, i) = 0.0f;
+    acc(o, kx, ky, i) += dyLast(o, r.x, r.y, r.z) *
+                         x(r.x * sw + kx * dilationW - pw, r.y * sh + ky * dilationH - ph, i, r.z);
+    Func dw(c.nameFor(""));
+    dw(kx, ky, i, o) = acc(o, kx, ky, i);
+    LayerFuncs layer{LayerFuncs::Kind::ConvWeightGrad, dw.name(), dw, acc, wShape,
+                     static_cast<int64_t>(ow) * oh};
+    layer.channelVectors = true;
+    c.layers->push_back(layer);
+    return std::vector<Func>{dw};
+  }
   int lanes = 1;
   for (int width = c.lanes; width >= 4 && lanes == 1; width /= 2)
     if (ow % width == 0)

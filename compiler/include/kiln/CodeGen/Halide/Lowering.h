@@ -100,6 +100,14 @@ struct LayerFuncs {
   /// Softmax: the maximum along the axis, and the axis (tensor order).
   Halide::Func rowMax;
   int64_t axis = -1;
+  /// Conv2D: its rows may be computed past their width, rounded up to
+  /// whole vectors (TailStrategy::RoundUp): it reads only Funcs defined
+  /// everywhere and is no pipeline output (a convolution's input gradient).
+  bool roundUpRows = false;
+  /// ConvWeightGrad: `reduction` is acc(o, kx, ky, i), vectors of output
+  /// channels (Halide dimension 0) summed over the batch and image, rather
+  /// than partial sums along the output's rows.
+  bool channelVectors = false;
 };
 
 /// A tensor an entry point takes (an input buffer) or gives (an output).
