@@ -190,6 +190,14 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   if (macs >= kParallelConvMacs)
     out.parallel(rowLoop);
   acc.compute_at(out, rowLoop);
+  if (tail == TailStrategy::RoundUp) {
+    // The accumulator's rows declared whole vectors wide, so that what it
+    // reads is computed there too: with RoundUp alone, Halide 14 allocated
+    // the padded dY that wide but computed only what the unrounded rows
+    // read, and the extra lanes summed uninitialized memory (denormals from
+    // a reused block made the JIT step 6x slower).
+    acc.bound(ax, 0, static_cast<int>((width + vector - 1) / vector * vector));
+  }
   if (pixels > 0) {
     // Vectors of output channels: channels innermost in the accumulator's
     // storage too, so each accumulator is one dense vector (a register).
