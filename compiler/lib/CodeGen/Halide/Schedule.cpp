@@ -322,6 +322,10 @@ constexpr int64_t kBatchRows = 64;
 /// where the Func is large. With `fuseWith` (and two or more dimensions),
 /// its loops run inside that Func's outermost loop (the optimizer's new parameter, moment and buffer
 /// tensors: one pass over what they read, not three).
+/// Per-channel statistics over images of at least this many pixels run their
+/// channels in parallel (LeNet-BN's first BatchNorm2d, 24x24, does).
+constexpr int64_t kParallelImage = 256;
+
 /// Vector lanes of partial sums along a reduction's innermost RVar, for a
 /// per-channel statistic over images (BatchNorm2d's sums over N, H, W): the
 /// largest power of two, up to a vector of `f`'s type, that divides the
@@ -354,9 +358,22 @@ void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
     // the step per sum on the Intel Xeon, four sums a step).
     Halide::RVar rxo("rxo"), rxi("rxi");
     Halide::Var u("u");
+    // The image's pixels (the first two RVars: imageReductionLanes checked
+    // the first; rfactor replaces the RDom).
+    const std::vector<Halide::Internal::ReductionVariable> &r = f.update(0).get_schedule().rvars();
+    const int64_t *height = Halide::Internal::as_const_int(r[1].extent);
+    int64_t pixels = height ? *height * *Halide::Internal::as_const_int(r[0].extent) : 0;
     Halide::Func partial = f.update(0).split(f.rvars(0)[0], rxo, rxi, lanes).rfactor(rxi, u);
-    partial.compute_root().vectorize(u);
+    // u innermost in memory too: rfactor puts it last, and a vector of
+    // partial sums strided by the channels was a scatter per element (and,
+    // with channels in parallel, cache lines shared between threads).
+    Halide::Var channel = partial.args()[0].name() == u.name() ? partial.args()[1] : partial.args()[0];
+    partial.compute_root().reorder_storage(u, channel).vectorize(u);
     partial.update(0).vectorize(u);
+    // Channels in parallel where each has a whole image per sample: on 2
+    // threads the second one otherwise waits out these serial sums.
+    if (pixels >= kParallelImage)
+      partial.update(0).parallel(channel);
     return;
   }
   int64_t inner = layer.shape.empty() ? 1 : layer.shape.back();
