@@ -814,7 +814,12 @@ FailureOr<Tensor> Builder::conv2d(nn::Conv2DOp op) {
                                                       r.z, n);
   Halide::Func y(nameFor(op, ""));
   y(xx, yy, c, n) = applyActivation(acc(xx, yy, c, n), activationOf(op));
-  return record(op, LayerFuncs::Kind::Conv2D, y, acc, cin * kh * kw);
+  Tensor result = record(op, LayerFuncs::Kind::Conv2D, y, acc, cin * kh * kw);
+  LayerFuncs &layer = stage().layers.back();
+  layer.stride = std::max(strideH, strideW);
+  layer.reach[0] = (kw - 1) * dilationW + 1;
+  layer.reach[1] = (kh - 1) * dilationH + 1;
+  return result;
 }
 
 // Per channel (dimension 1): y = x · scale[c] + shift[c], then activation.

@@ -4,9 +4,11 @@
 // loops, Halide's GPU back ends differ only in the kernels' language. Every
 // Func a CPU schedule computes whole is a kernel here, tiled over its pure
 // dimensions into blocks of threads, one output element per thread; a
-// layer's reduction (its accumulator) is computed per thread, inside the
-// kernel, so it lives in registers. Nothing a pipeline computes runs on the
-// host: checkGpuResident() refuses a schedule where something would.
+// layer's reduction (its accumulator) is computed inside the kernel, its
+// operands staged through shared memory a chunk at a time for matrix
+// products and convolutions (stageReduction), per thread for the rest.
+// Nothing a pipeline computes runs on the host: checkGpuResident() refuses
+// a schedule where something would.
 //
 // The block shapes are reasoned, not measured (no GPU was lent to the
 // sessions that wrote them; docs/gpu.md says how to measure them): 256
@@ -39,10 +41,14 @@ constexpr int kWarp = 32;
 constexpr int kBlockRows = 8;
 constexpr int kThreads = kWarp * kBlockRows;
 
-/// The innermost pure variable of a tiled stage: where a layer's
-/// accumulator is computed (per thread).
+/// A tiled stage's loops: the innermost pure variable (where a layer's
+/// accumulator is computed per thread), the innermost block variable
+/// (where a block's shared-memory tiles are computed), and the block's
+/// shape in threads (width along the innermost dimension, rows).
 struct GpuTiling {
   Halide::Var thread;
+  Halide::Var block;
+  int width = 0, rows = 0;
 };
 
 /// Tiles `stage` over the pure variables `args` (innermost first, as the
@@ -58,8 +64,11 @@ GpuTiling gpuTile(Halide::Stage stage, const std::vector<Halide::Var> &args, int
   }
   Halide::Var xo("gpu_xo"), xi("gpu_xi"), yo("gpu_yo"), yi("gpu_yi");
   tiling.thread = xi;
+  tiling.block = xo;
   if (args.size() == 1) {
     stage.gpu_tile(args[0], xo, xi, kThreads, TailStrategy::GuardWithIf);
+    tiling.width = kThreads;
+    tiling.rows = 1;
     return tiling;
   }
   // A narrow innermost dimension (a 10-class output, LeNet's 4-wide pooled
@@ -68,6 +77,8 @@ GpuTiling gpuTile(Halide::Stage stage, const std::vector<Halide::Var> &args, int
   while (extent > 0 && width > 4 && width / 2 >= extent)
     width /= 2;
   int rows = kThreads / width;
+  tiling.width = width;
+  tiling.rows = args.size() == 2 ? rows : std::min(rows, kBlockRows);
   if (args.size() == 2) {
     stage.gpu_tile(args[0], args[1], xo, yo, xi, yi, width, rows, TailStrategy::GuardWithIf);
     return tiling;
@@ -104,13 +115,153 @@ int64_t innermost(const LayerFuncs &layer) {
   return std::max<int64_t>(layer.shape.back(), 0);
 }
 
-/// A layer whose output is a kernel and whose reduction is computed per
-/// thread inside it.
+/// Floats of shared memory a block's tiles may take: 16 KB, a third of the
+/// 48 KB a CUDA block gets by default and well within OpenCL's minimum of
+/// 32 KB, so that a streaming multiprocessor holds several blocks.
+constexpr int64_t kSharedFloats = 4096;
+/// The longest chunk of a matrix product's reduction staged at once: a
+/// 32-wide block and 8 rows read (32 + 8)·32 floats a chunk, 5 KB.
+constexpr int kMaxChunk = 32;
+
+/// The extent of the `index`th reduction variable of `f`'s first update
+/// (Func::rvars names them without their domain).
+Halide::Expr rvarExtent(Halide::Func f, size_t index) {
+  return f.function().update(0).schedule().rvars()[index].extent;
+}
+
+/// The Funcs that `acc`'s update reads and its initial value does not (the
+/// operands of a reduction; the init's bias is read once per thread).
+std::vector<Halide::Func> updateOperands(Halide::Func acc) {
+  struct Calls : Halide::Internal::IRVisitor {
+    std::map<std::string, Halide::Internal::Function> found;
+    using IRVisitor::visit;
+    void visit(const Halide::Internal::Call *call) override {
+      IRVisitor::visit(call);
+      if (call->call_type == Halide::Internal::Call::Halide && call->func.defined())
+        found.emplace(call->name, Halide::Internal::Function(call->func));
+    }
+  };
+  Calls init, update;
+  for (const Halide::Expr &e : acc.function().definition().values())
+    e.accept(&init);
+  const Halide::Internal::Definition &definition = acc.function().update(0);
+  for (const Halide::Expr &e : definition.values())
+    e.accept(&update);
+  for (const Halide::Expr &e : definition.args())
+    e.accept(&update);
+  std::vector<Halide::Func> operands;
+  for (const auto &[name, function] : update.found)
+    if (!init.found.count(name) && name != acc.name() && !function.args().empty())
+      operands.push_back(Halide::Func(function));
+  return operands;
+}
+
+/// A reduction staged through shared memory, per block of `out`'s kernel:
+/// `acc` (one element per thread) is computed at the block, its outermost reduction variable (a matrix product's k, a
+/// convolution's input channels) split into chunks; per chunk the block's
+/// threads copy the part of every operand the block reads into shared
+/// memory (consecutive threads, consecutive addresses), Halide puts a
+/// barrier after the copy, and each thread sums the chunk from there. A
+/// weight or input element that 32 or 8 threads of a block read (a linear
+/// layer's weights by the block's rows, its input by the block's channels;
+/// a convolution's input by every tap that reaches it) is read from global
+/// memory once a block. `tileFloats(chunk)` is the shared memory a chunk's
+/// tiles take. Returns false where the reduction is not one that staging
+/// serves (a reduction over the run-time batch, no operand to stage, a
+/// one-dimensional block); the caller computes it per thread.
+bool stageReduction(Halide::Func out, const GpuTiling &tiling, Halide::Func acc,
+                    const std::function<int64_t(int)> &tileFloats) {
+  if (acc.num_update_definitions() != 1 || tiling.rows <= 1)
+    return false;
+  std::vector<Halide::RVar> r = acc.rvars(0);
+  std::vector<Halide::Var> args = acc.args();
+  if (r.empty() || args.size() < 2)
+    return false;
+  const int64_t *extent = Halide::Internal::as_const_int(rvarExtent(acc, r.size() - 1));
+  if (!extent || *extent < 1)
+    return false;
+  std::vector<Halide::Func> operands = updateOperands(acc);
+  if (operands.empty())
+    return false;
+  int chunk = 0;
+  for (int d = static_cast<int>(std::min<int64_t>(*extent, kMaxChunk)); d > 0 && !chunk; --d)
+    if (*extent % d == 0 && tileFloats(d) <= kSharedFloats)
+      chunk = d;
+  if (!chunk)
+    return false;
+  // The accumulators in shared memory, one float per thread: Halide 14
+  // gives a block-level MemoryType::Register Func a whole copy per thread
+  // (a private array of 256 floats in each thread of the OpenCL it emitted).
+  acc.compute_at(out, tiling.block).store_in(Halide::MemoryType::GPUShared);
+  acc.gpu_threads(args[0], args[1]);
+  Halide::RVar ro(r.back().name() + "_chunk"), ri(r.back().name() + "_in");
+  Halide::Stage update = acc.update();
+  update.split(r.back(), ro, ri, chunk, TailStrategy::GuardWithIf);
+  std::vector<Halide::VarOrRVar> order(r.begin(), r.end() - 1);
+  order.push_back(ri);
+  order.push_back(args[0]);
+  order.push_back(args[1]);
+  order.push_back(ro);
+  for (size_t d = 2; d < args.size(); ++d)
+    order.push_back(args[d]);
+  update.reorder(order).gpu_threads(args[0], args[1]);
+  for (Halide::Func operand : operands) {
+    Halide::Func tile = operand.in(acc);
+    tile.compute_at(acc, ro).store_in(Halide::MemoryType::GPUShared);
+    // The block's threads over the tile's first two dimensions (a pass
+    // per block-sized piece; the rest serial): the tile's bounds stay
+    // exact, where fusing its dimensions into one let Halide 14's bounds
+    // of the divided-back coordinates reach past the tensor.
+    std::vector<Halide::Var> dims = tile.args();
+    Halide::Var xo("tile_xo"), xi("tile_xi"), yo("tile_yo"), yi("tile_yi");
+    if (dims.size() == 1) {
+      tile.split(dims[0], xo, xi, tiling.width, TailStrategy::GuardWithIf).gpu_threads(xi);
+      continue;
+    }
+    tile.tile(dims[0], dims[1], xo, yo, xi, yi, tiling.width, tiling.rows, TailStrategy::GuardWithIf)
+        .gpu_threads(xi, yi);
+  }
+  return true;
+}
+
+/// The shared memory a linear layer's or matrix product's chunk takes: the
+/// block's `width` channels and `rows` rows of each operand.
+std::function<int64_t(int)> productTiles(const GpuTiling &tiling) {
+  return [=](int chunk) { return static_cast<int64_t>(chunk) * (tiling.width + tiling.rows); };
+}
+
+/// A convolution's chunk of input channels: the input window of the
+/// block's pixels (its stride apart, each spanning the kernel's reach) and
+/// the taps' weights, per input channel.
+std::function<int64_t(int)> convTiles(const GpuTiling &tiling, const LayerFuncs &layer) {
+  int64_t window = ((tiling.width - 1) * layer.stride + layer.reach[0]) *
+                   ((tiling.rows - 1) * layer.stride + layer.reach[1]);
+  int64_t taps = layer.reach[0] * layer.reach[1];
+  return [=](int chunk) { return chunk * (window + taps); };
+}
+
+/// A layer whose output is a kernel and whose reduction is computed in it:
+/// staged through shared memory where `tiles` is given and staging serves
+/// (stageReduction), else per thread.
+void computeReductionIn(Halide::Func out, const GpuTiling &tiling, Halide::Func reduction,
+                        const std::function<int64_t(int)> &tiles) {
+  if (!reduction.defined())
+    return;
+  if (tiles && stageReduction(out, tiling, reduction, tiles))
+    return;
+  reduction.compute_at(out, tiling.thread);
+}
+
+/// A layer whose output is a kernel and whose reduction is computed inside
+/// it: matrix products and convolutions staged through shared memory.
 void scheduleLayer(const LayerFuncs &layer) {
   GpuTiling tiling = gpuWhole(layer.output, innermost(layer));
-  Halide::Func reduction = layer.reduction;
-  if (reduction.defined())
-    reduction.compute_at(layer.output, tiling.thread);
+  std::function<int64_t(int)> tiles;
+  if (layer.kind == LayerFuncs::Kind::MatrixProduct)
+    tiles = productTiles(tiling);
+  else if (layer.kind == LayerFuncs::Kind::Conv2D)
+    tiles = convTiles(tiling, layer);
+  computeReductionIn(layer.output, tiling, layer.reduction, tiles);
 }
 
 /// A linear layer: the batch-wide accumulator where the batch has a full
@@ -119,7 +270,7 @@ void scheduleLayer(const LayerFuncs &layer) {
 void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
   Halide::Func out = layer.output, acc = layer.reduction, small = layer.smallBatchReduction;
   GpuTiling tiling = gpuWhole(out, innermost(layer));
-  acc.compute_at(out, tiling.thread);
+  computeReductionIn(out, tiling, acc, productTiles(tiling));
   if (small.defined()) {
     out.specialize(batch >= target.smallBatch());
     small.compute_at(out, tiling.thread);
@@ -252,10 +403,14 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
     bool fusable = layer.kind == LayerFuncs::Kind::Linear || layer.kind == LayerFuncs::Kind::Conv2D ||
                    layer.kind == LayerFuncs::Kind::Pool || layer.kind == LayerFuncs::Kind::Flatten;
     if (copy != copies.end() && fusable) {
-      Halide::Func out = copy->second, reduction = layer.reduction;
+      Halide::Func out = copy->second;
       GpuTiling tiling = gpuWhole(out, innermost(layer));
-      if (reduction.defined())
-        reduction.compute_at(out, tiling.thread);
+      std::function<int64_t(int)> tiles;
+      if (layer.kind == LayerFuncs::Kind::Linear)
+        tiles = productTiles(tiling);
+      else if (layer.kind == LayerFuncs::Kind::Conv2D)
+        tiles = convTiles(tiling, layer);
+      computeReductionIn(out, tiling, layer.reduction, tiles);
       scheduled.insert(out.name());
       continue;
     }

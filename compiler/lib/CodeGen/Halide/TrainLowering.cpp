@@ -477,6 +477,8 @@ FailureOr<std::vector<Func>> TrainBuilder::convGradInput(nn::Conv2DGradInputOp o
   // dY is read through its zero exterior, so whole vectors past the row's
   // end read zeros (Schedule.cpp's scheduleConv).
   layer.roundUpRows = true;
+  layer.reach[0] = (kw - 1) * dw + 1;
+  layer.reach[1] = (kh - 1) * dh + 1;
   c.layers->push_back(layer);
   return std::vector<Func>{dx};
 }

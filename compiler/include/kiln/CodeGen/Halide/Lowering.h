@@ -104,6 +104,11 @@ struct LayerFuncs {
   /// whole vectors (TailStrategy::RoundUp): it reads only Funcs defined
   /// everywhere and is no pipeline output (a convolution's input gradient).
   bool roundUpRows = false;
+  /// Conv2D: its stride (the larger of the two) and the input pixels one
+  /// output pixel's taps span along x and y ((kernel − 1) · dilation + 1),
+  /// from which the GPU schedule sizes the input window a block reads.
+  int64_t stride = 1;
+  int64_t reach[2] = {1, 1};
   /// ConvWeightGrad: `reduction` is acc(o, kx, ky, i), vectors of output
   /// channels (Halide dimension 0) summed over the batch and image, rather
   /// than partial sums along the output's rows.
