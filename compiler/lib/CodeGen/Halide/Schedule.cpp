@@ -101,13 +101,14 @@ void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInf
   // costs more than it saves (measured: only the first MLP layer parallel
   // at batch 1). One row at a time, in groups of as many panels as divide
   // the layer's (their independent FMA chains hide the latency).
-  int paddedPanels = static_cast<int>((channels + lanes - 1) / lanes + panels - 1) / panels * panels;
+  int realPanels = static_cast<int>((channels + lanes - 1) / lanes);
+  int paddedPanels = (realPanels + panels - 1) / panels * panels;
   bool manyWeights = channels * layer.reductionSize >= kParallelWeights;
-  int wide = small ? target.smallBatchGroup(paddedPanels, manyWeights) : panels;
+  int wide = small ? target.smallBatchGroup(realPanels, paddedPanels, manyWeights) : panels;
   if (small)
     out.split(oo, og, op, wide, TailStrategy::GuardWithIf);
   out.vectorize(ov);
-  if (manyWeights && paddedPanels / wide >= 2)
+  if (manyWeights && (realPanels + wide - 1) / wide >= 2)
     out.parallel(og);
   acc.compute_at(out, og).bound_extent(ao, panels).vectorize(oi).unroll(ao);
   Halide::Stage update = acc.update();

@@ -249,9 +249,20 @@ bool parseTargets(const std::string &spec, std::vector<TargetInfo> &out, std::st
   return true;
 }
 
-int TargetInfo::smallBatchGroup(int paddedPanels, bool parallel) const {
+int TargetInfo::smallBatchGroup(int panels, int paddedPanels, bool parallel) const {
   // Split over threads only into groups of at least the block's panels:
-  // one-panel groups would be latency-bound single FMA chains.
+  // one-panel groups would be latency-bound single FMA chains. A batch-1
+  // call reads each weight once, so the threads are balanced when each
+  // reads as many panels: a multiple of the threads' count of groups.
+  if (parallel && threads > 1)
+    for (int groups = threads; groups <= panels; groups += threads) {
+      int group = (panels + groups - 1) / groups;
+      if (group < linearPanels)
+        break;
+      bool fits = (panels + group - 1) / group * group <= paddedPanels;
+      if (group <= linearChainPanels && fits)
+        return group;
+    }
   if (parallel)
     for (int group = std::min(linearChainPanels, paddedPanels / 2); group >= linearPanels; --group)
       if (paddedPanels % group == 0)

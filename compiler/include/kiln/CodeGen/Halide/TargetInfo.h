@@ -53,12 +53,17 @@ struct TargetInfo {
   /// The smallest batch that gets row tiles (4 rows, or the block's rows
   /// if fewer).
   int smallBatch() const { return linearRows < 4 ? linearRows : 4; }
-  /// A linear layer's panel group below smallBatch() rows: the largest
-  /// divisor of its panels (padded to whole linearPanels groups) up to
-  /// linearChainPanels, so that no group reads padding the tiled path does
-  /// not; with `parallel`, groups of at least linearPanels that leave two
-  /// or more groups to share among threads, where there are such groups.
-  int smallBatchGroup(int paddedPanels, bool parallel) const;
+  /// A linear layer's panel group below smallBatch() rows, for a layer of
+  /// `panels` panels padded to `paddedPanels` (whole linearPanels groups).
+  /// With `parallel` and a known thread count: the smallest group of at
+  /// least linearPanels that splits the panels into a multiple of the
+  /// threads' count of groups, reading no padding past `paddedPanels`
+  /// (batchnorm_net's first layer on AVX-512: 8 panels in 2 groups of 4,
+  /// where 3 groups of 3 of the 9 padded ones left one thread two groups
+  /// and read a panel of zeros). Otherwise the largest divisor of the
+  /// padded panels up to linearChainPanels (with `parallel`, of at least
+  /// linearPanels and leaving two or more groups, where there are such).
+  int smallBatchGroup(int panels, int paddedPanels, bool parallel) const;
 
   /// Accumulator registers a convolution's register block may use: 24 of
   /// AVX-512's 32 measured best for LeNet's first layer (6 channels × 3
