@@ -24,6 +24,15 @@ config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%kiln_obj", config.kiln_obj_root))
 
+# The CPUs lit may run on: kilnc's schedules split batch-1 layers among the
+# threads it sees (its CPU affinity), so tests of that pin it with taskset
+# to one CPU (%one_cpu) or two (%two_cpus, feature two-cpus).
+cpus = sorted(os.sched_getaffinity(0))
+config.substitutions.append(("%one_cpu", str(cpus[0])))
+if len(cpus) >= 2:
+    config.available_features.add("two-cpus")
+    config.substitutions.append(("%two_cpus", "%d,%d" % (cpus[0], cpus[1])))
+
 # Targets other than the host's (docs/targets.md). Each feature is set only
 # when this machine can run the tests that need it; otherwise those tests
 # are UNSUPPORTED, each saying why in its header.
