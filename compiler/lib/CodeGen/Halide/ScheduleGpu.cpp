@@ -240,6 +240,21 @@ std::function<int64_t(int)> convTiles(const GpuTiling &tiling, const LayerFuncs 
   return [=](int chunk) { return chunk * (window + taps); };
 }
 
+/// The shared memory a chunk of `layer`'s staged reduction takes: matrix
+/// products (a linear layer, a backward product) and convolutions; none
+/// (an empty function) for the layers whose reduction stays per thread.
+std::function<int64_t(int)> stagedTiles(const LayerFuncs &layer, const GpuTiling &tiling) {
+  switch (layer.kind) {
+  case LayerFuncs::Kind::Linear:
+  case LayerFuncs::Kind::MatrixProduct:
+    return productTiles(tiling);
+  case LayerFuncs::Kind::Conv2D:
+    return convTiles(tiling, layer);
+  default:
+    return {};
+  }
+}
+
 /// A layer whose output is a kernel and whose reduction is computed in it:
 /// staged through shared memory where `tiles` is given and staging serves
 /// (stageReduction), else per thread.
@@ -256,12 +271,7 @@ void computeReductionIn(Halide::Func out, const GpuTiling &tiling, Halide::Func 
 /// it: matrix products and convolutions staged through shared memory.
 void scheduleLayer(const LayerFuncs &layer) {
   GpuTiling tiling = gpuWhole(layer.output, innermost(layer));
-  std::function<int64_t(int)> tiles;
-  if (layer.kind == LayerFuncs::Kind::MatrixProduct)
-    tiles = productTiles(tiling);
-  else if (layer.kind == LayerFuncs::Kind::Conv2D)
-    tiles = convTiles(tiling, layer);
-  computeReductionIn(layer.output, tiling, layer.reduction, tiles);
+  computeReductionIn(layer.output, tiling, layer.reduction, stagedTiles(layer, tiling));
 }
 
 /// A linear layer: the batch-wide accumulator where the batch has a full
@@ -270,7 +280,7 @@ void scheduleLayer(const LayerFuncs &layer) {
 void scheduleLinear(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo &target) {
   Halide::Func out = layer.output, acc = layer.reduction, small = layer.smallBatchReduction;
   GpuTiling tiling = gpuWhole(out, innermost(layer));
-  computeReductionIn(out, tiling, acc, productTiles(tiling));
+  computeReductionIn(out, tiling, acc, stagedTiles(layer, tiling));
   if (small.defined()) {
     out.specialize(batch >= target.smallBatch());
     small.compute_at(out, tiling.thread);
@@ -405,12 +415,7 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
     if (copy != copies.end() && fusable) {
       Halide::Func out = copy->second;
       GpuTiling tiling = gpuWhole(out, innermost(layer));
-      std::function<int64_t(int)> tiles;
-      if (layer.kind == LayerFuncs::Kind::Linear)
-        tiles = productTiles(tiling);
-      else if (layer.kind == LayerFuncs::Kind::Conv2D)
-        tiles = convTiles(tiling, layer);
-      computeReductionIn(out, tiling, layer.reduction, tiles);
+      computeReductionIn(out, tiling, layer.reduction, stagedTiles(layer, tiling));
       scheduled.insert(out.name());
       continue;
     }
