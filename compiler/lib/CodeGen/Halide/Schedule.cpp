@@ -185,15 +185,13 @@ void scheduleConv(const LayerFuncs &layer, Halide::Expr batch, const TargetInfo 
   } else {
     out.reorder(x, c, y, n);
   }
-  if (pixels > 0 && tail == TailStrategy::GuardWithIf) {
-    // Channel vectors read back along a row that no vector divides: the
-    // row's pixels stored one at a time. Vectorized with a guarded tail,
-    // Halide 14 dropped the tail when it was one pixel (rows of 5, 9, 13:
-    // the last column never written, the output's memory left as it was;
-    // 16 channels on AVX-512 and AVX2, test/unit/codegen/OpReferenceTest.cpp).
-  } else {
+  // Channel vectors read back along a row that no vector divides are
+  // stored a pixel at a time. Vectorized with a guarded tail, Halide 14
+  // dropped the tail when it was one pixel (rows of 5, 9, 13: the last
+  // column never written, the output's memory left as it was; 16 channels
+  // on AVX-512 and AVX2, test/unit/codegen/OpReferenceTest.cpp).
+  if (!(pixels > 0 && tail == TailStrategy::GuardWithIf))
     out.vectorize(x, vector, tail);
-  }
   out.specialize(batch >= 2).parallel(n);
   int64_t macs = layer.shape[1] * layer.shape[2] * layer.shape[3] * layer.reductionSize;
   if (macs >= kParallelConvMacs)

@@ -157,9 +157,9 @@ std::vector<Halide::Func> updateOperands(Halide::Func acc) {
 }
 
 /// A reduction staged through shared memory, per block of `out`'s kernel:
-/// `acc` (one element per thread) is computed at the block, its outermost reduction variable (a matrix product's k, a
-/// convolution's input channels) split into chunks; per chunk the block's
-/// threads copy the part of every operand the block reads into shared
+/// `acc` (one element per thread) is computed at the block, its outermost
+/// reduction variable (a matrix product's k, a convolution's input
+/// channels) split into chunks; per chunk the block's threads copy the part of every operand the block reads into shared
 /// memory (consecutive threads, consecutive addresses), Halide puts a
 /// barrier after the copy, and each thread sums the chunk from there. A
 /// weight or input element that 32 or 8 threads of a block read (a linear
@@ -218,7 +218,8 @@ bool stageReduction(Halide::Func out, const GpuTiling &tiling, Halide::Func acc,
       tile.split(dims[0], xo, xi, tiling.width, TailStrategy::GuardWithIf).gpu_threads(xi);
       continue;
     }
-    tile.tile(dims[0], dims[1], xo, yo, xi, yi, tiling.width, tiling.rows, TailStrategy::GuardWithIf)
+    tile.tile(dims[0], dims[1], xo, yo, xi, yi, tiling.width, tiling.rows,
+              TailStrategy::GuardWithIf)
         .gpu_threads(xi, yi);
   }
   return true;
