@@ -20,13 +20,14 @@
 #include "CSupport.h"
 #include "ModelSupport.h"
 
-/* One copy of the state: a host array per tensor and the halide_buffer_t
- * that describes it to the step. On a GPU the buffers keep their device
- * allocations from step to step, so the state stays on the device: a step
- * reads one set and writes the other, and only what the host reads
- * (checkpoints, the eval forward's packing, kiln_trainer_state_data) is
- * copied back, once per change (state_to_host). On a CPU the buffers have no
- * device and these copies do nothing. */
+/* A set of tensors (the state, or the scratch tensors between the step's
+ * stages): a host array per tensor and the halide_buffer_t that describes
+ * it to the step. On a GPU the buffers keep their device allocations from
+ * step to step, so the state stays on the device: the update stage writes
+ * it there in place, and only what the host reads (checkpoints, the eval
+ * forward's packing, kiln_trainer_state_data) is copied back, once per
+ * change (state_to_host). On a CPU the buffers have no device and these
+ * copies do nothing. */
 typedef struct state_set_t {
   void **host;
   halide_buffer_t *buffers;
@@ -39,11 +40,10 @@ struct kiln_trainer_s {
    * (a copy of model->eval whose state points below). */
   kiln_model_t eval;
   kiln_model_state_t eval_state;
-  kiln_model_pipeline_t step;
+  /* The variant's stages (model->stage_count pipelines). */
+  const kiln_model_pipeline_t *stages;
   int variant;
-  /* The state the next step reads, and the set it writes. */
-  state_set_t *current, *next;
-  state_set_t sets[2];
+  state_set_t state, scratch;
   /* Per state tensor of the eval variant's load pipelines: its index in
    * model->state. */
   size_t *eval_slots;
@@ -51,7 +51,7 @@ struct kiln_trainer_s {
   /* The hyper-parameters' current values (model->hyper's order): the
    * step's scalar arguments point here. */
   double *hyper;
-  bool loaded;     /* a load_state succeeded */
+  bool loaded;     /* a load_state succeeded, and no update failed since */
   bool eval_stale; /* the state changed since eval packed it */
   int64_t steps;   /* steps since the last load */
 };
@@ -77,10 +77,10 @@ static void free_buffers(void **buffers, size_t count) {
 
 /* `count` zeroed buffers, one per state tensor, 64-byte aligned as the
  * pipelines assume of their buffers; NULL when out of memory. */
-static void **alloc_buffers(const kiln_trainer_model_t *model) {
-  void **buffers = (void **)calloc(model->state_count + 1, sizeof(void *));
-  for (size_t i = 0; buffers && i < model->state_count; ++i) {
-    size_t bytes = byte_size(&model->state[i]);
+static void **alloc_buffers(const kiln_trainer_tensor_t *tensors, size_t count) {
+  void **buffers = (void **)calloc(count + 1, sizeof(void *));
+  for (size_t i = 0; buffers && i < count; ++i) {
+    size_t bytes = byte_size(&tensors[i]);
     if (!(buffers[i] = kiln_aligned_alloc(bytes))) {
       free_buffers(buffers, i);
       return NULL;
@@ -96,17 +96,22 @@ static void release_devices(state_set_t *set, size_t count) {
     kiln_device_release(NULL, &set->buffers[i]);
 }
 
-/* Describes `host` (the model's state tensors) in a set's buffers, their
- * host side the newest: a GPU step copies them to the device first. */
-static void describe_set(const kiln_trainer_model_t *model, state_set_t *set, void **host) {
-  release_devices(set, model->state_count);
+/* Describes `host` (arrays of `tensors`) in a set's buffers, their host
+ * side the newest: a GPU step copies them to the device first. */
+static void describe_set(const kiln_trainer_tensor_t *tensors, size_t count, state_set_t *set,
+                         void **host) {
+  release_devices(set, count);
   set->host = host;
-  for (size_t i = 0; i < model->state_count; ++i) {
-    const kiln_trainer_tensor_t *tensor = &model->state[i];
+  for (size_t i = 0; i < count; ++i) {
+    const kiln_trainer_tensor_t *tensor = &tensors[i];
     kiln_model_describe_tensor(&set->buffers[i], set->dims[i], host[i], tensor->integer,
                                tensor->rank, tensor->shape, false, 0);
     set->buffers[i].flags |= halide_buffer_flag_host_dirty;
   }
+}
+
+static void describe_state(kiln_trainer_t *trainer, void **host) {
+  describe_set(trainer->model->state, trainer->model->state_count, &trainer->state, host);
 }
 
 /* Brings the set's device values back to its host arrays, where they are
@@ -120,22 +125,21 @@ static int state_to_host(state_set_t *set, size_t count) {
   return 0;
 }
 
-static bool alloc_set(const kiln_trainer_model_t *model, state_set_t *set) {
-  size_t count = model->state_count + 1;
-  set->buffers = (halide_buffer_t *)calloc(count, sizeof *set->buffers);
-  set->dims = (halide_dimension_t(*)[KILN_MODEL_MAX_RANK])calloc(count, sizeof *set->dims);
-  void **host = alloc_buffers(model);
+static bool alloc_set(const kiln_trainer_tensor_t *tensors, size_t count, state_set_t *set) {
+  set->buffers = (halide_buffer_t *)calloc(count + 1, sizeof *set->buffers);
+  set->dims = (halide_dimension_t(*)[KILN_MODEL_MAX_RANK])calloc(count + 1, sizeof *set->dims);
+  void **host = alloc_buffers(tensors, count);
   if (!set->buffers || !set->dims || !host) {
-    free_buffers(host, model->state_count);
+    free_buffers(host, count);
     return false;
   }
-  describe_set(model, set, host);
+  describe_set(tensors, count, set, host);
   return true;
 }
 
-static void free_set(const kiln_trainer_model_t *model, state_set_t *set) {
-  release_devices(set, model->state_count);
-  free_buffers(set->host, model->state_count);
+static void free_set(size_t count, state_set_t *set) {
+  release_devices(set, count);
+  free_buffers(set->host, count);
   free(set->buffers);
   free(set->dims);
 }
@@ -151,8 +155,8 @@ void kiln_trainer_destroy(kiln_trainer_t *trainer) {
   if (!trainer)
     return;
   kiln_model_free_weights(&trainer->eval);
-  free_set(trainer->model, &trainer->sets[0]);
-  free_set(trainer->model, &trainer->sets[1]);
+  free_set(trainer->model->state_count, &trainer->state);
+  free_set(trainer->model->scratch_count, &trainer->scratch);
   free(trainer->eval_slots);
   free(trainer->eval_tensors);
   free(trainer->hyper);
@@ -197,7 +201,7 @@ int kiln_trainer_create(const kiln_trainer_model_t *model, kiln_trainer_t **out_
     kiln_trainer_destroy(trainer);
     return code;
   }
-  trainer->step = model->steps[trainer->variant];
+  trainer->stages = &model->steps[(size_t)trainer->variant * model->stage_count];
   trainer->hyper = (double *)calloc(model->hyper_count + 1, sizeof(double));
   if (!trainer->hyper) {
     kiln_trainer_destroy(trainer);
@@ -205,9 +209,8 @@ int kiln_trainer_create(const kiln_trainer_model_t *model, kiln_trainer_t **out_
   }
   for (size_t i = 0; i < model->hyper_count; ++i)
     trainer->hyper[i] = model->hyper[i].value;
-  trainer->current = &trainer->sets[0];
-  trainer->next = &trainer->sets[1];
-  if (!alloc_set(model, trainer->current) || !alloc_set(model, trainer->next)) {
+  if (!alloc_set(model->state, model->state_count, &trainer->state) ||
+      !alloc_set(model->scratch, model->scratch_count, &trainer->scratch)) {
     kiln_trainer_destroy(trainer);
     return kiln_model_fail(out_error, halide_error_code_out_of_memory,
                            "out of memory for the training state");
@@ -265,7 +268,7 @@ int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out
                            "invalid argument: trainer and path must be non-null");
   const kiln_trainer_model_t *model = trainer->model;
   /* Read into fresh buffers: a failed load changes nothing. */
-  void **loaded = alloc_buffers(model);
+  void **loaded = alloc_buffers(model->state, model->state_count);
   if (!loaded)
     return kiln_model_fail(out_error, halide_error_code_out_of_memory,
                            "%s: out of memory", path);
@@ -278,8 +281,8 @@ int kiln_trainer_load_state(kiln_trainer_t *trainer, const char *path, char *out
     free_buffers(loaded, model->state_count);
     return fail_status(out_error, KILN_MODEL_ERROR_WEIGHTS, status);
   }
-  free_buffers(trainer->current->host, model->state_count);
-  describe_set(model, trainer->current, loaded);
+  free_buffers(trainer->state.host, model->state_count);
+  describe_state(trainer, loaded);
   trainer->loaded = true;
   trainer->eval_stale = true;
   trainer->steps = 0;
@@ -300,7 +303,7 @@ int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_er
   for (size_t i = 0; i < model->state_count; ++i) {
     const kiln_trainer_tensor_t *tensor = &model->state[i];
     size_t count = element_count(tensor);
-    void *data = trainer->current->host[i];
+    void *data = trainer->state.host[i];
     if (tensor->initial == KILN_INITIAL_ZERO) {
       memset(data, 0, byte_size(tensor));
     } else if (tensor->integer) {
@@ -315,7 +318,7 @@ int kiln_trainer_initialise(kiln_trainer_t *trainer, uint64_t seed, char *out_er
         ((float *)data)[k] = kiln_initial_uniform(seed, stream, k, tensor->initial_bound);
     }
   }
-  describe_set(model, trainer->current, trainer->current->host);
+  describe_state(trainer, trainer->state.host);
   trainer->loaded = true;
   trainer->eval_stale = true;
   trainer->steps = 0;
@@ -328,7 +331,7 @@ static kiln_status_t add_state(const kiln_trainer_t *trainer, kiln_safetensors_w
     const kiln_trainer_tensor_t *tensor = &model->state[i];
     KILN_RETURN_IF_ERROR(kiln_safetensors_writer_add(
         writer, tensor->name, tensor->integer ? KILN_DTYPE_I64 : KILN_DTYPE_F32, tensor->rank,
-        tensor->shape, trainer->current->host[i]));
+        tensor->shape, trainer->state.host[i]));
   }
   char steps[32];
   snprintf(steps, sizeof steps, "%lld", (long long)trainer->steps);
@@ -345,7 +348,8 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
   if (!trainer->loaded)
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                            "no state loaded: call %s_load_state first", trainer->model->name);
-  int synced = state_to_host(trainer->current, trainer->model->state_count);
+  /* The copy from the device changes where the values are, not them. */
+  int synced = state_to_host((state_set_t *)&trainer->state, trainer->model->state_count);
   if (synced)
     return kiln_model_fail(out_error, synced, "could not copy the training state from the device");
   kiln_safetensors_writer_t *writer = NULL;
@@ -358,10 +362,8 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
   return status ? fail_status(out_error, KILN_TRAINER_ERROR_WRITE, status) : 0;
 }
 
-/* The buffer of step argument `kind`: a state tensor from `state`, or the
- * batch's arrays and metrics. */
-static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
-                         const float *inputs, const int64_t *labels, int64_t batch, float *loss,
+/* The buffer of step argument `kind`: the batch's arrays and metrics. */
+static void describe_arg(const kiln_trainer_t *trainer, int kind, const float *inputs, const int64_t *labels, int64_t batch, float *loss,
                          int64_t *correct, halide_buffer_t *buffer, halide_dimension_t *dims) {
   const kiln_model_tensor_t *input = &trainer->eval.input;
   int64_t label_shape[1] = {-1};
@@ -379,11 +381,6 @@ static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
   case KILN_TRAINER_ARG_CORRECT:
     kiln_model_describe_tensor(buffer, dims, correct, true, 0, NULL, false, 0);
     return;
-  default: {
-    const kiln_trainer_tensor_t *tensor = &trainer->model->state[kind];
-    kiln_model_describe_tensor(buffer, dims, state[kind], tensor->integer, tensor->rank,
-                               tensor->shape, false, 0);
-  }
   }
 }
 
@@ -391,6 +388,12 @@ static void describe_arg(const kiln_trainer_t *trainer, int kind, void **state,
 static int hyper_index(const kiln_trainer_model_t *model, int kind) {
   int j = -16 - kind;
   return kind <= KILN_TRAINER_ARG_HYPER_PARAMETER(0) && (size_t)j < model->hyper_count ? j : -1;
+}
+
+/* j where `kind` is KILN_TRAINER_ARG_SCRATCH(j), else -1. */
+static int scratch_index(const kiln_trainer_model_t *model, int kind) {
+  int j = KILN_TRAINER_ARG_SCRATCH(0) - kind;
+  return kind <= KILN_TRAINER_ARG_SCRATCH(0) && (size_t)j < model->scratch_count ? j : -1;
 }
 
 static int find_hyper(const kiln_trainer_model_t *model, const char *name) {
@@ -504,6 +507,58 @@ static int check_batch(const kiln_trainer_t *trainer, const int64_t *labels, int
   return 0;
 }
 
+/* Runs one stage of the step: `pipeline`, with `stage`'s arguments. */
+static int run_stage(kiln_trainer_t *trainer, const kiln_trainer_stage_t *stage,
+                     kiln_model_pipeline_t pipeline, const float *inputs, const int64_t *labels,
+                     int64_t batch, float *loss, int64_t *correct, char *out_error) {
+  const kiln_trainer_model_t *model = trainer->model;
+  size_t count = stage->input_count + stage->output_count;
+  halide_dimension_t dims[count][KILN_MODEL_MAX_RANK];
+  halide_buffer_t buffers[count];
+  void *args[count + 1];
+  for (size_t i = 0; i < count; ++i) {
+    bool output = i >= stage->input_count;
+    int kind = output ? stage->outputs[i - stage->input_count] : stage->inputs[i];
+    int hyper = hyper_index(model, kind);
+    int scratch = scratch_index(model, kind);
+    if (hyper >= 0) {
+      /* A scalar argument: Halide's argv form takes a pointer to it. */
+      args[1 + i] = &trainer->hyper[hyper];
+      continue;
+    }
+    if (kind >= 0 || scratch >= 0) {
+      /* A state or scratch tensor: the trainer's own buffer, on the device
+       * after the first step of a GPU variant. The update stage reads the
+       * state it writes (in place), so a state output's host side stays
+       * what it is (newer after a load: copied to the device first); a
+       * scratch tensor is written whole, its host side never read. */
+      halide_buffer_t *buffer =
+          kind >= 0 ? &trainer->state.buffers[kind] : &trainer->scratch.buffers[scratch];
+      if (output && scratch >= 0)
+        buffer->flags &= ~(uint64_t)halide_buffer_flag_host_dirty;
+      args[1 + i] = buffer;
+      continue;
+    }
+    describe_arg(trainer, kind, inputs, labels, batch, loss, correct, &buffers[i], dims[i]);
+    if (!output)
+      buffers[i].flags |= halide_buffer_flag_host_dirty;
+    args[1 + i] = &buffers[i];
+  }
+  int result = kiln_model_run(pipeline, args, out_error);
+  /* The batch goes, the metrics come back (a GPU variant's; on a CPU the
+   * buffers have no device). */
+  for (size_t i = 0; i < count; ++i) {
+    bool output = i >= stage->input_count;
+    int kind = output ? stage->outputs[i - stage->input_count] : stage->inputs[i];
+    if (kind >= 0 || hyper_index(model, kind) >= 0 || scratch_index(model, kind) >= 0)
+      continue;
+    if (output && result == 0)
+      result = kiln_device_to_host(NULL, &buffers[i]);
+    kiln_device_release(NULL, &buffers[i]);
+  }
+  return result;
+}
+
 int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_t *labels,
                       int64_t batch, float *out_loss, int64_t *out_correct, char *out_error) {
   if (!trainer || !inputs || !labels || batch < 1 || batch > INT32_MAX)
@@ -515,54 +570,24 @@ int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_
   if (result)
     return result;
   const kiln_trainer_model_t *model = trainer->model;
-  size_t count = model->step_input_count + model->step_output_count;
-  halide_dimension_t dims[count][KILN_MODEL_MAX_RANK];
-  halide_buffer_t buffers[count];
-  void *args[count + 1];
   float loss = 0;
   int64_t correct = 0;
-  for (size_t i = 0; i < count; ++i) {
-    bool output = i >= model->step_input_count;
-    int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
-    state_set_t *set = output ? trainer->next : trainer->current;
-    int hyper = hyper_index(model, kind);
-    if (hyper >= 0) {
-      /* A scalar argument: Halide's argv form takes a pointer to it. */
-      args[1 + i] = &trainer->hyper[hyper];
-      continue;
+  for (size_t s = 0; s < model->stage_count; ++s) {
+    result = run_stage(trainer, &model->stages[s], trainer->stages[s], inputs, labels, batch,
+                       &loss, &correct, out_error);
+    if (result && s + 1 == model->stage_count) {
+      /* The update writes in place: some tensors may be new, some old. */
+      trainer->loaded = false;
+      char message[KILN_MODEL_ERROR_SIZE];
+      snprintf(message, sizeof message, "%s", out_error ? out_error : "");
+      return kiln_model_fail(out_error, result,
+                             "%s (the training state is partly updated: load a state before the "
+                             "next step)",
+                             message);
     }
-    if (kind >= 0) {
-      /* A state tensor: the set's own buffer, on the device after the
-       * first step of a GPU variant. What is written replaces the host
-       * side too, so the host side of an output is not newer. */
-      args[1 + i] = &set->buffers[kind];
-      if (output)
-        set->buffers[kind].flags &= ~(uint64_t)halide_buffer_flag_host_dirty;
-      continue;
-    }
-    describe_arg(trainer, kind, set->host, inputs, labels, batch, &loss, &correct, &buffers[i],
-                 dims[i]);
-    if (!output)
-      buffers[i].flags |= halide_buffer_flag_host_dirty;
-    args[1 + i] = &buffers[i];
+    if (result)
+      return result;
   }
-  result = kiln_model_run(trainer->step, args, out_error);
-  /* The batch goes, the metrics come back (a GPU variant's; on a CPU the
-   * buffers have no device). */
-  for (size_t i = 0; i < count; ++i) {
-    bool output = i >= model->step_input_count;
-    int kind = output ? model->step_outputs[i - model->step_input_count] : model->step_inputs[i];
-    if (kind >= 0 || hyper_index(model, kind) >= 0)
-      continue;
-    if (output && result == 0)
-      result = kiln_device_to_host(NULL, &buffers[i]);
-    kiln_device_release(NULL, &buffers[i]);
-  }
-  if (result)
-    return result;
-  state_set_t *swap = trainer->current;
-  trainer->current = trainer->next;
-  trainer->next = swap;
   trainer->eval_stale = true;
   ++trainer->steps;
   if (out_loss)
@@ -581,13 +606,13 @@ int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batc
     return kiln_model_fail(out_error, KILN_MODEL_ERROR_WEIGHTS,
                            "no state loaded: call %s_load_state first", trainer->model->name);
   if (trainer->eval_stale) {
-    int synced = state_to_host(trainer->current, trainer->model->state_count);
+    int synced = state_to_host(&trainer->state, trainer->model->state_count);
     if (synced)
       return kiln_model_fail(out_error, synced,
                              "could not copy the training state from the device");
     const kiln_model_variant_t *variant = &trainer->eval.variants[trainer->variant];
     for (size_t i = 0; i < variant->state_tensor_count; ++i)
-      trainer->eval_tensors[i] = (float *)trainer->current->host[trainer->eval_slots[i]];
+      trainer->eval_tensors[i] = (float *)trainer->state.host[trainer->eval_slots[i]];
     int result = kiln_model_load_tensors(&trainer->eval, trainer->eval_tensors,
                                          "the training state", out_error);
     if (result)
@@ -600,9 +625,9 @@ int kiln_trainer_eval(kiln_trainer_t *trainer, const float *inputs, int64_t batc
 void *kiln_trainer_state_data(kiln_trainer_t *trainer, size_t index) {
   if (!trainer || index >= trainer->model->state_count)
     return NULL;
-  if (state_to_host(trainer->current, trainer->model->state_count))
+  if (state_to_host(&trainer->state, trainer->model->state_count))
     return NULL;
-  return trainer->current->host[index];
+  return trainer->state.host[index];
 }
 
 const char *kiln_trainer_variant(const kiln_trainer_t *trainer) {

@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <vector>
 
@@ -36,7 +38,7 @@ cl::opt<std::string> modelPath(cl::Positional, cl::Required, cl::desc("<model.ki
 cl::opt<std::string> initPath("init", cl::Required, cl::desc("initial state (safetensors)"));
 cl::opt<int> batch("batch", cl::init(64), cl::desc("samples per step"));
 cl::opt<double> seconds("seconds", cl::init(1.0), cl::desc("timed seconds"));
-cl::opt<std::string> stmtPath("stmt", cl::desc("write the step's lowered Halide statement here"),
+cl::opt<std::string> stmtPath("stmt", cl::desc("write the step's lowered Halide statements here (each stage)"),
                               cl::value_desc("file"));
 cl::opt<std::string> targetName("target", cl::desc("Halide target (default: host)"),
                                 cl::init("host"));
@@ -72,9 +74,17 @@ int main(int argc, char **argv) {
         kiln::codegen::lowerToHalide(*module, options, kiln::nn::kTrainStepFunc);
     if (failed(lowered))
       return 1;
-    kiln::codegen::LoweredStage &stage = lowered->stages.front();
-    stage.pipeline().compile_to_lowered_stmt(stmtPath, stage.arguments(), Halide::Text,
-                                             options.target.target);
+    // The stages one after another: the gradients, then the update.
+    std::ofstream out(stmtPath);
+    for (size_t s = 0; s < lowered->stages.size(); ++s) {
+      kiln::codegen::LoweredStage &stage = lowered->stages[s];
+      std::string part = stmtPath + ".stage";
+      stage.pipeline().compile_to_lowered_stmt(part, stage.arguments(), Halide::Text,
+                                               options.target.target);
+      out << "// stage " << s << " of " << lowered->stages.size() << "\n"
+          << std::ifstream(part).rdbuf();
+      std::remove(part.c_str());
+    }
   }
   std::unique_ptr<kiln::TrainStep> step = kiln::TrainStep::create(*module, options);
   if (!step)

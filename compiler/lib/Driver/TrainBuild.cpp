@@ -40,8 +40,9 @@ namespace {
 
 using namespace build;
 
-std::string stepName(const std::string &api, size_t variant) {
-  return "kiln_" + api + "_v" + std::to_string(variant) + "_train";
+/// The compiled function of stage `stage` of variant `variant`'s step.
+std::string stepName(const std::string &api, size_t variant, size_t stage) {
+  return "kiln_" + api + "_v" + std::to_string(variant) + "_train_s" + std::to_string(stage);
 }
 
 /// "sgd: lr=0.2, momentum=0.9, ...": the optimizer's attributes as
@@ -292,44 +293,100 @@ std::vector<std::string> apiSymbols(const std::string &api) {
   return symbols;
 }
 
-/// The step's arguments as trainer.h encodes them: a state index, or a
-/// KILN_TRAINER_ARG_*; empty with `error` set for one it cannot bind.
-std::vector<int> stepArguments(const codegen::LoweredModel &step, const TrainStepLayout &layout,
-                               bool outputs, std::string &error) {
-  const std::vector<codegen::EntryTensor> &tensors = outputs ? step.outputs : step.inputs;
-  std::vector<int> kinds(tensors.size(), INT32_MIN);
-  for (size_t s = 0; s < layout.slots.size(); ++s)
-    kinds[outputs ? layout.slots[s].output : layout.slots[s].input] = static_cast<int>(s);
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const std::string &key = tensors[i].key;
-    if (kinds[i] != INT32_MIN)
-      continue;
-    if (!outputs && key == "input" && tensors[i].type == Halide::Float(32))
-      kinds[i] = KILN_TRAINER_ARG_INPUT;
-    else if (!outputs && key == "labels" && tensors[i].type == Halide::Int(64))
-      kinds[i] = KILN_TRAINER_ARG_LABELS;
-    else if (outputs && i == layout.loss)
-      kinds[i] = KILN_TRAINER_ARG_LOSS;
-    else if (outputs && i == layout.correct)
-      kinds[i] = KILN_TRAINER_ARG_CORRECT;
-    else {
-      error = "the training step's " + std::string(outputs ? "result" : "argument") + " '" +
-              (key.empty() ? tensors[i].name : key) +
-              "' is neither state, the batch nor a metric";
-      return {};
-    }
+/// The step's stages as trainer.h describes them: per stage its
+/// arguments, each a state index, a KILN_TRAINER_ARG_*, a hyper-parameter
+/// or a scratch tensor; the scratch tensors; every stage's hyper-parameters.
+struct StepText {
+  struct Stage {
+    std::vector<int> inputs, outputs;
+  };
+  std::vector<Stage> stages;
+  std::vector<StateTensorText> scratch;
+  std::vector<codegen::HyperParameter> hyper;
+};
+
+/// `step`'s StepText; `error` set for an argument it cannot bind.
+StepText stepText(const codegen::LoweredModel &step, const TrainStepLayout &layout,
+                  std::string &error) {
+  StepText text;
+  std::vector<int> slotOfInput(step.inputs.size(), INT32_MIN),
+      slotOfOutput(step.outputs.size(), INT32_MIN);
+  for (size_t s = 0; s < layout.slots.size(); ++s) {
+    slotOfInput[layout.slots[s].input] = static_cast<int>(s);
+    slotOfOutput[layout.slots[s].output] = static_cast<int>(s);
   }
-  // The hyper-parameters follow the inputs (LoweredStage::arguments).
-  const codegen::LoweredStage &stage = step.stages.front();
-  if (!outputs) {
+  auto fail = [&](const codegen::EntryTensor &tensor, bool output) {
+    error = "the training step's " + std::string(output ? "result" : "argument") + " '" +
+            (tensor.key.empty() ? tensor.name : tensor.key) +
+            "' is neither state, the batch nor a metric";
+  };
+  auto hyperIndex = [&](const codegen::HyperParameter &hyper) {
+    for (size_t j = 0; j < text.hyper.size(); ++j)
+      if (text.hyper[j].name == hyper.name)
+        return static_cast<int>(j);
+    text.hyper.push_back(hyper);
+    return static_cast<int>(text.hyper.size() - 1);
+  };
+  std::map<std::string, int> scratchOf; // by the reading stage's parameter
+  for (const codegen::LoweredStage &stage : step.stages) {
+    StepText::Stage kinds;
     if (!stage.packedWeights.empty()) {
       error = "the training step has packed weights, which its trainer cannot bind";
       return {};
     }
-    for (size_t j = 0; j < stage.hyperParameters.size(); ++j)
-      kinds.push_back(KILN_TRAINER_ARG_HYPER_PARAMETER(j));
+    for (const codegen::EntryTensor &in : stage.inputs) {
+      auto scratch = scratchOf.find(in.param.name());
+      if (scratch != scratchOf.end()) {
+        kinds.inputs.push_back(KILN_TRAINER_ARG_SCRATCH(scratch->second));
+        continue;
+      }
+      size_t i = 0;
+      while (i < step.inputs.size() && step.inputs[i].param.name() != in.param.name())
+        ++i;
+      if (i == step.inputs.size()) {
+        fail(in, false);
+        return {};
+      }
+      if (slotOfInput[i] != INT32_MIN)
+        kinds.inputs.push_back(slotOfInput[i]);
+      else if (in.key == "input" && in.type == Halide::Float(32))
+        kinds.inputs.push_back(KILN_TRAINER_ARG_INPUT);
+      else if (in.key == "labels" && in.type == Halide::Int(64))
+        kinds.inputs.push_back(KILN_TRAINER_ARG_LABELS);
+      else {
+        fail(in, false);
+        return {};
+      }
+    }
+    // The hyper-parameters follow the inputs (LoweredStage::arguments).
+    for (const codegen::HyperParameter &hyper : stage.hyperParameters)
+      kinds.inputs.push_back(KILN_TRAINER_ARG_HYPER_PARAMETER(hyperIndex(hyper)));
+    for (size_t j = 0; j < stage.outputs.size(); ++j) {
+      const codegen::EntryTensor &out = stage.outputs[j];
+      int result = stage.results[j];
+      if (result < 0) {
+        if (out.batched) {
+          error = "the training step passes '" + out.name +
+                  "', a tensor of the batch's extent, between its stages";
+          return {};
+        }
+        scratchOf[out.param.name()] = static_cast<int>(text.scratch.size());
+        kinds.outputs.push_back(KILN_TRAINER_ARG_SCRATCH(text.scratch.size()));
+        text.scratch.push_back({out.name, out.type == Halide::Int(64), out.shape});
+      } else if (slotOfOutput[result] != INT32_MIN) {
+        kinds.outputs.push_back(slotOfOutput[result]);
+      } else if (static_cast<size_t>(result) == layout.loss) {
+        kinds.outputs.push_back(KILN_TRAINER_ARG_LOSS);
+      } else if (static_cast<size_t>(result) == layout.correct) {
+        kinds.outputs.push_back(KILN_TRAINER_ARG_CORRECT);
+      } else {
+        fail(out, true);
+        return {};
+      }
+    }
+    text.stages.push_back(kinds);
   }
-  return kinds;
+  return text;
 }
 
 /// The step's optimizer as trainer.h describes it: its name, nesterov, and
@@ -379,8 +436,7 @@ std::string trainSectionText(const std::string &api, ModuleOp module) {
 std::string trainerText(const std::string &api, const std::string &modelName,
                         const std::vector<codegen::LoweredModel *> &evals, ModuleOp evalModule,
                         ModuleOp module, const HyperText &hyper, const TrainStepLayout &layout,
-                        const std::vector<StateTensorText> &state,
-                        const std::vector<int> &inputs, const std::vector<int> &outputs) {
+                        const std::vector<StateTensorText> &state, const StepText &step) {
   std::string m = macroPrefix(api);
   std::string t = api + "_trainer_t";
   std::ostringstream c;
@@ -393,12 +449,15 @@ std::string trainerText(const std::string &api, const std::string &modelName,
     // values are accepted as they are (a diverged state evaluates to NaN).
     << modelDataText(api, evals, evalModule, /*allowExtraKeys=*/true, /*allowNonfinite=*/true)
     << "#include \"kiln/runtime/trainer.h\"\n#include \"kiln/runtime/train_runner.h\"\n\n"
-    << "/* The training step of each variant (Halide's argv form). */\n";
+    << "/* The training step of each variant, its stages (Halide's argv form). */\n";
+  size_t stages = step.stages.size();
   for (size_t i = 0; i < evals.size(); ++i)
-    c << "int " << stepName(api, i) << "_argv(void **args);\n";
+    for (size_t s = 0; s < stages; ++s)
+      c << "int " << stepName(api, i, s) << "_argv(void **args);\n";
   c << "\nstatic const kiln_model_pipeline_t " << api << "_steps[] = {";
   for (size_t i = 0; i < evals.size(); ++i)
-    c << (i ? ", " : "") << stepName(api, i) << "_argv";
+    for (size_t s = 0; s < stages; ++s)
+      c << (i + s ? ", " : "") << stepName(api, i, s) << "_argv";
   c << "};\n\n/* The state: name, int64, rank, shape, optimizer state, and the default\n"
     << " * initialisation (kiln_initial_kind_t, bound, value). */\n"
     << "static const kiln_trainer_tensor_t " << api << "_state_tensors[] = {\n";
@@ -414,16 +473,25 @@ std::string trainerText(const std::string &api, const std::string &modelName,
   for (const codegen::HyperParameter &h : hyper.parameters)
     c << "  {" << cString(h.name) << ", " << h.value << "},\n";
   c << "  {NULL, 0}};\n\n"
-    << "/* The step's arguments: a state index, or -1 input, -2 labels, -3 loss,\n"
-    << " * -4 correct, -16 - j hyper-parameter j. */\n"
-    << "static const int " << api << "_step_inputs[] = " << braced(inputs) << ";\n"
-    << "static const int " << api << "_step_outputs[] = " << braced(outputs) << ";\n\n"
+    << "/* The tensors between the stages: name, int64, rank, shape. */\n"
+    << "static const kiln_trainer_tensor_t " << api << "_scratch[] = {\n";
+  for (const StateTensorText &tensor : step.scratch)
+    c << "  {" << cString(tensor.key) << ", " << (tensor.integer ? 1 : 0) << ", "
+      << tensor.shape.size() << ", " << arrayOf("int64_t", tensor.shape) << ", 0, 0, 0, 0},\n";
+  c << "  {NULL, 0, 0, NULL, 0, 0, 0, 0}};\n\n"
+    << "/* Each stage's arguments: a state index, or -1 input, -2 labels, -3 loss,\n"
+    << " * -4 correct, -16 - j hyper-parameter j, -2^20 - j scratch tensor j. */\n"
+    << "static const kiln_trainer_stage_t " << api << "_stages[] = {\n";
+  for (const StepText::Stage &stage : step.stages)
+    c << "  {" << stage.inputs.size() << ", " << arrayOf("int", stage.inputs) << ", "
+      << stage.outputs.size() << ", " << arrayOf("int", stage.outputs) << "},\n";
+  c << "};\n\n"
     << "static const kiln_trainer_model_t " << api << "_trainer = {\n"
     << "  " << cString(api) << ", &" << api << "_model, " << layout.classes << ", "
     << layout.smallestBatch << ",\n"
     << "  " << state.size() << ", " << api << "_state_tensors, " << api << "_steps,\n"
-    << "  " << inputs.size() << ", " << api << "_step_inputs, " << outputs.size() << ", " << api
-    << "_step_outputs,\n"
+    << "  " << stages << ", " << api << "_stages, " << step.scratch.size() << ", " << api
+    << "_scratch,\n"
     << "  " << cString(hyper.optimizer.name) << ", " << (hyper.optimizer.nesterov ? 1 : 0) << ", "
     << (hyper.optimizer.momentumBuffers ? 1 : 0) << ", " << hyper.parameters.size() << ", " << api
     << "_hyper};\n\n"
@@ -548,8 +616,6 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
     return emitError(loc) << "no target to build for";
   std::vector<codegen::LoweredModel *> evals, all;
   for (TrainVariant &variant : compiled.variants) {
-    if (variant.step.stages.size() != 1)
-      return emitError(loc) << "a training step of several stages cannot be built yet";
     evals.push_back(&variant.eval);
     all.push_back(&variant.eval);
     all.push_back(&variant.step);
@@ -559,14 +625,24 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
   const codegen::LoweredModel &step = compiled.variants.front().step;
   TrainStepLayout layout = trainStepLayout(module, step);
   std::string error;
-  std::vector<int> inputs = stepArguments(step, layout, /*outputs=*/false, error);
-  std::vector<int> outputs =
-      error.empty() ? stepArguments(step, layout, /*outputs=*/true, error) : std::vector<int>();
+  StepText stepArgs = stepText(step, layout, error);
   if (!error.empty())
     return emitError(loc) << error;
+  // One table serves every variant: each target's step has the same stages.
+  for (TrainVariant &variant : compiled.variants) {
+    StepText other = stepText(variant.step, layout, error);
+    bool same = error.empty() && other.stages.size() == stepArgs.stages.size() &&
+                other.scratch.size() == stepArgs.scratch.size();
+    for (size_t s = 0; same && s < other.stages.size(); ++s)
+      same = other.stages[s].inputs == stepArgs.stages[s].inputs &&
+             other.stages[s].outputs == stepArgs.stages[s].outputs;
+    if (!same)
+      return emitError(loc) << "internal error: the training step of "
+                            << variant.step.target.str()
+                            << " has other stages than that of the first target";
+  }
   std::vector<StateTensorText> state = stateTensors(module, step, layout);
-  HyperText hyper{hyperParameters(module), optimizerOf(module),
-                  step.stages.front().hyperParameters};
+  HyperText hyper{hyperParameters(module), optimizerOf(module), stepArgs.hyper};
 
   Product product;
   product.api = apiNameFor(options);
@@ -574,15 +650,17 @@ LogicalResult buildTrainOutputs(ModuleOp module, TrainCompilation &compiled,
   product.jobs = pipelineJobs(product.api, evals);
   for (size_t i = 0; i < compiled.variants.size(); ++i) {
     codegen::LoweredModel &variantStep = compiled.variants[i].step;
-    const codegen::LoweredStage &stage = variantStep.stages.front();
-    product.jobs.push_back({stage.pipeline(), stage.arguments(), stepName(product.api, i),
-                            objectTarget(variantStep)});
+    for (size_t s = 0; s < variantStep.stages.size(); ++s) {
+      const codegen::LoweredStage &stage = variantStep.stages[s];
+      product.jobs.push_back({stage.pipeline(), stage.arguments(), stepName(product.api, i, s),
+                              objectTarget(variantStep)});
+    }
   }
   const std::string &name = step.name;
   product.header = headerText(product.api, name, evals, layout, state, hyper.text,
                               hyper.parameters);
   product.modelC = trainerText(product.api, name, evals, *compiled.evalModule, module, hyper,
-                               layout, state, inputs, outputs);
+                               layout, state, stepArgs);
   product.mainC = mainText(product.api);
   product.symbols = apiSymbols(product.api);
   product.cxxRuntime = true;

@@ -105,8 +105,7 @@ std::unique_ptr<TrainStep> TrainStep::create(mlir::ModuleOp module,
   codegen::LoweredModel &model = step->model;
   TrainStepLayout layout = trainStepLayout(module, model);
   for (const TrainStepLayout::Slot &slot : layout.slots)
-    step->slots.push_back(Slot{slot.key, slot.input, slot.output, zeros(model.inputs[slot.input]),
-                               zeros(model.inputs[slot.input])});
+    step->slots.push_back(Slot{slot.key, slot.input, slot.output, zeros(model.inputs[slot.input])});
   step->lossOutput = layout.loss;
   step->correctOutput = layout.correct;
   step->numClasses = layout.classes;
@@ -137,7 +136,7 @@ std::vector<std::string> TrainStep::stateKeys() const {
 Halide::Buffer<> *TrainStep::state(const std::string &key) {
   for (Slot &slot : slots)
     if (slot.key == key)
-      return &slot.current;
+      return &slot.value;
   return nullptr;
 }
 
@@ -191,12 +190,17 @@ bool TrainStep::loadState(const std::string &path, std::string &error) {
     loaded.push_back(buffer);
   }
   for (size_t i = 0; i < slots.size(); ++i)
-    std::memcpy(slots[i].current.data(), loaded[i].data(), loaded[i].size_in_bytes());
+    std::memcpy(slots[i].value.data(), loaded[i].data(), loaded[i].size_in_bytes());
+  stateLost = false;
   return true;
 }
 
 bool TrainStep::step(const float *inputs, const int64_t *labels, int64_t batch, StepMetrics &out,
                      std::string &error) {
+  if (stateLost) {
+    error = "an earlier step failed while it updated the state: load a state first";
+    return false;
+  }
   if (batch < minBatch) {
     error = "expected more than 1 value per channel when training, got a batch of " +
             std::to_string(batch);
@@ -216,17 +220,20 @@ bool TrainStep::step(const float *inputs, const int64_t *labels, int64_t batch, 
   results[lossOutput] = loss;
   results[correctOutput] = correct;
   for (Slot &slot : slots) {
-    model.inputs[slot.input].param.set(slot.current);
-    results[slot.output] = slot.next;
+    model.inputs[slot.input].param.set(slot.value);
+    results[slot.output] = slot.value;
   }
   try {
     model.realize(Halide::Realization(results), target, allocator->context());
   } catch (const Halide::Error &e) {
     error = std::string("Halide: ") + e.what();
+    // The stages before the update write only buffers of their own.
+    if (model.stagesRun + 1 == model.stages.size()) {
+      stateLost = true;
+      error += " (the state is partly updated: load a state before the next step)";
+    }
     return false;
   }
-  for (Slot &slot : slots)
-    std::swap(slot.current, slot.next);
   out.loss = loss();
   out.correct = correct();
   return true;

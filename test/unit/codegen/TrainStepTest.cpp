@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace {
@@ -186,6 +187,10 @@ void checkCase(const std::string &name, bool resumed,
   const llvm::json::Array &correct = *losses.getAsObject()->getArray("correct");
   const float *x = static_cast<const float *>(kiln_array_const_data(inputs));
   size_t firstStepAllocations = 0;
+  // In place: every state tensor keeps its buffer from step to step.
+  std::map<std::string, const void *> buffers;
+  for (const std::string &key : step->stateKeys())
+    buffers[key] = step->state(key)->data();
   for (int i = resumed ? 1 : 0; i < 10; ++i) {
     kiln::StepMetrics metrics;
     ASSERT_TRUE(step->step(x + i * batch * step->sampleSize(), labels.data() + i * batch, batch,
@@ -204,6 +209,8 @@ void checkCase(const std::string &name, bool resumed,
   }
   EXPECT_EQ(step->systemAllocations(), firstStepAllocations)
       << "steps after the first allocated memory";
+  for (const std::string &key : step->stateKeys())
+    EXPECT_EQ(step->state(key)->data(), buffers[key]) << key << " was not updated in place";
   expectState(*step, kFixtures + files.getString("after_10")->str(), rtol, atol);
   kiln_array_free(inputs);
 }

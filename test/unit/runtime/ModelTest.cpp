@@ -581,37 +581,62 @@ TEST_F(ModelTest, EmbeddedModelsHaveNothingToLoad) {
 
 //===--- The trainer (trainer.h) -------------------------------------------===//
 
-// A fake training step, args: ctx, input [N, 2], labels [N], fc.weight [2],
-// step (an int64 scalar), then fc.weight', step', loss, correct:
-// fc.weight' = fc.weight + the column sums of the input, step' = step + 1,
-// loss = the batch, correct = the first label.
-const void *gStepRead = nullptr, *gStepWrote = nullptr;
-int fakeStep(void **args) {
+// A fake training step of two stages, as kilnc builds them. The gradients,
+// args: ctx, input [N, 2], labels [N], fc.weight [2], then grad [2] (a
+// scratch tensor), loss, correct: grad = the column sums of the input, loss
+// = the batch, correct = the first label. The update, args: ctx, fc.weight,
+// step (an int64 scalar), grad, then fc.weight and step again, in place:
+// fc.weight += grad, step += 1.
+const void *gUpdateRead = nullptr, *gUpdateWrote = nullptr, *gGradWrote = nullptr;
+bool gFailGradients = false, gFailUpdate = false;
+int fakeGradients(void **args) {
   halide_buffer_t *in = bufferArg(args, 1), *labels = bufferArg(args, 2),
-                  *w = bufferArg(args, 3), *step = bufferArg(args, 4),
-                  *wNext = bufferArg(args, 5), *stepNext = bufferArg(args, 6),
-                  *loss = bufferArg(args, 7), *correct = bufferArg(args, 8);
+                  *w = bufferArg(args, 3), *grad = bufferArg(args, 4),
+                  *loss = bufferArg(args, 5), *correct = bufferArg(args, 6);
   EXPECT_EQ(in->dimensions, 2);
   EXPECT_EQ(in->dim[0].extent, 2);
   EXPECT_EQ(labels->type.code, halide_type_int);
   EXPECT_EQ(labels->type.bits, 64);
-  EXPECT_EQ(step->dimensions, 0);
-  EXPECT_NE(w->host, wNext->host); // the step's outputs never alias its inputs
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(wNext->host) % 64, 0u);
-  gStepRead = w->host;
-  gStepWrote = wNext->host;
+  EXPECT_EQ(w->dimensions, 1);
+  EXPECT_EQ(grad->dimensions, 1);
+  EXPECT_EQ(grad->dim[0].extent, 2);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(grad->host) % 64, 0u);
+  if (gFailGradients) {
+    halide_error(contextArg(args), "the gradients failed");
+    return halide_error_code_device_malloc_failed;
+  }
+  gGradWrote = grad->host;
   const float *x = reinterpret_cast<const float *>(in->host);
-  const float *weight = reinterpret_cast<const float *>(w->host);
-  float *next = reinterpret_cast<float *>(wNext->host);
+  float *g = reinterpret_cast<float *>(grad->host);
   int64_t batch = in->dim[1].extent;
   for (int c = 0; c < 2; ++c) {
-    next[c] = weight[c];
+    g[c] = 0;
     for (int64_t n = 0; n < batch; ++n)
-      next[c] += x[2 * n + c];
+      g[c] += x[2 * n + c];
   }
-  *reinterpret_cast<int64_t *>(stepNext->host) = *reinterpret_cast<int64_t *>(step->host) + 1;
   *reinterpret_cast<float *>(loss->host) = static_cast<float>(batch);
   *reinterpret_cast<int64_t *>(correct->host) = reinterpret_cast<int64_t *>(labels->host)[0];
+  return 0;
+}
+int fakeUpdate(void **args) {
+  halide_buffer_t *w = bufferArg(args, 1), *step = bufferArg(args, 2),
+                  *grad = bufferArg(args, 3), *wNext = bufferArg(args, 4),
+                  *stepNext = bufferArg(args, 5);
+  EXPECT_EQ(step->dimensions, 0);
+  EXPECT_EQ(grad->host, gGradWrote); // what the gradients stage wrote
+  gUpdateRead = w->host;
+  gUpdateWrote = wNext->host;
+  float *weight = reinterpret_cast<float *>(wNext->host);
+  const float *old = reinterpret_cast<const float *>(w->host);
+  const float *g = reinterpret_cast<const float *>(grad->host);
+  // A failing update may have written part of the state (a GPU's could).
+  weight[0] = old[0] + g[0];
+  if (gFailUpdate) {
+    halide_error(contextArg(args), "the device failed");
+    return halide_error_code_device_run_failed;
+  }
+  weight[1] = old[1] + g[1];
+  *reinterpret_cast<int64_t *>(stepNext->host) = *reinterpret_cast<int64_t *>(step->host) + 1;
   return 0;
 }
 
@@ -619,17 +644,23 @@ const kiln_trainer_tensor_t kTrainState[] = {
     {"fc.weight", 0, 1, kWeightShape, 0},
     {"step", 1, 0, nullptr, 1},
 };
-const kiln_model_pipeline_t kSteps[] = {fakeStep};
-const int kStepInputs[] = {KILN_TRAINER_ARG_INPUT, KILN_TRAINER_ARG_LABELS, 0, 1};
-const int kStepOutputs[] = {0, 1, KILN_TRAINER_ARG_LOSS, KILN_TRAINER_ARG_CORRECT};
+const kiln_trainer_tensor_t kScratch[] = {{"grad", 0, 1, kWeightShape, 0}};
+const kiln_model_pipeline_t kSteps[] = {fakeGradients, fakeUpdate};
+const int kGradientsInputs[] = {KILN_TRAINER_ARG_INPUT, KILN_TRAINER_ARG_LABELS, 0};
+const int kGradientsOutputs[] = {KILN_TRAINER_ARG_SCRATCH(0), KILN_TRAINER_ARG_LOSS,
+                                 KILN_TRAINER_ARG_CORRECT};
+const int kUpdateInputs[] = {0, 1, KILN_TRAINER_ARG_SCRATCH(0)};
+const int kUpdateOutputs[] = {0, 1};
+const kiln_trainer_stage_t kStages[] = {{3, kGradientsInputs, 3, kGradientsOutputs},
+                                        {3, kUpdateInputs, 2, kUpdateOutputs}};
 
 class TrainerTest : public ModelTest {
 protected:
   void SetUp() override {
     ModelTest::SetUp();
     use({externalVariant()}, /*external=*/true);
-    trainerModel_ = {"net",        &model_, 3, 2, 2, kTrainState, kSteps, 4, kStepInputs,
-                     4,            kStepOutputs};
+    gFailGradients = gFailUpdate = false;
+    trainerModel_ = {"net", &model_, 3, 2, 2, kTrainState, kSteps, 2, kStages, 1, kScratch};
     ASSERT_EQ(kiln_trainer_create(&trainerModel_, &trainer_, error_), 0) << error_;
   }
   void TearDown() override {
@@ -666,7 +697,7 @@ TEST_F(TrainerTest, StepsAndSavesFailBeforeALoad) {
             KILN_MODEL_ERROR_WEIGHTS);
 }
 
-TEST_F(TrainerTest, AStepReadsTheStateAndTheNextReadsWhatItWrote) {
+TEST_F(TrainerTest, TheUpdateWritesTheStateInPlace) {
   ASSERT_EQ(loadState(goodWeights()), 0) << error_;
   EXPECT_EQ(stepCount(), 0); // optimizer state absent from the file: zero
   ASSERT_EQ(step(), 0) << error_;
@@ -674,11 +705,45 @@ TEST_F(TrainerTest, AStepReadsTheStateAndTheNextReadsWhatItWrote) {
   EXPECT_EQ(stepCount(), 1);
   EXPECT_EQ(loss_, 3.0f);
   EXPECT_EQ(correct_, 2);
-  const void *wrote = gStepWrote;
+  EXPECT_EQ(gUpdateRead, gUpdateWrote);
+  EXPECT_EQ(gUpdateWrote, kiln_trainer_state_data(trainer_, 0));
+  const void *wrote = gUpdateWrote, *grad = gGradWrote;
   ASSERT_EQ(step(), 0) << error_;
-  EXPECT_EQ(gStepRead, wrote);
+  EXPECT_EQ(gUpdateWrote, wrote);
+  EXPECT_EQ(gGradWrote, grad); // the scratch tensors are allocated once
   EXPECT_EQ(weight(), (std::vector<float>{19, 26}));
   EXPECT_EQ(stepCount(), 2);
+}
+
+TEST_F(TrainerTest, AFailedGradientsStageChangesNothing) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  gFailGradients = true;
+  EXPECT_EQ(step(), halide_error_code_device_malloc_failed);
+  EXPECT_NE(message().find("the gradients failed"), std::string::npos) << message();
+  EXPECT_EQ(weight(), (std::vector<float>{1, 2}));
+  EXPECT_EQ(stepCount(), 0);
+  gFailGradients = false;
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(weight(), (std::vector<float>{10, 14}));
+}
+
+TEST_F(TrainerTest, AFailedUpdateRefusesStepsUntilALoad) {
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  gFailUpdate = true;
+  EXPECT_EQ(step(), halide_error_code_device_run_failed);
+  EXPECT_NE(message().find("the device failed"), std::string::npos) << message();
+  EXPECT_NE(message().find("the training state is partly updated: load a state before the next "
+                           "step"),
+            std::string::npos)
+      << message();
+  gFailUpdate = false;
+  EXPECT_EQ(step(), KILN_MODEL_ERROR_WEIGHTS);
+  EXPECT_EQ(message(), "no state loaded: call net_load_state first");
+  EXPECT_EQ(kiln_trainer_save_state(trainer_, path("out.safetensors").c_str(), error_),
+            KILN_MODEL_ERROR_WEIGHTS);
+  ASSERT_EQ(loadState(goodWeights()), 0) << error_;
+  ASSERT_EQ(step(), 0) << error_;
+  EXPECT_EQ(weight(), (std::vector<float>{10, 14}));
 }
 
 TEST_F(TrainerTest, BadBatchesAreRefusedBeforeAnythingRuns) {
@@ -746,9 +811,9 @@ TEST_F(TrainerTest, EvalPacksTheStateOncePerChange) {
   EXPECT_EQ(output_[0], 100); // 1 * (1 + 9) * 10
 }
 
-// The same step with two hyper-parameters after its inputs (lr, momentum:
-// scalars, pointed to by the argv): fc.weight' = fc.weight + lr · the
-// column sums, loss = momentum.
+// A step of one stage with two hyper-parameters after its inputs (lr,
+// momentum: scalars, pointed to by the argv), its state in place:
+// fc.weight' = fc.weight + lr · the column sums, loss = momentum.
 int fakeStepWithHyperParameters(void **args) {
   halide_buffer_t *in = bufferArg(args, 1), *w = bufferArg(args, 3), *step = bufferArg(args, 4),
                   *wNext = bufferArg(args, 7), *stepNext = bufferArg(args, 8),
@@ -772,6 +837,8 @@ const kiln_model_pipeline_t kHyperSteps[] = {fakeStepWithHyperParameters};
 const int kHyperStepInputs[] = {KILN_TRAINER_ARG_INPUT, KILN_TRAINER_ARG_LABELS, 0, 1,
                                 KILN_TRAINER_ARG_HYPER_PARAMETER(0),
                                 KILN_TRAINER_ARG_HYPER_PARAMETER(1)};
+const int kHyperStepOutputs[] = {0, 1, KILN_TRAINER_ARG_LOSS, KILN_TRAINER_ARG_CORRECT};
+const kiln_trainer_stage_t kHyperStages[] = {{6, kHyperStepInputs, 4, kHyperStepOutputs}};
 const kiln_trainer_hyper_parameter_t kHyper[] = {{"lr", 0.5}, {"momentum", 0}};
 
 class TrainerHyperParameterTest : public TrainerTest {
@@ -779,8 +846,8 @@ protected:
   void SetUp() override {
     ModelTest::SetUp();
     use({externalVariant()}, /*external=*/true);
-    trainerModel_ = {"net", &model_,         3, 2, 2, kTrainState, kHyperSteps, 6,
-                     kHyperStepInputs, 4,    kStepOutputs, "sgd", 0, 0, 2, kHyper};
+    trainerModel_ = {"net",    &model_, 3, 2, 2, kTrainState, kHyperSteps, 1, kHyperStages, 0,
+                     nullptr, "sgd",   0, 0, 2, kHyper};
     ASSERT_EQ(kiln_trainer_create(&trainerModel_, &trainer_, error_), 0) << error_;
     ASSERT_EQ(loadState(goodWeights()), 0) << error_;
   }

@@ -38,9 +38,10 @@ struct StepMetrics {
 };
 
 /// Where a lowered @train_step keeps its state and metrics: each state
-/// tensor is an input (static shape) and the output of the same key, which
-/// the next step reads; the JIT (TrainStep) and AOT builds (kilnc build
-/// --mode=train) bind them alike.
+/// tensor is an input (static shape) and the output of the same key, one
+/// buffer that the step's update stage writes in place (LoweredStage); the
+/// JIT (TrainStep) and AOT builds (kilnc build --mode=train) bind them
+/// alike.
 struct TrainStepLayout {
   struct Slot {
     std::string key;
@@ -86,7 +87,10 @@ public:
   /// One training step on `batch` samples: `inputs` in the model's input
   /// layout (C order), `labels` class indices. Refuses labels outside
   /// [0, classes) (PyTorch's "Target out of bounds") and a batch of 1 where
-  /// a BatchNorm would see one value per channel.
+  /// a BatchNorm would see one value per channel. A step refused, or one
+  /// whose gradients stage fails, changes nothing; one whose update stage
+  /// fails (only a device could) leaves the state partly updated, and every
+  /// later step is refused until a loadState.
   bool step(const float *inputs, const int64_t *labels, int64_t batch, StepMetrics &out,
             std::string &error);
 
@@ -107,7 +111,7 @@ private:
   struct Slot {
     std::string key;
     size_t input = 0, output = 0; // indices in model.inputs / model.outputs
-    Halide::Buffer<> current, next;
+    Halide::Buffer<> value;       // both: updated in place
   };
   std::vector<Slot> slots;
   size_t lossOutput = 0, correctOutput = 0;
@@ -117,6 +121,8 @@ private:
   /// The smallest batch train-mode BatchNorm accepts (2 where a channel
   /// has one value per sample, BatchNorm1d on [N, C]).
   int64_t minBatch = 1;
+  /// An update stage failed: the state is partly updated (see step).
+  bool stateLost = false;
   std::unique_ptr<ReusingAllocator> allocator = std::make_unique<ReusingAllocator>();
 };
 

@@ -39,6 +39,8 @@ namespace {
 struct Tensor {
   Halide::Func func;
   std::vector<int64_t> shape; // tensor order; shape[0] is the batch
+  /// Which of func's values, for a Func of several (EntryTensor::component).
+  int component = -1;
 };
 
 std::vector<Halide::Var> makeVars(size_t rank) {
@@ -244,9 +246,18 @@ private:
   FailureOr<Tensor> build(Operation *op);
   /// A training-step op (TrainLowering.cpp): a Func per result.
   LogicalResult buildTrain(Operation *op);
-  /// `func`, where a training-step op of this stage computes it whole and
-  /// no output is it yet: it can be the entry point's output itself.
-  Halide::Func ownedResult(Halide::Func func);
+  /// `func`, where a training-step op of `stage` computes it whole and no
+  /// output is it yet: it can be the stage's output itself.
+  Halide::Func ownedResult(const LoweredStage &stage, Halide::Func func);
+  /// Ends a training step's gradients stage and builds `updates` in an
+  /// update stage (LoweredStage) of their own.
+  LogicalResult buildUpdateStage(FuncOp function, ArrayRef<Operation *> updates);
+  /// In the update stage: `value`, computed by the gradients stage, as one
+  /// of its outputs and an input of the update stage (once per value).
+  Halide::Func linkToUpdate(Value value);
+  /// The Funcs of `function`'s results, each an output of the stage that
+  /// computes it (the update stage's: the state and what it passes on).
+  LogicalResult buildResults(FuncOp function, ReturnOp ret, bool split);
   FailureOr<Halide::Func> weightTensor(Operation *user, Value value);
   FailureOr<Halide::Func> foldedTensor(nn::FoldBatchNormOp fold, unsigned result);
   Halide::Func packed(Operation *op, StringRef role, Halide::Func layout,
@@ -271,13 +282,19 @@ private:
   FailureOr<Tensor> elementwise(Operation *op);
 
   const Tensor &valueOf(Value value) { return values.find(value)->second; }
+  /// A Func of the tensor's value alone (of one of a tuple's values).
+  Halide::Func valueFunc(const Tensor &tensor);
   /// The Func of `op`'s operand `value`: a value lowered before, or a
   /// constant or weight (an importer's per-channel constants), read as
   /// layers read weights; undefined (the error reported) if neither.
   Halide::Func operandFunc(Operation *op, Value value) {
+    if (updateStage && fromGradients(value))
+      return linkToUpdate(value);
+    if (updateStage)
+      takeArgument(value);
     auto lowered = values.find(value);
     if (lowered != values.end())
-      return lowered->second.func;
+      return valueFunc(lowered->second);
     FailureOr<Halide::Func> tensor = weightTensor(op, value);
     return succeeded(tensor) ? *tensor : Halide::Func();
   }
@@ -293,6 +310,21 @@ private:
   llvm::StringMap<unsigned> nameCounts;
   /// The Funcs of entry-point arguments used as weights.
   std::set<std::string> argumentFuncs;
+  /// A training step's update stage is being built; the gradients stage
+  /// (its index), and its Func of each value the update stage reads.
+  bool updateStage = false;
+  size_t gradientsStage = 0;
+  llvm::DenseMap<Value, Halide::Func> linked;
+  /// Whether the update stage reads `value` from the gradients stage.
+  bool fromGradients(Value value);
+  /// In the update stage: where `value` is an argument of the entry point,
+  /// makes it an input of the stage (once), which reads only those it
+  /// needs: its updates' state is theirs already (TrainContext::inPlace).
+  void takeArgument(Value value);
+  /// Checks that each of `op`'s results that the update stage stores in
+  /// place (inPlaceState) is returned as the state it replaces: an entry
+  /// point argument whose key the result has.
+  LogicalResult checkInPlace(Operation *op, ReturnOp ret);
 };
 
 std::string Builder::nameFor(Operation *op, StringRef role) {
@@ -469,15 +501,15 @@ void Builder::realizeLayouts() {
 void Builder::cutStage(Value value) {
   const Tensor &tensor = valueOf(value);
   std::string name = "stage" + std::to_string(model.stages.size());
-  // The layer's own Func is the stage's output: no copy between stages.
-  stage().outputs.push_back(EntryTensor{name, tensor.shape, true, Halide::ImageParam(),
-                                        tensor.func});
-  realizeLayouts();
-  model.stages.emplace_back();
   EntryTensor in{name + "_in", tensor.shape, true,
                  Halide::ImageParam(Halide::Float(32), static_cast<int>(tensor.shape.size()),
                                     name + "_in"),
                  Halide::Func()};
+  // The layer's own Func is the stage's output: no copy between stages.
+  stage().outputs.push_back(EntryTensor{name, tensor.shape, true, in.param, tensor.func});
+  stage().results.push_back(-1);
+  realizeLayouts();
+  model.stages.emplace_back();
   std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
   Halide::Func read(name + "_tensor");
   read(vars) = in.param(toExprs(vars));
@@ -487,11 +519,15 @@ void Builder::cutStage(Value value) {
   weightTensors.clear();
 }
 
-Halide::Func Builder::ownedResult(Halide::Func func) {
-  bool owned = llvm::any_of(stage().layers, [&](const LayerFuncs &layer) {
-    return layer.kind == LayerFuncs::Kind::Train && layer.output.function().same_as(func.function());
+Halide::Func Builder::ownedResult(const LoweredStage &stage, Halide::Func func) {
+  // Training-step Funcs the schedule computes whole (Schedule.cpp).
+  bool owned = llvm::any_of(stage.layers, [&](const LayerFuncs &layer) {
+    bool whole = layer.kind == LayerFuncs::Kind::Train ||
+                 layer.kind == LayerFuncs::Kind::MatrixProduct ||
+                 layer.kind == LayerFuncs::Kind::ConvWeightGrad;
+    return whole && layer.output.function().same_as(func.function());
   });
-  bool taken = llvm::any_of(stage().outputs,
+  bool taken = llvm::any_of(stage.outputs,
                             [&](const EntryTensor &out) { return out.func.defined() && out.func.function().same_as(func.function()); });
   return owned && !taken ? func : Halide::Func();
 }
@@ -520,13 +556,31 @@ LogicalResult Builder::buildTrain(Operation *op) {
                        [&, op](StringRef name, double value) {
                          return hyperParameter(op, name, value);
                        },
-                       stage().batch(), &stage().layers, target.lanes};
+                       stage().batch(), &stage().layers, target.lanes, updateStage};
   FailureOr<std::vector<Halide::Func>> funcs = buildTrainOp(op, context);
   if (failed(funcs))
     return failure();
-  for (unsigned i = 0; i < op->getNumResults(); ++i)
-    values[op->getResult(i)] = Tensor{(*funcs)[i], shapeOf(op->getResult(i))};
+  // A Func of several values gives them to the results in order.
+  for (unsigned i = 0; i < op->getNumResults(); ++i) {
+    Halide::Func func = (*funcs)[i];
+    int component = -1;
+    if (func.outputs() > 1)
+      component = static_cast<int>(std::count_if(funcs->begin(), funcs->begin() + i,
+                                                 [&](const Halide::Func &f) {
+                                                   return f.function().same_as(func.function());
+                                                 }));
+    values[op->getResult(i)] = Tensor{func, shapeOf(op->getResult(i)), component};
+  }
   return success();
+}
+
+Halide::Func Builder::valueFunc(const Tensor &tensor) {
+  if (tensor.component < 0)
+    return tensor.func;
+  std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
+  Halide::Func value(uniqueName(tensor.func.name() + "_" + std::to_string(tensor.component)));
+  value(vars) = tensor.func(vars)[tensor.component];
+  return value;
 }
 
 /// The Halide type of a tensor type's elements: f32, or i64 (labels and
@@ -603,9 +657,19 @@ LogicalResult Builder::run(FuncOp function) {
     if (lastUse.count(argument))
       live.insert(argument);
   int heavyInStage = 0;
+  // A training step's updates wait for the update stage; an increment that
+  // the gradients read too (dropout's step) is computed in both.
+  std::vector<Operation *> updates;
+  for (Operation &op : body)
+    if (isUpdateOp(&op))
+      updates.push_back(&op);
+  auto readByGradients = [](Operation &op) {
+    return llvm::any_of(op.getUsers(),
+                        [](Operation *user) { return !isUpdateOp(user) && !isa<ReturnOp>(user); });
+  };
 
   for (Operation &op : body) {
-    if (isWeight(op))
+    if (isWeight(op) || (isUpdateOp(&op) && !readByGradients(op)))
       continue;
     if (staged && isHeavy(op) && heavyInStage >= options.stageLayers && live.size() == 1 &&
         op.getOperand(0) == *live.begin() && valueOf(*live.begin()).shape[0] < 0) {
@@ -614,29 +678,10 @@ LogicalResult Builder::run(FuncOp function) {
     }
     heavyInStage += isHeavy(op) ? 1 : 0;
     if (auto ret = dyn_cast<ReturnOp>(op)) {
-      for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
-        const Tensor &result = valueOf(ret.getOperand(i));
-        std::string name = ret.getNumOperands() == 1 ? "output" : "output" + std::to_string(i);
-        // Each output is a Func of its own, so the schedule of the layer
-        // that computes it stays free (it may be consumed elsewhere too);
-        // in a training step a result that one of its ops computes whole
-        // is written straight into the output (the new parameters and
-        // optimizer state: a copy of each was 11% of mlp_bn's step).
-        Halide::Func out = ownedResult(result.func);
-        if (!out.defined()) {
-          std::vector<Halide::Var> vars = makeVars(result.shape.size());
-          out = Halide::Func(name);
-          out(vars) = result.func(vars);
-        }
-        FailureOr<Halide::Type> type = elementTypeOf(function, ret.getOperand(i).getType());
-        if (failed(type))
-          return failure();
-        stage().outputs.push_back(EntryTensor{name, result.shape,
-                                              !result.shape.empty() && result.shape[0] < 0,
-                                              Halide::ImageParam(), out, *type,
-                                              keyOf(function.getResultAttrDict(i))});
-      }
-      model.outputs = stage().outputs;
+      if (!updates.empty() && failed(buildUpdateStage(function, updates)))
+        return failure();
+      if (failed(buildResults(function, ret, !updates.empty())))
+        return failure();
       realizeLayouts();
       return success();
     }
@@ -658,6 +703,183 @@ LogicalResult Builder::run(FuncOp function) {
       live.insert(op.getResult(0));
   }
   return function.emitError("the entry point has no return");
+}
+
+LogicalResult Builder::buildUpdateStage(FuncOp function, ArrayRef<Operation *> updates) {
+  gradientsStage = model.stages.size() - 1;
+  model.stages.emplace_back();
+  stage().update = true;
+  auto ret = cast<ReturnOp>(function.getBody().front().getTerminator());
+  for (Operation *op : updates)
+    if (failed(checkInPlace(op, ret)))
+      return failure();
+  // The batch, for its extent (the running variance's n/(n − 1)).
+  stage().inputs.push_back(model.inputs.front());
+  // Funcs of its own for the arguments: the gradients stage's are scheduled
+  // as part of its pipeline.
+  for (BlockArgument argument : function.getArguments()) {
+    const EntryTensor &entry = model.inputs[argument.getArgNumber()];
+    std::vector<Halide::Var> vars = makeVars(entry.shape.size());
+    Halide::Func tensor(uniqueName(entry.name + "_state"));
+    tensor(vars) = entry.param(toExprs(vars));
+    values[argument] = Tensor{tensor, entry.shape};
+  }
+  updateStage = true;
+  for (Operation *op : updates)
+    if (failed(checkIndexable(op)) || failed(buildTrain(op)))
+      return failure();
+  return success();
+}
+
+void Builder::takeArgument(Value value) {
+  auto argument = value.dyn_cast<BlockArgument>();
+  if (!argument)
+    return;
+  const EntryTensor &entry = model.inputs[argument.getArgNumber()];
+  bool taken = llvm::any_of(stage().inputs, [&](const EntryTensor &in) {
+    return in.param.name() == entry.param.name();
+  });
+  if (!taken)
+    stage().inputs.push_back(entry);
+}
+
+LogicalResult Builder::checkInPlace(Operation *op, ReturnOp ret) {
+  FuncOp function = op->getParentOfType<FuncOp>();
+  for (auto [result, state] : inPlaceState(op)) {
+    auto argument = state.dyn_cast<BlockArgument>();
+    std::string key =
+        argument ? keyOf(function.getArgAttrDict(argument.getArgNumber())) : std::string();
+    unsigned returned = 0;
+    bool sameKey = true;
+    for (OpOperand &use : op->getResult(result).getUses()) {
+      if (use.getOwner() != ret.getOperation())
+        continue;
+      ++returned;
+      sameKey &= keyOf(function.getResultAttrDict(use.getOperandNumber())) == key;
+    }
+    if (!argument || key.empty() || returned != 1 || !sameKey)
+      return op->emitError() << "internal error: result " << result
+                             << " of the update is not returned once as the state it replaces, "
+                                "which the update stage stores it over";
+  }
+  return success();
+}
+
+bool Builder::fromGradients(Value value) {
+  Operation *def = value.getDefiningOp();
+  return def && !isUpdateOp(def) && !isWeight(*def) && values.count(value);
+}
+
+Halide::Func Builder::linkToUpdate(Value value) {
+  if (linked.count(value))
+    return valueOf(value).func;
+  LoweredStage &from = model.stages[gradientsStage];
+  const Tensor tensor = valueOf(value);
+  Halide::Type type = value.getType().cast<ShapedType>().getElementType().isF32()
+                          ? Halide::Float(32)
+                          : Halide::Int(64);
+  bool batched = !tensor.shape.empty() && tensor.shape[0] < 0;
+  int rank = static_cast<int>(tensor.shape.size());
+  std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
+  std::string name = tensor.func.name();
+  // A gradient computed whole is the output itself: no copy.
+  Halide::Func out = ownedResult(from, tensor.func);
+  if (!out.defined()) {
+    out = Halide::Func(uniqueName(name + "_out"));
+    out(vars) = tensor.func(vars);
+  }
+  Halide::ImageParam param(type, rank, uniqueName(name + "_in"));
+  from.outputs.push_back(EntryTensor{out.name(), tensor.shape, batched, param, out, type});
+  from.results.push_back(-1);
+  stage().inputs.push_back(
+      EntryTensor{param.name(), tensor.shape, batched, param, Halide::Func(), type});
+  Halide::Func read(uniqueName(name + "_read"));
+  read(vars) = param(toExprs(vars));
+  linked[value] = tensor.func;
+  values[value] = Tensor{read, tensor.shape};
+  return read;
+}
+
+LogicalResult Builder::buildResults(FuncOp function, ReturnOp ret, bool split) {
+  unsigned count = ret.getNumOperands();
+  model.outputs.assign(count, EntryTensor());
+  std::vector<bool> done(count, false);
+  auto add = [&](LoweredStage &owner, unsigned i, Halide::Func func, int component) {
+    Value value = ret.getOperand(i);
+    std::vector<int64_t> shape = shapeOf(value);
+    FailureOr<Halide::Type> type = elementTypeOf(function, value.getType());
+    if (failed(type))
+      return failure();
+    std::string name = count == 1 ? "output" : "output" + std::to_string(i);
+    EntryTensor result{name, shape, !shape.empty() && shape[0] < 0, Halide::ImageParam(), func,
+                       *type, keyOf(function.getResultAttrDict(i)), component};
+    owner.outputs.push_back(result);
+    owner.results.push_back(static_cast<int>(i));
+    model.outputs[i] = result;
+    done[i] = true;
+    return success();
+  };
+  for (unsigned i = 0; i < count; ++i) {
+    if (done[i])
+      continue;
+    Value value = ret.getOperand(i);
+    Operation *def = value.getDefiningOp();
+    // With an update stage, it gives the state (what it computes, and what
+    // the step passes on unchanged); the gradients stage the metrics.
+    bool fromUpdate = split && (!def || isUpdateOp(def));
+    LoweredStage &owner = fromUpdate || !split ? stage() : model.stages[gradientsStage];
+    Tensor tensor = valueOf(value);
+    if (split && !fromUpdate && linked.count(value))
+      tensor = Tensor{linked.lookup(value), tensor.shape};
+    // A Func of several values (an optimizer's update) is the output of
+    // each, where the step returns them all.
+    if (tensor.component >= 0 && ownedResult(owner, tensor.func).defined()) {
+      std::vector<unsigned> holders;
+      for (int k = 0; k < tensor.func.outputs(); ++k)
+        for (unsigned j = i; j < count; ++j) {
+          const Tensor &other = valueOf(ret.getOperand(j));
+          if (!done[j] && other.component == k &&
+              other.func.function().same_as(tensor.func.function())) {
+            holders.push_back(j);
+            break;
+          }
+        }
+      if (holders.size() == static_cast<size_t>(tensor.func.outputs())) {
+        for (size_t k = 0; k < holders.size(); ++k)
+          if (failed(add(owner, holders[k], tensor.func, static_cast<int>(k))))
+            return failure();
+        continue;
+      }
+    }
+    // Each output is a Func of its own, so the schedule of the layer that
+    // computes it stays free (it may be consumed elsewhere too); in a
+    // training step a result that one of its ops computes whole is written
+    // straight into the output (the new parameters and optimizer state: a
+    // copy of each was 11% of mlp_bn's step).
+    if (fromUpdate && !def) {
+      // State the step passes on unchanged: the update stage stores
+      // nothing over it (undef; TrainContext::inPlace).
+      std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
+      Halide::Func same(uniqueName(keyOf(function.getResultAttrDict(i)) + "_unchanged"));
+      FailureOr<Halide::Type> type = elementTypeOf(function, value.getType());
+      if (failed(type))
+        return failure();
+      same(vars) = Halide::undef(*type);
+      if (failed(add(owner, i, same, -1)))
+        return failure();
+      continue;
+    }
+    Halide::Func func = valueFunc(tensor);
+    Halide::Func out = ownedResult(owner, func);
+    if (!out.defined()) {
+      std::vector<Halide::Var> vars = makeVars(tensor.shape.size());
+      out = Halide::Func(count == 1 ? "output" : "output" + std::to_string(i));
+      out(vars) = func(vars);
+    }
+    if (failed(add(owner, i, out, -1)))
+      return failure();
+  }
+  return success();
 }
 
 FailureOr<Tensor> Builder::build(Operation *op) {
@@ -1050,14 +1272,18 @@ FailureOr<Tensor> Builder::elementwise(Operation *op) {
 
 /// Static extents for every dimension but the batch, dense strides: lets
 /// Halide drop bounds checks and vectorize loads.
+/// `bounds`: false for a tuple's values after the first, whose bounds
+/// Halide takes from the first's.
 void constrainBuffer(Halide::OutputImageParam buffer, const std::vector<int64_t> &shape,
-                     bool batched) {
+                     bool batched, bool bounds = true) {
   size_t rank = shape.size();
   Halide::Expr stride = 1;
   for (size_t i = 0; i < rank; ++i) {
     int64_t extent = shape[rank - 1 - i];
     buffer.dim(i).set_stride(stride);
-    if (i + 1 < rank || !batched) {
+    if (!bounds) {
+      stride = stride * static_cast<int>(extent);
+    } else if (i + 1 < rank || !batched) {
       buffer.dim(i).set_bounds(0, static_cast<int>(extent));
       stride = stride * static_cast<int>(extent);
     } else {
@@ -1078,7 +1304,8 @@ Halide::Expr LoweredStage::batch() const {
 Halide::Pipeline LoweredStage::pipeline() const {
   std::vector<Halide::Func> funcs;
   for (const EntryTensor &out : outputs)
-    funcs.push_back(out.func);
+    if (out.component <= 0)
+      funcs.push_back(out.func);
   return Halide::Pipeline(funcs);
 }
 
@@ -1131,22 +1358,36 @@ void LoweredModel::realize(Halide::Realization results, const Halide::Target &re
   Halide::Target target = requested;
   if (target.arch == Halide::Target::ArchUnknown)
     target = jitCompiledFor.arch != Halide::Target::ArchUnknown ? jitCompiledFor : jitTarget();
-  for (size_t i = 0; i < stages.size(); ++i) {
-    LoweredStage &stage = stages[i];
+  const Halide::Buffer<> &first = inputs.front().param.get();
+  int batch = first.dim(first.dimensions() - 1).extent();
+  stagesRun = 0;
+  for (LoweredStage &stage : stages) {
     if (!stage.jit.defined())
       stage.jit = stage.pipeline();
-    if (i + 1 == stages.size()) {
-      stage.jit.realize(context, results, target);
-      break;
+    stage.between.resize(stage.outputs.size());
+    std::vector<Halide::Buffer<>> buffers;
+    for (size_t j = 0; j < stage.outputs.size(); ++j) {
+      if (stage.results[j] >= 0) {
+        buffers.push_back(results[stage.results[j]]);
+        continue;
+      }
+      // A tensor a later stage reads: the batch is that of the first input.
+      const EntryTensor &out = stage.outputs[j];
+      std::vector<int> extents(out.shape.rbegin(), out.shape.rend());
+      if (out.batched)
+        extents.back() = batch;
+      Halide::Buffer<> &kept = stage.between[j];
+      bool fits = kept.defined() && kept.dimensions() == static_cast<int>(extents.size());
+      for (size_t d = 0; fits && d < extents.size(); ++d)
+        fits = kept.dim(static_cast<int>(d)).extent() == extents[d];
+      if (!fits)
+        kept = Halide::Buffer<>(out.type, extents);
+      Halide::ImageParam param = out.param;
+      param.set(kept);
+      buffers.push_back(kept);
     }
-    // The tensor between two stages: the batch is that of the first input.
-    const EntryTensor &next = stages[i + 1].inputs.front();
-    std::vector<int> extents(next.shape.rbegin(), next.shape.rend());
-    extents.back() = inputs.front().param.get().dim(inputs.front().param.dimensions() - 1).extent();
-    Halide::Buffer<float> between(extents);
-    stage.jit.realize(context, between, target);
-    Halide::ImageParam param = next.param;
-    param.set(between);
+    stage.jit.realize(context, Halide::Realization(buffers), target);
+    ++stagesRun;
   }
 }
 
@@ -1157,7 +1398,8 @@ void constrainStage(LoweredStage &stage) {
   for (EntryTensor &in : stage.inputs)
     constrainBuffer(in.param, in.shape, in.batched);
   for (EntryTensor &out : stage.outputs)
-    constrainBuffer(out.func.output_buffer(), out.shape, out.batched);
+    constrainBuffer(out.func.output_buffers()[std::max(out.component, 0)], out.shape,
+                    out.batched, out.component <= 0);
   // The load pipeline runs once per weights file: its layouts are computed
   // whole, straight into the buffers the inference pipeline then reads.
   for (PackedWeight &weight : stage.packedWeights) {

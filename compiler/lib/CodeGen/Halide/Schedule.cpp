@@ -326,9 +326,7 @@ constexpr int64_t kBatchRows = 64;
 /// layer), computed whole: every stage vectorized over the innermost pure
 /// dimension by the target's lanes (an update, a reduction, then keeps a
 /// vector of accumulators per step of its RDom), the outermost in parallel
-/// where the Func is large. With `fuseWith` (and two or more dimensions),
-/// its loops run inside that Func's outermost loop (the optimizer's new parameter, moment and buffer
-/// tensors: one pass over what they read, not three).
+/// where the Func is large.
 /// Per-channel statistics over images of at least this many pixels run their
 /// channels in parallel (LeNet-BN's first BatchNorm2d, 24x24, does).
 constexpr int64_t kParallelImage = 256;
@@ -410,10 +408,36 @@ void scheduleWhole(const LayerFuncs &layer, const TargetInfo &target) {
       stage.vectorize(args[0], target.lanes, tail);
     }
   }
-  // Fused at the outermost dimension where that is not the vectorized one
-  // (a bias's only dimension is): the loops fused stay whole vectors.
-  if (layer.fuseWith.defined() && f.num_update_definitions() == 0 && args.size() >= 2)
-    f.compute_with(layer.fuseWith, args.back());
+}
+
+/// A Func of a training step's update stage, which stores new state over
+/// the old it reads (TrainContext::inPlace): computed whole, the outermost
+/// dimension in parallel where the tensor is large, and no element computed
+/// twice (the same update again would read its own new value). The vectors
+/// are the widest power of two, up to the target's lanes, that divides the
+/// row, so there is no tail to guard (Halide 14 dropped a guarded
+/// one-element tail, scheduleConv): every row of the seed models'
+/// parameters is whole vectors; a 5-wide convolution kernel's rows are
+/// scalar.
+void scheduleUpdate(const LayerFuncs &layer, const TargetInfo &target) {
+  Halide::Func f = layer.output;
+  f.compute_root();
+  std::vector<Halide::Var> args = f.args();
+  if (args.empty())
+    return;
+  int64_t elements = 1;
+  for (int64_t extent : layer.shape)
+    elements *= extent;
+  int lanes = target.lanes;
+  while (lanes > 1 && layer.shape.back() % lanes != 0)
+    lanes /= 2;
+  for (int i = 0; i <= f.num_update_definitions(); ++i) {
+    Halide::Stage stage = i == 0 ? Halide::Stage(f) : f.update(i - 1);
+    if (lanes > 1)
+      stage.vectorize(args[0], lanes, TailStrategy::GuardWithIf);
+    if (args.size() >= 2 && elements >= kParallelElements)
+      stage.parallel(args.back());
+  }
 }
 
 /// Accumulators of a matrix product's register block.
@@ -611,7 +635,10 @@ void scheduleForCpu(LoweredStage &stage, const TargetInfo &target) {
       scheduleWeightLayout(layer, target);
       break;
     case LayerFuncs::Kind::Train:
-      scheduleWhole(layer, target);
+      if (stage.update)
+        scheduleUpdate(layer, target);
+      else
+        scheduleWhole(layer, target);
       break;
     case LayerFuncs::Kind::MatrixProduct:
       scheduleMatrixProduct(layer, batch, target);

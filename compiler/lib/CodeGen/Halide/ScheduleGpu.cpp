@@ -328,21 +328,6 @@ void scheduleTrain(const LayerFuncs &layer, bool output) {
     elements *= extent < 0 ? kInlineElements : extent;
   if (!output && f.num_update_definitions() == 0 && elements <= kInlineElements)
     return; // inlined
-  if (layer.fuseWith.defined() && f.num_update_definitions() == 0) {
-    // An optimizer's outputs of one parameter (the new value, its moments
-    // or momentum buffer): one kernel, their block loops fused, each
-    // thread computing the element of every one.
-    gpuWhole(f, innermost(layer));
-    // Fused at the innermost block loop: every block computes its tile of
-    // each (fused at an outer one, Halide 14 counts a block dimension twice:
-    // an internal error in FuseGPUThreadLoops).
-    std::string block;
-    for (const Halide::Internal::Dim &d : f.function().definition().schedule().dims())
-      if (d.for_type == Halide::Internal::ForType::GPUBlock && block.empty())
-        block = d.var.substr(d.var.rfind('.') + 1);
-    f.compute_with(Halide::LoopLevel(layer.fuseWith, Halide::Var(block), 0));
-    return;
-  }
   if (f.args().size() == 1 && f.num_update_definitions() == 1 && f.rvars(0).size() >= 2) {
     std::vector<Halide::RVar> r = f.rvars(0);
     try {
@@ -447,8 +432,8 @@ bool scheduleForGpu(LoweredStage &stage, const TargetInfo &target, std::string &
     case LayerFuncs::Kind::WeightLayout:
     case LayerFuncs::Kind::Train:
       // Small ones inlined, a reduction one kernel (sums over batch and
-      // image two), an optimizer's outputs of one parameter one kernel
-      // (scheduleTrain).
+      // image two), an optimizer's update of one parameter (a Func of its
+      // new value and moments) one kernel (scheduleTrain).
       scheduleTrain(layer, isOutput(layer));
       break;
     case LayerFuncs::Kind::MatrixProduct:

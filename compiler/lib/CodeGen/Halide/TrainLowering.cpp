@@ -68,6 +68,22 @@ private:
     return f;
   }
   Func rootLike(StringRef role, Value value) { return root(role, shapeOf(value)); }
+  /// The update stage's Func of `count` tensors shaped as `result` that
+  /// its one update stores over their old values (inPlaceState): a pure
+  /// definition of undef, so that the old values are the output buffers'
+  /// (Halide's in-place form), which the update reads from the Func itself.
+  Func inPlace(StringRef role, Value result, const std::vector<Var> &vars, int count) {
+    Func f = rootLike(role, result);
+    Halide::Type type = result.getType().cast<mlir::ShapedType>().getElementType().isF32()
+                            ? Halide::Float(32)
+                            : Halide::Int(64);
+    std::vector<Expr> undefined(count, Halide::undef(type));
+    if (count == 1)
+      f(vars) = undefined[0];
+    else
+      f(vars) = Halide::Tuple(undefined);
+    return f;
+  }
   /// Whether `value`'s one use is a forward activation.
   static bool onlyFeedsActivation(Value value) {
     return value.hasOneUse() &&
@@ -88,11 +104,6 @@ private:
   Expr hyper(StringRef name, double value) { return c.hyperParameter(name, value); }
   /// Runs `f`'s loops inside `with`'s outermost one (the two have one
   /// shape and read what they share in one pass).
-  void fuseWith(Func f, Func with) {
-    for (LayerFuncs &layer : *c.layers)
-      if (layer.output.name() == f.name())
-        layer.fuseWith = with;
-  }
   Expr extent(int64_t dim) { return dim < 0 ? c.batch : Expr(static_cast<int>(dim)); }
   /// An RDom over the Halide dimensions of `shape` (tensor order) except
   /// `keep` (Halide dimension indices), innermost first; `at` gets, per
@@ -200,8 +211,13 @@ FailureOr<std::vector<Func>> TrainBuilder::build() {
       })
       .Case([&](nn::DropoutMaskOp o) { return dropoutMask(o); })
       .Case([&](nn::IncrementOp o) -> Result {
-        Func out = rootLike("", o.output());
-        out() = in(o.input())() + Halide::cast<int64_t>(1);
+        if (!c.inPlace) {
+          Func out = rootLike("", o.output());
+          out() = in(o.input())() + Halide::cast<int64_t>(1);
+          return std::vector<Func>{out};
+        }
+        Func out = inPlace("", o.output(), {}, 1);
+        out() = out() + Halide::cast<int64_t>(1);
         return std::vector<Func>{out};
       })
       .Case([&](nn::SGDUpdateOp o) { return sgd(o); })
@@ -366,16 +382,17 @@ FailureOr<std::vector<Func>> TrainBuilder::batchNormGrad(nn::BatchNormGradOp op)
 FailureOr<std::vector<Func>> TrainBuilder::runningStats(nn::RunningStatsUpdateOp op) {
   std::vector<int64_t> shape = shapeOf(op.input());
   Var ch("c");
-  Func count = rootLike("num_batches_tracked", op.new_num_batches_tracked());
-  count() = in(op.num_batches_tracked())() + Halide::cast<int64_t>(1);
+  // In place (the update stage): each Func's old values are its own.
+  Func count = inPlace("num_batches_tracked", op.new_num_batches_tracked(), {}, 1);
+  count() = count() + Halide::cast<int64_t>(1);
+  // Read from another Func, count() is its new value.
   Expr m = op.momentum() ? Expr(op.momentumAttr().getValueAsDouble())
                          : Expr(1.0) / f64(count());
   Expr n = f64(perChannel(shape));
-  Func mean = rootLike("running_mean", op.new_running_mean());
-  Func var = rootLike("running_var", op.new_running_var());
-  mean(ch) = f32((Expr(1.0) - m) * f64(in(op.running_mean())(ch)) + m * f64(in(op.mean())(ch)));
-  var(ch) = f32((Expr(1.0) - m) * f64(in(op.running_var())(ch)) +
-                m * f64(in(op.var())(ch)) * n / (n - Expr(1.0)));
+  Func mean = inPlace("running_mean", op.new_running_mean(), {ch}, 1);
+  Func var = inPlace("running_var", op.new_running_var(), {ch}, 1);
+  mean(ch) = f32((Expr(1.0) - m) * f64(mean(ch)) + m * f64(in(op.mean())(ch)));
+  var(ch) = f32((Expr(1.0) - m) * f64(var(ch)) + m * f64(in(op.var())(ch)) * n / (n - Expr(1.0)));
   return std::vector<Func>{mean, var, count};
 }
 
@@ -766,7 +783,11 @@ FailureOr<std::vector<Func>> TrainBuilder::dropoutMask(nn::DropoutMaskOp op) {
 // Whether there are momentum buffers at all, and nesterov, are the op's.
 FailureOr<std::vector<Func>> TrainBuilder::sgd(nn::SGDUpdateOp op) {
   std::vector<Var> vars = makeVars(shapeOf(op.param()).size());
-  Expr param = in(op.param())(vars);
+  // In place (the update stage): the new parameter and buffer are stored
+  // over the old ones, which the update reads from the Func itself.
+  int tensors = op.momentum_buffer() ? 2 : 1;
+  Func update = inPlace("update", op.new_param(), vars, tensors);
+  Expr param = tensors == 1 ? Expr(update(vars)) : update(vars)[0];
   Expr g = in(op.grad())(vars);
   Expr lr = hyper("lr", op.lrAttr().getValueAsDouble());
   Expr wd = hyper("weight_decay", op.weight_decayAttr().getValueAsDouble());
@@ -775,26 +796,20 @@ FailureOr<std::vector<Func>> TrainBuilder::sgd(nn::SGDUpdateOp op) {
   if (!lr.defined() || !wd.defined() || !mu.defined() || !dampening.defined())
     return failure();
   g = Halide::select(wd != Expr(0.0), g + f32(wd) * param, g);
-  std::vector<Func> results;
-  Func newParam = rootLike("param", op.new_param());
-  results.push_back(newParam);
-  if (op.momentum_buffer()) {
-    Expr first = in(op.step())() == Halide::cast<int64_t>(1);
-    Expr withMomentum = mu != Expr(0.0);
-    Func buffer = rootLike("momentum_buffer", op.new_momentum_buffer());
-    Expr old = in(op.momentum_buffer())(vars);
-    Expr b = Halide::select(first, g, old * f32(mu) + f32(Expr(1.0) - dampening) * g);
-    // Momentum 0 at run time: torch.optim.SGD without momentum (the buffer
-    // is kept as it was).
-    buffer(vars) = Halide::select(withMomentum, b, old);
-    // The parameter computes the buffer's value again rather than reading
-    // it, so the two loops share one pass over the tensors (fuseWith).
-    g = Halide::select(withMomentum, op.nesterov() ? g + f32(mu) * b : b, g);
-    results.push_back(buffer);
-    fuseWith(buffer, newParam);
+  if (!op.momentum_buffer()) {
+    update(vars) = param + f32(-lr) * g;
+    return std::vector<Func>{update};
   }
-  newParam(vars) = param + f32(-lr) * g;
-  return results;
+  Expr first = in(op.step())() == Halide::cast<int64_t>(1);
+  Expr withMomentum = mu != Expr(0.0);
+  Expr old = update(vars)[1];
+  Expr b = Halide::select(first, g, old * f32(mu) + f32(Expr(1.0) - dampening) * g);
+  // Momentum 0 at run time: torch.optim.SGD without momentum (the buffer
+  // is kept as it was).
+  Expr buffer = Halide::select(withMomentum, b, old);
+  g = Halide::select(withMomentum, op.nesterov() ? g + f32(mu) * b : b, g);
+  update(vars) = Halide::Tuple(param + f32(-lr) * g, buffer);
+  return std::vector<Func>{update, update};
 }
 
 // torch.optim.Adam / AdamW (foreach=False, non-capturable):
@@ -814,17 +829,17 @@ FailureOr<std::vector<Func>> TrainBuilder::adam(Operation *op, bool decoupled) {
   if (!lr.defined() || !beta1.defined() || !beta2.defined() || !eps.defined() || !wd.defined())
     return failure();
   std::vector<Var> vars = makeVars(shapeOf(paramV).size());
-  Expr param = in(paramV)(vars), g = in(gradV)(vars);
+  // In place (the update stage): the new parameter, m and v are stored
+  // over the old ones, which the update reads from the Func itself.
+  Func update = inPlace("update", op->getResult(0), vars, 3);
+  Expr param = update(vars)[0], g = in(gradV)(vars);
   // AdamW's factor is exactly 1 for wd = 0, so it needs no select.
   if (decoupled)
     param = param * f32(Expr(1.0) - lr * wd);
   else
     g = Halide::select(wd != Expr(0.0), g + f32(wd) * param, g);
-  Func m = rootLike("exp_avg", op->getResult(1)), v = rootLike("exp_avg_sq", op->getResult(2));
-  Expr mNew = in(mV)(vars) * f32(beta1) + f32(Expr(1.0) - beta1) * g;
-  Expr vNew = in(vV)(vars) * f32(beta2) + f32(Expr(1.0) - beta2) * g * g;
-  m(vars) = mNew;
-  v(vars) = vNew;
+  Expr mNew = update(vars)[1] * f32(beta1) + f32(Expr(1.0) - beta1) * g;
+  Expr vNew = update(vars)[2] * f32(beta2) + f32(Expr(1.0) - beta2) * g * g;
   // The step's scalars once per step, not per element (pow and the
   // divisions in double were half of the update's time).
   Expr t = f64(in(stepV)());
@@ -834,13 +849,8 @@ FailureOr<std::vector<Func>> TrainBuilder::adam(Operation *op, bool decoupled) {
   stepSize() = f32(-(lr / bc1));
   bc2Sqrt() = f32(Halide::sqrt(bc2));
   Expr denom = Halide::sqrt(vNew) / bc2Sqrt() + f32(eps);
-  Func newParam = rootLike("param", op->getResult(0));
-  // m' and v' computed again rather than read back, so that the three
-  // loops share one pass over the tensors (fuseWith).
-  newParam(vars) = param + stepSize() * mNew / denom;
-  fuseWith(m, newParam);
-  fuseWith(v, newParam);
-  return std::vector<Func>{newParam, m, v};
+  update(vars) = Halide::Tuple(param + stepSize() * mNew / denom, mNew, vNew);
+  return std::vector<Func>{update, update, update};
 }
 
 } // namespace
@@ -853,6 +863,29 @@ bool isTrainOp(Operation *op) {
              nn::ReluGradOp, nn::SigmoidGradOp, nn::TanhGradOp, nn::AvgPool2DGradOp,
              nn::MaxPool2DGradOp, nn::SoftmaxGradOp, nn::LogSoftmaxGradOp, nn::ReshapeOp, nn::MulOp, nn::DropoutMaskOp,
              nn::IncrementOp, nn::SGDUpdateOp, nn::AdamUpdateOp, nn::AdamWUpdateOp>(op);
+}
+
+bool isUpdateOp(Operation *op) {
+  return isa<nn::RunningStatsUpdateOp, nn::IncrementOp, nn::SGDUpdateOp, nn::AdamUpdateOp,
+             nn::AdamWUpdateOp>(op);
+}
+
+std::vector<std::pair<unsigned, Value>> inPlaceState(Operation *op) {
+  std::vector<std::pair<unsigned, Value>> pairs;
+  if (auto sgd = dyn_cast<nn::SGDUpdateOp>(op)) {
+    pairs.push_back({0, sgd.param()});
+    if (sgd.momentum_buffer())
+      pairs.push_back({1, sgd.momentum_buffer()});
+  } else if (isa<nn::AdamUpdateOp, nn::AdamWUpdateOp>(op)) {
+    pairs = {{0, op->getOperand(0)}, {1, op->getOperand(2)}, {2, op->getOperand(3)}};
+  } else if (auto stats = dyn_cast<nn::RunningStatsUpdateOp>(op)) {
+    pairs = {{0, stats.running_mean()},
+             {1, stats.running_var()},
+             {2, stats.num_batches_tracked()}};
+  } else if (isa<nn::IncrementOp>(op)) {
+    pairs = {{0, op->getOperand(0)}};
+  }
+  return pairs;
 }
 
 FailureOr<std::vector<Func>> buildTrainOp(Operation *op, const TrainContext &context) {

@@ -62,10 +62,22 @@ struct TrainContext {
   std::vector<LayerFuncs> *layers;
   /// The target's f32 lanes (a vector of partial sums).
   int lanes = 8;
+  /// The update stage (LoweredStage): each of an update op's results
+  /// (inPlaceState) is a Func whose old values are those of the state it
+  /// replaces, stored over them; the op reads them from that Func, never
+  /// from its operand. SGD, Adam(W) and running statistics are built only
+  /// so; an increment also apart from it (dropout's step, in the gradients).
+  bool inPlace = false;
 };
 
 /// Whether `op` is one of NNTrainOps.td's ops.
 bool isTrainOp(mlir::Operation *op);
+/// Whether `op` belongs in a training step's update stage (LoweredStage):
+/// an optimizer's update, the running statistics', a counter's increment.
+bool isUpdateOp(mlir::Operation *op);
+/// An update op's results and the state operands each is stored over in
+/// the update stage (TrainContext::inPlace): (result index, operand).
+std::vector<std::pair<unsigned, mlir::Value>> inPlaceState(mlir::Operation *op);
 
 /// Defines the Funcs of training-step op `op`: one per result, in order.
 /// Errors are reported at `op`.

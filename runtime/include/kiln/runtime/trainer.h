@@ -12,11 +12,13 @@
  *     return kiln_trainer_step(t, inputs, labels, batch, out_loss, out_correct, error);
  *   }
  *
- * A trainer holds two buffers per state tensor: the step reads one and
- * writes the other, and they swap (a Halide pipeline's outputs must not
- * alias its inputs), as kiln::TrainStep does for the JIT. The step and eval
- * run the same schedules as `kilnc train`'s JIT, so a checkpoint after K
- * steps is the same, bit for bit.
+ * A step is two pipelines, as kiln::TrainStep runs them for the JIT: the
+ * gradients stage (forward, loss, backward) writes the gradients into
+ * scratch tensors the trainer allocates once; the update stage (optimizer,
+ * running statistics, counters) reads them and writes the state in place,
+ * over the one buffer per state tensor the trainer holds. The step and
+ * eval run the same schedules as `kilnc train`'s JIT, so a checkpoint after
+ * K steps is the same, bit for bit.
  *
  * Checkpoints are safetensors files keyed as `kilnc train` writes them: the
  * state_dict keys, the optimizer state (<key>.momentum_buffer,
@@ -79,6 +81,18 @@ enum {
 };
 /* Hyper-parameter j of kiln_trainer_model_t.hyper, a double scalar. */
 #define KILN_TRAINER_ARG_HYPER_PARAMETER(j) (-16 - (int)(j))
+/* Scratch tensor j of kiln_trainer_model_t.scratch (j < 2^20). */
+#define KILN_TRAINER_ARG_SCRATCH(j) (-(1 << 20) - (int)(j))
+
+/* A pipeline of the training step: its arguments after the user_context,
+ * its inputs then its outputs, each a state index, a KILN_TRAINER_ARG_*,
+ * a hyper-parameter or a scratch tensor. */
+typedef struct kiln_trainer_stage_t {
+  size_t input_count;
+  const int *inputs;
+  size_t output_count;
+  const int *outputs;
+} kiln_trainer_stage_t;
 
 /* A hyper-parameter of the step's optimizer: a run-time argument of the
  * compiled step, so one program trains with any value of it. */
@@ -101,14 +115,19 @@ typedef struct kiln_trainer_model_t {
   int64_t smallest_batch;
   size_t state_count;
   const kiln_trainer_tensor_t *state;
-  /* The training step of each of eval's variants, in that order. */
+  /* The training step of each of eval's variants, in that order: its
+   * stage_count pipelines each (variant-major), which run one after
+   * another, with the arguments `stages` gives. The last (the update)
+   * writes the state in place; the ones before it write only scratch
+   * tensors and metrics. */
   const kiln_model_pipeline_t *steps;
-  /* The step's arguments after the user_context: its inputs, then its
-   * outputs, each a KILN_TRAINER_ARG_* or a state index. */
-  size_t step_input_count;
-  const int *step_inputs;
-  size_t step_output_count;
-  const int *step_outputs;
+  size_t stage_count;
+  const kiln_trainer_stage_t *stages;
+  /* The tensors one stage writes and a later one reads (the gradients, the
+   * batch statistics): static shapes, allocated once per trainer (name,
+   * integer, rank and shape of each; the rest unused). */
+  size_t scratch_count;
+  const kiln_trainer_tensor_t *scratch;
   /* The optimizer ("sgd", "adam", "adamw") and what is compiled into its
    * update: nesterov (sgd), and whether there are momentum buffers (sgd
    * built with a momentum; without, momentum must stay 0). */
@@ -148,7 +167,10 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
  * Refuses labels outside [0, classes) and a batch below smallest_batch, as
  * PyTorch does, before anything runs. The loss and argmax hits are those of
  * the step's own forward, before the update. Neither array needs any
- * alignment. */
+ * alignment. A step that fails before its update stage changes nothing; one
+ * whose update fails (only a GPU's runtime can) leaves the state partly
+ * updated and refuses every step, save and eval until a load_state or
+ * initialise. */
 int kiln_trainer_step(kiln_trainer_t *trainer, const float *inputs, const int64_t *labels,
                       int64_t batch, float *out_loss, int64_t *out_correct, char *out_error);
 

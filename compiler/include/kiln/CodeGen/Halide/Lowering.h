@@ -94,9 +94,6 @@ struct LayerFuncs {
   /// Rank-2 linear: the accumulator below TargetInfo::smallBatch() rows
   /// (one row of TargetInfo::smallBatchGroup panels per block).
   Halide::Func smallBatchReduction;
-  /// Train: a Func of the same shape whose outermost loop this one's
-  /// loops run in (Halide's compute_with), as the optimizer's outputs do.
-  Halide::Func fuseWith;
   /// Softmax: the maximum along the axis, and the axis (tensor order).
   Halide::Func rowMax;
   int64_t axis = -1;
@@ -122,7 +119,8 @@ struct EntryTensor {
   /// Whether shape[0] is the batch, a run-time extent (Halide's last
   /// dimension); state tensors (parameters, buffers) have static shapes.
   bool batched = true;
-  Halide::ImageParam param;   // inputs
+  /// Inputs: the argument. Outputs that a later stage reads: its input.
+  Halide::ImageParam param;
   Halide::Func func;          // outputs
   /// The element type: Float(32), or Int(64) for labels and counters
   /// (i64 tensors of the IR).
@@ -131,6 +129,11 @@ struct EntryTensor {
   /// argument or result (`nn.state_key`), a metric (`nn.metric`: "loss",
   /// "correct") or a batch (`nn.batch`: "input", "labels"); empty if none.
   std::string key;
+  /// Outputs: which of `func`'s values (a tuple's, as an optimizer's new
+  /// parameter and moments), or -1 for a Func of one value. A stage's
+  /// outputs list a tuple's values together, in order, as Halide's
+  /// pipelines order their buffers.
+  int component = -1;
 };
 
 /// A training step's optimizer hyper-parameter (lr, momentum, ...): a scalar
@@ -151,12 +154,26 @@ struct HyperParameter {
 /// and LLVM take time that grows faster than the pipeline (a 50-layer MLP
 /// took 271 s as one pipeline), so large models are cut into stages that
 /// are compiled apart (in parallel) and run one after another.
+///
+/// A training step is two stages (docs/architecture.md, "State in place"): the
+/// gradients (forward, loss, backward, batch statistics) and the update
+/// (optimizer, running statistics, counters), which reads the gradients from
+/// buffers and writes the state over the state it read: the update is
+/// element-wise, each new value read only by nothing but its own element's
+/// update, so its outputs may alias its inputs.
 struct LoweredStage {
-  /// The stage's arguments and results: the entry point's for the first and
-  /// the last stage; between stages, the one tensor that flows from one to
-  /// the next (a stage is cut only where a single tensor is live).
+  /// The stage's arguments and results. Inference: the entry point's for
+  /// the first and the last stage; between stages, the one tensor that
+  /// flows from one to the next (a stage is cut only where a single tensor
+  /// is live). A training step's update stage takes the entry point's
+  /// arguments too, then the tensors the gradients stage gives it.
   std::vector<EntryTensor> inputs;
   std::vector<EntryTensor> outputs;
+  /// Per output: its index among the entry point's results, or -1 for a
+  /// tensor a later stage reads (through the ImageParam in its `param`).
+  std::vector<int> results;
+  /// Whether this is a training step's update stage (see above).
+  bool update = false;
   std::vector<LayerFuncs> layers;   // in graph order
   /// Whether the stage holds training-step ops (scheduled as one).
   bool training = false;
@@ -180,6 +197,9 @@ struct LoweredStage {
 
   /// JIT: the pipeline LoweredModel::compileJit compiled (undefined before).
   Halide::Pipeline jit;
+  /// JIT: the buffers of the outputs that a later stage reads, kept from
+  /// call to call while their extents stay (nothing allocated per step).
+  std::vector<Halide::Buffer<>> between;
 };
 
 struct LoweredModel {
@@ -201,6 +221,9 @@ struct LoweredModel {
   bool externalWeights = false;
   /// What compileJit compiled for (undefined before).
   Halide::Target jitCompiledFor;
+  /// JIT: the stages the last realize ran to the end (all of them, or
+  /// those before the one that failed).
+  size_t stagesRun = 0;
 
   bool hasExternalWeights() const { return externalWeights; }
   /// The first input and output (inference: the only ones).
@@ -216,7 +239,8 @@ struct LoweredModel {
   /// Halide::Pipeline::realize does (compiling for `target` what compileJit
   /// did not; an undefined `target` means the one compileJit used, or
   /// jitTarget()); the tensors between stages live in buffers allocated
-  /// here. `context` (may be null) reaches the runtime's handlers.
+  /// here (LoweredStage::between). `context` (may be null) reaches the
+  /// runtime's handlers.
   void realize(Halide::Realization outputs, const Halide::Target &target = Halide::Target(),
                Halide::JITUserContext *context = nullptr);
 };
