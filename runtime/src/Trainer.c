@@ -363,8 +363,9 @@ int kiln_trainer_save_state(const kiln_trainer_t *trainer, const char *path, cha
 }
 
 /* The buffer of step argument `kind`: the batch's arrays and metrics. */
-static void describe_arg(const kiln_trainer_t *trainer, int kind, const float *inputs, const int64_t *labels, int64_t batch, float *loss,
-                         int64_t *correct, halide_buffer_t *buffer, halide_dimension_t *dims) {
+static void describe_arg(const kiln_trainer_t *trainer, int kind, const float *inputs,
+                         const int64_t *labels, int64_t batch, float *loss, int64_t *correct,
+                         halide_buffer_t *buffer, halide_dimension_t *dims) {
   const kiln_model_tensor_t *input = &trainer->eval.input;
   int64_t label_shape[1] = {-1};
   switch (kind) {
